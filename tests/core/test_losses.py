@@ -1,0 +1,105 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from thorndike.core.distributions import Categorical
+from thorndike.core.losses import approx_kl, clipped_surrogate, value_loss
+
+# ---------------------------------------------------------------- clipped_surrogate
+
+
+@pytest.mark.parametrize(
+    "ratio, adv, expected",
+    [
+        (1.5, 1.0, 1.2),  # min(1.5, 1.2*1)
+        (0.5, 1.0, 0.5),  # min(0.5, 0.8*1)
+        (0.5, -1.0, -0.8),  # min(-0.5, 0.8*-1)
+        (1.5, -1.0, -1.5),  # min(-1.5, 1.2*-1)
+        (1.0, 3.0, 3.0),  # inside the clip range both terms equal ratio*A
+        (1.0, -2.5, -2.5),
+    ],
+)
+def test_clipped_surrogate_oracles(ratio, adv, expected):
+    out = clipped_surrogate(torch.tensor(ratio), torch.tensor(adv), 0.2)
+    assert out.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_clipped_surrogate_gradient():
+    ratio = torch.tensor([1.5, 0.5, 1.5, 0.5, 1.1], requires_grad=True)
+    adv = torch.tensor([1.0, -1.0, -1.0, 1.0, 2.0])
+    clipped_surrogate(ratio, adv, 0.2).sum().backward()
+    # clipped on the good side (ratio>1.2,A>0 / ratio<0.8,A<0): no gradient;
+    # the pessimistic side keeps the unclipped term, so d/d ratio = A; inside the range also A.
+    torch.testing.assert_close(ratio.grad, torch.tensor([0.0, 0.0, -1.0, 1.0, 2.0]))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    ratio=st.lists(st.floats(0.0, 5.0), min_size=1, max_size=20),
+    clip=st.floats(0.01, 0.5),
+    seed=st.integers(0, 1000),
+)
+def test_clipped_never_exceeds_unclipped(ratio, clip, seed):
+    r = torch.tensor(ratio, dtype=torch.float64)
+    a = torch.randn(len(ratio), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    assert (clipped_surrogate(r, a, clip) <= r * a).all()
+
+
+# ---------------------------------------------------------------- value_loss
+
+
+def test_value_loss_unclipped():
+    # (V-R)^2 = [1, 4] -> 0.5 * 2.5 = 1.25
+    v, r = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])
+    assert value_loss(v, r).item() == pytest.approx(1.25)
+    # old values without clip change nothing
+    assert value_loss(v, r, old_values=torch.tensor([9.0, 9.0])).item() == pytest.approx(1.25)
+
+
+def test_value_loss_clipped():
+    # V = [1, 2], R = [1.5, 1], old = [0, 3], clip .2
+    # unclipped sq: [.25, 1]; V_clip = old + clamp(V-old) = [0 + .2, 3 - .2] = [.2, 2.8]
+    # clipped sq: [(.2-1.5)^2, (2.8-1)^2] = [1.69, 3.24]; max -> [1.69, 3.24]; 0.5*mean = 1.2325
+    v, r, old = torch.tensor([1.0, 2.0]), torch.tensor([1.5, 1.0]), torch.tensor([0.0, 3.0])
+    assert value_loss(v, r, old, 0.2).item() == pytest.approx(1.2325)
+    # V = [1, 2], R = [0, 4], old = [.5, 2.5]: V_clip = [.7, 2.3], sq_clip = [.49, 2.89] < [1, 4] -> 1.25
+    v, r, old = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0]), torch.tensor([0.5, 2.5])
+    assert value_loss(v, r, old, 0.2).item() == pytest.approx(1.25)
+
+
+def test_value_loss_clip_needs_old_values():
+    with pytest.raises(ValueError):
+        value_loss(torch.zeros(2), torch.zeros(2), clip=0.2)
+
+
+# ---------------------------------------------------------------- approx_kl
+
+
+def test_approx_kl_zero_and_hand():
+    assert approx_kl(torch.zeros(5)).item() == 0.0
+    # r = [2, 1/2]: (2-1-ln2) + (.5-1+ln2) = .5 -> mean .25
+    lr = torch.tensor([math.log(2.0), -math.log(2.0)], dtype=torch.float64)
+    assert approx_kl(lr).item() == pytest.approx(0.25, abs=1e-12)
+
+
+def test_approx_kl_non_negative():
+    g = torch.Generator().manual_seed(0)
+    for scale in (1e-4, 0.1, 3.0):
+        lr = torch.randn(100, generator=g) * scale
+        # each term (r - 1 - log r) >= 0, so even a single sample is non-negative
+        assert approx_kl(lr).item() >= 0.0
+        assert (torch.stack([approx_kl(x) for x in lr]) >= 0).all()
+
+
+def test_approx_kl_estimates_true_kl():
+    p_logits = torch.tensor([0.0, 0.5, 1.0, -0.3], dtype=torch.float64)
+    q_logits = p_logits + torch.tensor([0.1, -0.1, 0.05, 0.2], dtype=torch.float64)
+    logp, logq = p_logits.log_softmax(-1), q_logits.log_softmax(-1)
+    true_kl = (logp.exp() * (logp - logq)).sum()  # KL(p || q), p = old policy
+    old = Categorical(p_logits.expand(200_000, 4))
+    a = old.sample(torch.Generator().manual_seed(0))
+    est = approx_kl(logq[a] - logp[a])
+    assert est.item() == pytest.approx(true_kl.item(), rel=0.05)

@@ -1,0 +1,53 @@
+import math
+
+import torch
+from torch import nn
+
+from thorndike.core.networks import NatureCNN, layer_init, mlp
+
+
+def test_layer_init_orthogonal_and_bias():
+    layer = layer_init(nn.Linear(32, 32), gain=math.sqrt(2), bias=0.5)
+    w = layer.weight.detach().double()
+    # orthogonal Q scaled by gain: W W^T = gain^2 I = 2 I
+    torch.testing.assert_close(w @ w.T, 2.0 * torch.eye(32, dtype=torch.float64), atol=1e-5, rtol=0)
+    assert torch.equal(layer.bias.detach(), torch.full((32,), 0.5))
+
+
+def test_layer_init_returns_same_layer_and_handles_no_bias():
+    layer = nn.Linear(4, 3, bias=False)
+    assert layer_init(layer, gain=1.0) is layer
+    # 3x4 with orthonormal rows: W W^T = I
+    w = layer.weight.detach()
+    torch.testing.assert_close(w @ w.T, torch.eye(3), atol=1e-5, rtol=0)
+
+
+def test_mlp_structure_and_gains():
+    net = mlp([64, 64, 64, 2], activation=nn.ReLU, output_gain=0.01)
+    kinds = [type(m) for m in net]
+    assert kinds == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
+    for hidden in (net[0], net[2]):  # square hidden layers: W W^T = 2 I
+        w = hidden.weight.detach()
+        torch.testing.assert_close(w @ w.T, 2.0 * torch.eye(64), atol=1e-4, rtol=0)
+        assert torch.equal(hidden.bias.detach(), torch.zeros(64))
+    w = net[4].weight.detach()  # 2x64, orthonormal rows * .01: W W^T = 1e-4 I
+    torch.testing.assert_close(w @ w.T, 1e-4 * torch.eye(2), atol=1e-8, rtol=0)
+
+
+def test_mlp_output_shape_and_default_activation():
+    net = mlp([5, 16, 3])
+    assert isinstance(net[1], nn.Tanh) and len(net) == 3
+    assert net(torch.randn(7, 5)).shape == (7, 3)
+    assert net(torch.randn(2, 7, 5)).shape == (2, 7, 3)
+
+
+def test_nature_cnn_shapes_and_scaling():
+    torch.manual_seed(0)
+    net = NatureCNN(in_channels=4, features=512)
+    x = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    y = net(x)
+    assert y.shape == (2, 512) and y.dtype == torch.float32
+    assert (y >= 0).all()  # ends in ReLU
+    # uint8 frames are scaled by 1/255 inside forward; floats are taken as already scaled
+    torch.testing.assert_close(y, net(x.float() / 255.0))
+    assert NatureCNN(in_channels=1, features=64)(torch.zeros(3, 1, 84, 84)).shape == (3, 64)

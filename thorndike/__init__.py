@@ -1,0 +1,29 @@
+"""thorndike: reinforcement learning from value iteration to GRPO, in PyTorch and Gymnasium.
+
+    import thorndike as th
+    agent = th.make("ppo", env="CartPole-v1", seed=0)
+    agent.learn(total_steps=100_000)
+    print(agent.evaluate(episodes=10))
+"""
+
+from thorndike import envs, plot
+from thorndike.agent import EvalResult, NonFiniteError
+from thorndike.config import ConfigError, RunOptions
+from thorndike.core.checkpoint import CheckpointError
+from thorndike.registry import algorithms, load, make, resume
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "EvalResult",
+    "NonFiniteError",
+    "RunOptions",
+    "algorithms",
+    "envs",
+    "load",
+    "make",
+    "plot",
+    "resume",
+]

@@ -1,0 +1,122 @@
+"""Config dataclasses: validation helpers, the options every run shares, and building configs from dicts.
+
+An algorithm's ``Config`` is a dataclass whose fields each carry a default and a one-line meaning (the
+``help`` metadata), validated in ``__post_init__`` with :func:`check`, so a bad value fails at construction with
+the field's name, never deep inside a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config value or key that cannot be used; the message names the field and the fix."""
+
+
+def check(condition: bool, name: str, value: Any, requirement: str) -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(f"invalid config: {name}={value!r}; {name} must be {requirement}")
+
+
+def describe(help_text: str, default: Any) -> Any:
+    """A dataclass field with a default and its one-line meaning."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: default.copy(), metadata={"help": help_text})
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass
+class RunOptions:
+    """How a run is carried out; shared by every algorithm (not part of the algorithm's math)."""
+
+    device: str = describe("torch device: cpu, cuda, or auto (cuda when available)", "cpu")
+    threads: int = describe("torch CPU threads (1 is fastest for small networks)", 1)
+    backend: str = describe("env backend: auto, gymnasium or torch", "auto")
+    run_root: str = describe("folder under which runs/<algo>-<env>-<seed>-<time>/ is created", "runs")
+    checkpoint_every: int = describe("env steps between checkpoints (0: a tenth of the run)", 0)
+    keep_checkpoints: int = describe("how many recent checkpoints to keep (0: all)", 3)
+    eval_every: int = describe("env steps between evaluations during learn (0: none)", 0)
+    eval_episodes: int = describe("episodes per evaluation", 10)
+    stop_return: float | None = describe("stop once the deterministic evaluation mean reaches this", None)
+    progress: bool = describe("show a progress bar", True)
+    tensorboard: bool = describe("write TensorBoard events", True)
+
+    def __post_init__(self) -> None:
+        check(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"), "device", self.device,
+              "cpu, cuda, cuda:N or auto")
+        check(self.threads >= 1, "threads", self.threads, ">= 1")
+        check(self.backend in ("auto", "gymnasium", "torch"), "backend", self.backend, "auto, gymnasium or torch")
+        check(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
+        check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0")
+        check(self.eval_episodes >= 1, "eval_episodes", self.eval_episodes, ">= 1")
+
+
+def field_help(cls: type) -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def coerce(annotation: Any, value: Any) -> Any:
+    """Convert ``value`` (from YAML or a command line string) to the field's annotated type."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, vars(typing) | vars(types) | {"float": float, "int": int})  # noqa: S307
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(arg, value)
+            except (TypeError, ValueError) as err:
+                errors.append(str(err))
+        raise ValueError("; ".join(errors))
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(coerce(args[0], v) for v in items if v != "")
+    if annotation is bool:
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"expected true or false, got {value!r}")
+        return bool(value)
+    if annotation is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"expected an integer, got {value!r}")
+        return int(float(value)) if isinstance(value, str) else int(value)
+    if annotation is float:
+        return float(value)
+    if annotation is str:
+        return str(value)
+    return value
+
+
+def build_config(cls: type, values: dict[str, Any]) -> Any:
+    """``cls(**values)`` with types coerced and unknown keys refused with close matches."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        raise unknown_field_error(unknown[0], list(fields), cls.__name__)
+    kwargs = {}
+    for key, value in values.items():
+        try:
+            kwargs[key] = coerce(fields[key].type, value)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"invalid config: {key}={value!r} is not a {fields[key].type}: {err}") from err
+    return cls(**kwargs)
+
+
+def unknown_field_error(key: str, known: list[str], owner: str) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"unknown config field '{key}' for {owner}.{hint} Known fields: {', '.join(sorted(known))}")

@@ -1,0 +1,48 @@
+"""Rollout storage: preallocated ``[T, N, ...]`` tensors on the algorithm's device, filled one step at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+
+class RolloutBuffer:
+    """Named tensors of shape ``[n_steps, n_envs, *shape]``; ``add`` writes row ``t`` of each."""
+
+    def __init__(
+        self,
+        n_steps: int,
+        n_envs: int,
+        fields: dict[str, tuple[tuple[int, ...], torch.dtype]],
+        device: torch.device | str = "cpu",
+    ):
+        self.n_steps, self.n_envs = n_steps, n_envs
+        self.data = {
+            name: torch.zeros((n_steps, n_envs, *shape), dtype=dtype, device=device)
+            for name, (shape, dtype) in fields.items()
+        }
+
+    def __getitem__(self, name: str) -> Tensor:
+        return self.data[name]
+
+    def add(self, t: int, **values: Tensor) -> None:
+        for name, value in values.items():
+            self.data[name][t] = value
+
+    def flat(self, **extra: Tensor) -> dict[str, Tensor]:
+        """Every field (and ``extra`` ``[T, N, ...]`` tensors) with time and env merged: ``[T*N, ...]``."""
+        merged = {**self.data, **extra}
+        return {name: t.reshape(self.n_steps * self.n_envs, *t.shape[2:]) for name, t in merged.items()}
+
+
+def minibatches(
+    batch: dict[str, Tensor], minibatch_size: int, generator: torch.Generator | None = None
+) -> Iterator[dict[str, Tensor]]:
+    """One shuffled pass over ``batch`` in minibatches (the last one may be smaller)."""
+    size = next(iter(batch.values())).shape[0]
+    order = torch.randperm(size, generator=generator).to(next(iter(batch.values())).device)
+    for start in range(0, size, minibatch_size):
+        index = order[start : start + minibatch_size]
+        yield {name: t[index] for name, t in batch.items()}

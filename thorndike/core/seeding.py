@@ -1,0 +1,48 @@
+"""Seeding and the random-number states a checkpoint must carry for an exact resume."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch's global generators; return a torch.Generator for the algorithm's sampling.
+
+    Sampling actions and shuffling minibatches go through the returned generator, so that evaluation (which has
+    its own) never shifts the training stream.
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Every random state of the process (and of ``generator`` if given), for a checkpoint."""
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    if generator is not None:
+        states["generator"] = generator.get_state()
+    return states
+
+
+def set_rng_states(states: dict[str, Any], generator: torch.Generator | None = None) -> None:
+    """Restore what :func:`rng_states` captured."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    if generator is not None and "generator" in states:
+        generator.set_state(states["generator"])

@@ -1,0 +1,98 @@
+"""Observation and reward normalisation as VecEnv wrappers, with statistics that go into checkpoints.
+
+Reward normalisation divides by the running standard deviation of the discounted return (not of the reward),
+as in PPO's reference implementation; episode statistics in ``info`` stay in raw reward units because they are
+counted below these wrappers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from thorndike.core.running_stats import RunningMeanStd
+from thorndike.envs.vec_env import Info, VecEnv
+
+
+class _Wrapper:
+    def __init__(self, env: VecEnv):
+        self.env = env
+        self.training = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def train(self, mode: bool = True) -> None:
+        """Freeze (``False``) or resume (``True``) updates of the statistics, here and below."""
+        self.training = mode
+        if hasattr(self.env, "train"):
+            self.env.train(mode)
+
+
+class NormalizeObservation(_Wrapper):
+    """``(obs - mean) / std`` with running statistics, clipped to ``[-clip, clip]``."""
+
+    def __init__(self, env: VecEnv, clip: float = 10.0, epsilon: float = 1e-8):
+        super().__init__(env)
+        self.clip, self.epsilon = clip, epsilon
+        self.stats = RunningMeanStd(env.single_observation_space.shape, device=env.device)
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        scaled = (obs - self.stats.mean) / (self.stats.var + self.epsilon).sqrt()
+        return scaled.clamp(-self.clip, self.clip).to(torch.float32)
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        obs = self.env.reset(seed=seed)
+        if self.training:
+            self.stats.update(obs)
+        return self.normalize(obs)
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Info]:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        if self.training:
+            self.stats.update(obs)
+        info["final_obs"] = self.normalize(info["final_obs"])
+        return self.normalize(obs), reward, terminated, truncated, info
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"env": self.env.state_dict(), "obs_stats": self.stats.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.env.load_state_dict(state["env"])
+        self.stats.load_state_dict(state["obs_stats"])
+
+
+class NormalizeReward(_Wrapper):
+    """``reward / std(discounted return)``, clipped to ``[-clip, clip]``."""
+
+    def __init__(self, env: VecEnv, gamma: float, clip: float = 10.0, epsilon: float = 1e-8):
+        super().__init__(env)
+        self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
+        self.stats = RunningMeanStd((), device=env.device)
+        self.discounted = torch.zeros(env.n_envs, dtype=torch.float64, device=env.device)
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        self.discounted.zero_()
+        return self.env.reset(seed=seed)
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Info]:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        if self.training:
+            self.discounted = self.discounted * self.gamma + reward
+            self.stats.update(self.discounted)
+            self.discounted = self.discounted.masked_fill(terminated | truncated, 0.0)
+        scaled = (reward / (self.stats.var + self.epsilon).sqrt()).clamp(-self.clip, self.clip)
+        return obs, scaled.to(torch.float32), terminated, truncated, info
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "env": self.env.state_dict(),
+            "return_stats": self.stats.state_dict(),
+            "discounted": self.discounted.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.env.load_state_dict(state["env"])
+        self.stats.load_state_dict(state["return_stats"])
+        self.discounted = state["discounted"].to(self.discounted.device)

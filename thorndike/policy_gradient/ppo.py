@@ -1,0 +1,210 @@
+"""Proximal Policy Optimization (PPO-Clip).
+
+Notes: 003 lecture 8 (TRPO -> PPO), 004 "Proximal Policy Optimization" (surrogate, clipping, the K-epoch loop),
+000 lecture 3. Each iteration collects ``n_steps`` from ``n_envs`` copies with the current policy pi_old, computes
+GAE(lambda) advantages, then takes ``n_epochs`` passes of minibatch gradient steps on
+
+    L(theta) = E_t[ min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t) ] - c1 L^VF + c2 S[pi_theta],
+    r_t = pi_theta(a_t | s_t) / pi_old(a_t | s_t),
+
+maximised (we minimise its negative). eps = 0.2 as in the paper and the notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from thorndike.agent import Agent
+from thorndike.config import check, describe
+from thorndike.core.buffers import RolloutBuffer, minibatches
+from thorndike.core.diagnostics import explained_variance
+from thorndike.core.distributions import Categorical, DiagGaussian
+from thorndike.core.losses import approx_kl, clipped_surrogate, value_loss
+from thorndike.core.networks import mlp
+from thorndike.core.returns import gae, normalize
+from thorndike.core.schedules import Constant, Linear
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+@dataclass
+class PPOConfig:
+    n_envs: int = describe("parallel environment copies (N)", 8)
+    n_steps: int = describe("steps collected per copy each iteration (T); batch = N * T", 256)
+    lr: float = describe("Adam learning rate", 3e-4)
+    anneal_lr: bool = describe("decay the learning rate linearly to 0 over the run", True)
+    gamma: float = describe("discount factor", 0.99)
+    gae_lambda: float = describe("GAE lambda: 0 is one-step TD, 1 is Monte Carlo", 0.95)
+    n_epochs: int = describe("passes over each batch (K)", 10)
+    minibatch_size: int = describe("samples per gradient step", 64)
+    clip: float = describe("clip range eps of the probability ratio", 0.2)
+    clip_value: float | None = describe("clip range of the value update (None: unclipped)", None)
+    vf_coef: float = describe("value-loss coefficient c1", 0.5)
+    ent_coef: float = describe("entropy-bonus coefficient c2", 0.0)
+    max_grad_norm: float | None = describe("clip the gradient's global norm to this (None: off)", 0.5)
+    target_kl: float | None = describe("stop the epochs early once approx. KL exceeds this (None: off)", None)
+    normalize_advantages: bool = describe("standardise advantages per minibatch", True)
+    normalize_obs: bool = describe("normalise observations with running statistics", False)
+    normalize_reward: bool = describe("scale rewards by the running std of the discounted return", False)
+    hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the actor and the critic", (64, 64))
+    activation: str = describe("hidden activation: tanh or relu", "tanh")
+    log_std_init: float = describe("initial log std of the Gaussian policy (continuous actions)", 0.0)
+
+    def __post_init__(self) -> None:
+        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
+        check(self.n_steps >= 1, "n_steps", self.n_steps, ">= 1")
+        check(self.lr > 0, "lr", self.lr, "> 0")
+        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+        check(self.n_epochs >= 1, "n_epochs", self.n_epochs, ">= 1")
+        check(self.minibatch_size >= 1, "minibatch_size", self.minibatch_size, ">= 1")
+        check(self.minibatch_size <= self.n_envs * self.n_steps, "minibatch_size", self.minibatch_size,
+              f"<= n_envs * n_steps = {self.n_envs * self.n_steps}")
+        check(self.clip > 0, "clip", self.clip, "> 0")
+        check(self.clip_value is None or self.clip_value > 0, "clip_value", self.clip_value, "> 0 or None")
+        check(self.vf_coef >= 0, "vf_coef", self.vf_coef, ">= 0")
+        check(self.ent_coef >= 0, "ent_coef", self.ent_coef, ">= 0")
+        check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
+              "> 0 or None")
+        check(self.target_kl is None or self.target_kl > 0, "target_kl", self.target_kl, "> 0 or None")
+        check(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes), "hidden_sizes",
+              self.hidden_sizes, "one or more positive widths")
+        check(self.activation in ACTIVATIONS, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
+
+
+class ActorCritic(nn.Module):
+    """Separate actor and critic MLPs; a state-independent log std for continuous actions."""
+
+    def __init__(self, obs_dim: int, action_space: gym.Space, config: PPOConfig):
+        super().__init__()
+        hidden = list(config.hidden_sizes)
+        activation = ACTIVATIONS[config.activation]
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        n_out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        # Small final gain: the initial policy is near uniform (or near zero mean), as in the PPO paper's code.
+        self.actor = mlp([obs_dim, *hidden, n_out], activation, output_gain=0.01)
+        self.critic = mlp([obs_dim, *hidden, 1], activation, output_gain=1.0)
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.full((n_out,), config.log_std_init))
+
+    def distribution(self, obs: Tensor) -> Categorical | DiagGaussian:
+        out = self.actor(obs.flatten(1))
+        return Categorical(out) if self.discrete else DiagGaussian(out, self.log_std)
+
+    def value(self, obs: Tensor) -> Tensor:
+        return self.critic(obs.flatten(1)).squeeze(-1)
+
+
+class PPO(Agent):
+    """Proximal Policy Optimization with clipped surrogate, GAE and minibatch epochs."""
+
+    name = "ppo"
+    Config = PPOConfig
+    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
+
+    def build(self) -> None:
+        config: PPOConfig = self.config
+        obs_space, action_space = self.envs.single_observation_space, self.envs.single_action_space
+        self.model = ActorCritic(int(np.prod(obs_space.shape)), action_space, config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, eps=1e-5)
+        self.components = {"model": self.model, "optimizer": self.optimizer}
+        action_shape = () if self.model.discrete else action_space.shape
+        action_dtype = torch.long if self.model.discrete else torch.float32
+        f32, boolean = torch.float32, torch.bool
+        self.buffer = RolloutBuffer(config.n_steps, config.n_envs, {
+            "obs": (obs_space.shape, f32), "actions": (action_shape, action_dtype), "log_probs": ((), f32),
+            "values": ((), f32), "rewards": ((), f32), "terminated": ((), boolean), "truncated": ((), boolean),
+            "next_values": ((), f32),
+        }, device=self.device)
+
+    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
+        dist = self.model.distribution(obs)
+        return dist.mode() if deterministic else dist.sample(generator)
+
+    def learn(self, total_steps: int) -> PPO:
+        """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
+        lr = Linear(self.config.lr, 0.0, total_steps) if self.config.anneal_lr else Constant(self.config.lr)
+        with self.session(total_steps) as run:
+            while run.running():
+                self.collect()
+                advantages, returns = self.targets()
+                stats = self.update(advantages, returns, lr(self.global_step))
+                run.log(stats)
+        return self
+
+    @torch.no_grad()
+    def collect(self) -> None:
+        """Fill the buffer with n_steps x n_envs transitions under the current policy."""
+        buf, model = self.buffer, self.model
+        for t in range(self.config.n_steps):
+            obs = self.obs
+            dist = model.distribution(obs)
+            actions = dist.sample(self.generator)
+            next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+            self.check_finite("observation", next_obs)
+            self.check_finite("reward", rewards)
+            # V(s_{t+1}) is the next row's value, except where the episode was cut short: there the bootstrap
+            # is the value of the final observation, which autoreset has replaced in next_obs.
+            next_values = torch.zeros_like(rewards)
+            if truncated.any():
+                next_values[truncated] = model.value(info["final_obs"][truncated])
+            buf.add(t, obs=obs, actions=actions, log_probs=dist.log_prob(actions), values=model.value(obs),
+                    rewards=rewards, terminated=terminated, truncated=truncated, next_values=next_values)
+            self.obs = next_obs
+            self.global_step += self.config.n_envs
+            self.record_episodes(info)
+        following = torch.cat([buf["values"][1:], model.value(self.obs).unsqueeze(0)])
+        buf["next_values"].copy_(torch.where(buf["truncated"], buf["next_values"], following))
+
+    def targets(self) -> tuple[Tensor, Tensor]:
+        """GAE(lambda) advantages and the critic's regression targets (lambda-returns)."""
+        buf, config = self.buffer, self.config
+        advantages = gae(buf["rewards"], buf["values"], buf["next_values"], buf["terminated"], buf["truncated"],
+                         config.gamma, config.gae_lambda)
+        return advantages, advantages + buf["values"]
+
+    def update(self, advantages: Tensor, returns: Tensor, lr: float) -> dict[str, float]:
+        """n_epochs passes of minibatch steps on the clipped surrogate, value loss and entropy bonus."""
+        config = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self.buffer.flat(advantages=advantages, returns=returns)
+        totals = dict.fromkeys(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), 0.0)
+        n_updates, stopped_early = 0, False
+        for _ in range(config.n_epochs):
+            for mb in minibatches(batch, config.minibatch_size, self.generator):
+                dist = self.model.distribution(mb["obs"])
+                log_ratio = dist.log_prob(mb["actions"]) - mb["log_probs"]
+                ratio = log_ratio.exp()
+                kl = approx_kl(log_ratio.detach())
+                if config.target_kl is not None and kl > config.target_kl:
+                    stopped_early = True
+                    break
+                adv = normalize(mb["advantages"]) if config.normalize_advantages else mb["advantages"]
+                policy_loss = -clipped_surrogate(ratio, adv, config.clip).mean()
+                v_loss = value_loss(self.model.value(mb["obs"]), mb["returns"], mb["values"], config.clip_value)
+                entropy = dist.entropy().mean()
+                loss = policy_loss + config.vf_coef * v_loss - config.ent_coef * entropy
+                self.check_finite("loss", loss.detach())
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+                self.optimizer.step()
+                n_updates += 1
+                clip_fraction = ((ratio - 1).abs() > config.clip).float().mean()
+                for key, value in (("policy_loss", policy_loss), ("value_loss", v_loss), ("entropy", entropy),
+                                   ("approx_kl", kl), ("clip_fraction", clip_fraction)):
+                    totals[key] += value.detach()  # summed on device; read once per iteration
+            if stopped_early:
+                break
+        stats = {k: float(v) / max(n_updates, 1) for k, v in totals.items()}
+        stats["explained_variance"] = float(explained_variance(batch["values"], batch["returns"]))
+        stats["lr"] = lr
+        stats["updates"] = n_updates
+        return stats

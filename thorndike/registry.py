@@ -1,0 +1,142 @@
+"""The algorithm registry and the public entry points ``make``, ``load``, ``resume`` and ``algorithms``."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import yaml
+
+from thorndike.config import RunOptions, build_config, unknown_field_error
+
+# name -> "module:Class"; imported lazily so `thorndike list` stays fast.
+ALGORITHMS: dict[str, str] = {
+    "ppo": "thorndike.policy_gradient.ppo:PPO",
+}
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def get_algorithm(name: str) -> type:
+    """The algorithm class registered as ``name``, or an error listing close matches."""
+    key = name.lower()
+    if key not in ALGORITHMS:
+        close = difflib.get_close_matches(key, list(ALGORITHMS), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown algorithm '{name}'.{hint} Available: {', '.join(sorted(ALGORITHMS))}")
+    module, _, cls = ALGORITHMS[key].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def algorithms() -> list[tuple[str, str, str]]:
+    """(name, supported action spaces, one-line description) for every registered algorithm."""
+    rows = []
+    for name in sorted(ALGORITHMS):
+        cls = get_algorithm(name)
+        spaces = ", ".join(s.__name__ for s in cls.action_spaces)
+        rows.append((name, spaces, (cls.__doc__ or "").strip().splitlines()[0]))
+    return rows
+
+
+def algorithms_supporting(action_space: gym.Space) -> list[str]:
+    return [name for name in sorted(ALGORITHMS) if isinstance(action_space, get_algorithm(name).action_spaces)]
+
+
+def tuned_config(algo: str, env: Any) -> dict[str, Any]:
+    """Tuned hyperparameters for ``algo`` on ``env`` from ``thorndike/configs/<algo>.yaml`` (empty if none)."""
+    path = CONFIG_DIR / f"{algo}.yaml"
+    if not isinstance(env, str) or not path.exists():
+        return {}
+    return dict((yaml.safe_load(path.read_text()) or {}).get(env, {}))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML file of config fields (flat, or a run's ``config.yaml`` with ``config``/``options`` sections)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of field: value")
+    if "config" in data and isinstance(data["config"], dict):
+        return {**data["config"], **data.get("options", {})}
+    return data
+
+
+def split_fields(cls: type, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``values`` into the algorithm's Config fields and RunOptions fields; refuse anything else."""
+    config_fields = {f.name for f in dataclasses.fields(cls.Config)}
+    option_fields = {f.name for f in dataclasses.fields(RunOptions)}
+    config, options = {}, {}
+    for key, value in values.items():
+        if key in config_fields:
+            config[key] = value
+        elif key in option_fields:
+            options[key] = value
+        else:
+            raise unknown_field_error(key, sorted(config_fields | option_fields), f"{cls.name}")
+    return config, options
+
+
+def make(algo: str, env: Any, seed: int = 0, config: str | Path | None = None, tuned: bool = True,
+         **fields: Any) -> Any:
+    """Build an agent: ``th.make("ppo", env="CartPole-v1", seed=0, n_envs=8)``.
+
+    Config values are taken in this order, later ones winning: the Config's defaults, the tuned values for this
+    env in ``thorndike/configs/<algo>.yaml`` (unless ``tuned=False``), the YAML file ``config``, then ``fields``.
+    Run options (``device``, ``checkpoint_every``, ``stop_return``, ...) may be given the same way.
+    """
+    cls = get_algorithm(algo)
+    values = tuned_config(cls.name, env) if tuned else {}
+    if config is not None:
+        values.update(read_config_file(config))
+    values.update(fields)
+    config_values, option_values = split_fields(cls, values)
+    return cls(env, build_config(cls.Config, config_values), seed=seed,
+               options=build_config(RunOptions, option_values))
+
+
+def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Any:
+    cls = get_algorithm(state["algo"])
+    run_options = build_config(RunOptions, {**state["options"], **options})
+    agent = cls(env if env is not None else state["env"], build_config(cls.Config, state["config"]),
+                seed=state["seed"], options=run_options)
+    agent.load_state_dict(state)
+    return agent
+
+
+def load(path: str | Path, env: Any = None, **options: Any) -> Any:
+    """Load an agent saved with ``agent.save`` (or a run's ``final.pt`` or checkpoint, or a run folder).
+
+    ``env`` overrides the env recorded in the file (needed when it was built by a callable).
+    """
+    from thorndike.core.checkpoint import load_checkpoint
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "final.pt" if (path / "final.pt").exists() else _latest(path)
+    return _from_state(load_checkpoint(path), env, {"progress": False, **options})
+
+
+def _latest(run_dir: Path) -> Path:
+    from thorndike.agent import resume_state
+
+    return resume_state(run_dir)[0]
+
+
+def resume(run_dir: str | Path, **options: Any) -> Any:
+    """Rebuild an interrupted run from its newest valid checkpoint; ``agent.learn(agent.total_steps)`` goes on."""
+    from thorndike.agent import resume_state
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
+    path, state = resume_state(run_dir)
+    agent = _from_state(state, None, options)
+    agent.run_dir = run_dir
+    agent.last_checkpoint = path
+    return agent
