@@ -141,6 +141,9 @@ class EvalAndStop(BaseCallback):
     def _on_rollout_start(self) -> None:
         # Called at the start of each collection, i.e. after the previous rollout's update: the same point at
         # which thorndike evaluates (after the iteration whose steps reach the mark).
+        self._maybe_evaluate()
+
+    def _maybe_evaluate(self) -> None:
         if self.solved_at is not None or self.num_timesteps < self.next_eval:
             return
         self.next_eval += self.eval_every
@@ -159,6 +162,7 @@ class EvalAndStop(BaseCallback):
         return self.solved_at is None
 
     def _on_training_end(self) -> None:
+        self._maybe_evaluate()  # after the last update, as thorndike does when the last iteration crosses a mark
         if self.stop_time is None:
             self.stop_time = time.perf_counter() - self.start
             self.stop_step = self.num_timesteps

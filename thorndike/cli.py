@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from thorndike.config import ConfigError, RunOptions, field_help, unknown_field_error
+from thorndike.core.checkpoint import CheckpointError
 
 
 def _field_parser(algo_cls: type) -> argparse.ArgumentParser:
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return {"demo": cmd_demo, "eval": cmd_eval, "plot": cmd_plot, "list": cmd_list}[args.command](args)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"thorndike: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,69 @@
+"""Checkpoint files: atomic, verified, refused by name when damaged, newest valid one found."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from thorndike.core.checkpoint import (
+    CheckpointError,
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+
+
+def test_round_trip_and_no_temporary_left(tmp_path: Path) -> None:
+    state = {"w": torch.arange(5.0), "step": 7, "nested": {"a": [1, 2]}}
+    path = save_checkpoint(state, tmp_path / "c.pt")
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded["w"], state["w"]) and loaded["step"] == 7 and loaded["nested"] == {"a": [1, 2]}
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[: len(b) // 2], "truncated"),
+        (lambda b: b[:10], "truncated|bad header"),
+        (lambda b: b[:-1] + bytes([b[-1] ^ 0xFF]), "corrupted"),
+        (lambda b: b"garbage", "not a thorndike checkpoint"),
+    ],
+)
+def test_damaged_files_are_refused_by_name(tmp_path: Path, damage, message: str) -> None:
+    path = save_checkpoint({"x": torch.ones(100)}, tmp_path / "c.pt")
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_latest_valid_falls_back_past_damaged_files(tmp_path: Path) -> None:
+    for step in (100, 200, 300):
+        save_checkpoint({"step": step}, checkpoint_path(tmp_path, step))
+    newest = checkpoint_path(tmp_path, 300)
+    newest.write_bytes(newest.read_bytes()[:-3])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path, state = load_latest_checkpoint(tmp_path)
+    assert state["step"] == 200 and path == checkpoint_path(tmp_path, 200)
+    assert any(str(newest) in str(w.message) for w in caught)
+
+
+def test_no_valid_checkpoint_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no valid checkpoint"):
+        load_latest_checkpoint(tmp_path)
+
+
+def test_checkpoints_sort_by_step_and_prune_keeps_newest(tmp_path: Path) -> None:
+    for step in (5, 1000, 20):
+        save_checkpoint({"step": step}, checkpoint_path(tmp_path, step))
+    assert [load_checkpoint(p)["step"] for p in list_checkpoints(tmp_path)] == [5, 20, 1000]
+    prune_checkpoints(tmp_path, keep=2)
+    assert [load_checkpoint(p)["step"] for p in list_checkpoints(tmp_path)] == [20, 1000]

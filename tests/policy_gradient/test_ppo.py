@@ -1,0 +1,132 @@
+"""PPO: the collected batch, bootstrapping on truncation, the K-epoch loop, continuous actions, NaN handling,
+save/load, and solving CartPole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import thorndike as th
+from thorndike.core.checkpoint import load_checkpoint
+
+QUIET = dict(progress=False, tensorboard=False)
+
+
+def small_ppo(tmp_path: Path, env="CartPole-v1", **fields):
+    options = dict(n_envs=4, n_steps=16, minibatch_size=32, n_epochs=2, run_root=str(tmp_path), **QUIET)
+    return th.make("ppo", env=env, seed=0, **{**options, **fields})
+
+
+def test_first_epoch_ratio_is_exactly_one_and_epochs_do_not_touch_the_env(tmp_path: Path) -> None:
+    agent = small_ppo(tmp_path)
+    agent.collect()
+    buf = agent.buffer
+    batch = buf.flat()
+    log_probs = agent.model.distribution(batch["obs"]).log_prob(batch["actions"])
+    torch.testing.assert_close(log_probs, batch["log_probs"])  # ratio pi/pi_old == 1 before the first step
+    steps = []
+    original_step = agent.envs.step
+    agent.envs.step = lambda actions: steps.append(1) or original_step(actions)
+    advantages, returns = agent.targets()
+    agent.update(advantages, returns, lr=1e-3)
+    assert steps == []
+
+
+def test_truncated_steps_bootstrap_from_the_final_observation(tmp_path: Path) -> None:
+    def short_cartpole():
+        return gym.make("CartPole-v1", max_episode_steps=5)
+
+    agent = small_ppo(tmp_path, env=short_cartpole)
+    final_obs = []
+    original_step = agent.envs.step
+
+    def recording_step(actions):
+        out = original_step(actions)
+        final_obs.append(out[4]["final_obs"].clone())
+        return out
+
+    agent.envs.step = recording_step
+    agent.collect()
+    buf = agent.buffer
+    truncated = buf["truncated"]
+    assert truncated.any()
+    with torch.no_grad():
+        expected = agent.model.value(torch.stack(final_obs).flatten(0, 1)).view_as(buf["values"])
+        following = torch.cat([buf["values"][1:], agent.model.value(agent.obs).unsqueeze(0)])
+    torch.testing.assert_close(buf["next_values"][truncated], expected[truncated])
+    ordinary = ~truncated
+    torch.testing.assert_close(buf["next_values"][ordinary], following[ordinary])
+
+
+def test_continuous_actions_act_evaluate_save_and_load(tmp_path: Path) -> None:
+    agent = small_ppo(tmp_path, env="Pendulum-v1", normalize_obs=True, normalize_reward=True)
+    agent.learn(256)
+    obs = np.array([1.0, 0.0, 0.5], dtype=np.float32)
+    action = agent.act(obs)
+    assert action.shape == (1,) and action.dtype == np.float32
+    batch = agent.act(torch.zeros(5, 3))
+    assert batch.shape == (5, 1)
+    result = agent.evaluate(episodes=2)
+    assert len(result.returns) == 2 and result.lengths == [200, 200]
+    agent.save(tmp_path / "agent.pt")
+    loaded = th.load(tmp_path / "agent.pt")
+    np.testing.assert_array_equal(loaded.act(obs), action)
+    assert loaded.evaluate(episodes=2).returns == result.returns  # normaliser statistics came along
+
+
+def test_run_folder_holds_the_promised_files(tmp_path: Path) -> None:
+    agent = small_ppo(tmp_path, tensorboard=True, checkpoint_every=64)
+    agent.learn(256)
+    names = {p.name for p in agent.run_dir.iterdir()}
+    assert {"config.yaml", "progress.csv", "final.pt", "curve.png", "checkpoints"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    assert agent.run_dir.name.startswith("ppo-CartPole-v1-0-")
+    header = (agent.run_dir / "progress.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["step", "iteration", "episodes", "return_mean"]
+    assert {"policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "time/steps_per_s"} <= set(header)
+
+
+class NaNAfter(gym.Env):
+    """CartPole-like observations that turn NaN after 150 steps."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = getattr(self, "t", 0)
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.full(3, np.nan if self.t > 150 else 0.1, np.float32)
+        return obs, 1.0, self.t % 10 == 0, False, {}
+
+
+def test_nan_observation_stops_training_and_keeps_the_checkpoint(tmp_path: Path) -> None:
+    agent = small_ppo(tmp_path, env=NaNAfter, n_envs=2, checkpoint_every=64)
+    with pytest.raises(th.NonFiniteError, match="observation is not finite .* at step") as info:
+        agent.learn(10_000)
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert "the last checkpoint is" in notes and "--resume" in notes
+    state = load_checkpoint(agent.last_checkpoint)
+    assert state["counters"]["global_step"] == 256  # 128 steps per env copy: before the NaN at 150
+    assert not (agent.run_dir / "final.pt").exists()
+
+
+def test_target_kl_stops_the_epochs_early(tmp_path: Path) -> None:
+    agent = small_ppo(tmp_path, n_epochs=50, lr=0.05, target_kl=1e-4)
+    agent.collect()
+    stats = agent.update(*agent.targets(), lr=0.05)
+    assert 0 < stats["updates"] < 50 * 2
+
+
+def test_ppo_solves_cartpole(tmp_path: Path) -> None:
+    agent = th.make("ppo", env="CartPole-v1", seed=0, eval_every=8192, stop_return=475.0,
+                    run_root=str(tmp_path), **QUIET)
+    agent.learn(100_000)
+    assert agent.evaluate(episodes=10).mean >= 475
