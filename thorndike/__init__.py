@@ -6,7 +6,10 @@
     print(agent.evaluate(episodes=10))
 """
 
-from thorndike import envs, plot
+import importlib
+from typing import Any
+
+from thorndike import envs
 from thorndike.agent import EvalResult, NonFiniteError
 from thorndike.config import ConfigError, RunOptions
 from thorndike.core.checkpoint import CheckpointError
@@ -27,3 +30,10 @@ __all__ = [
     "plot",
     "resume",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # matplotlib is imported only when a picture is drawn.
+    if name == "plot":
+        return importlib.import_module("thorndike.plot")
+    raise AttributeError(f"module 'thorndike' has no attribute {name!r}")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -23,14 +24,15 @@ def learning_curves(run_dirs: Sequence[str | Path], path: str | Path, title: str
         if not progress:
             continue
         steps = progress["step"]
-        (line,) = ax.plot(steps, progress["return_mean"], label=f"{run_dir.name} (training episodes)")
+        name = _run_label(run_dir)
+        (line,) = ax.plot(steps, progress["return_mean"], label=f"{name}: training episodes (last 20)")
         evals = [(s, e) for s, e in zip(steps, progress.get("eval_mean", [])) if not math.isnan(e)]
         if evals:
             xs, ys = zip(*evals)
-            ax.plot(xs, ys, "o", color=line.get_color(), markersize=5, label=f"{run_dir.name} (evaluation)")
+            ax.plot(xs, ys, "o", color=line.get_color(), markersize=5, label=f"{name}: deterministic evaluation")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
-    ax.set_title(title or "learning curve")
+    ax.set_title(title or ("learning curve" if len(run_dirs) != 1 else f"learning curve of {_run_label(run_dirs[0])}"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -39,3 +41,12 @@ def learning_curves(run_dirs: Sequence[str | Path], path: str | Path, title: str
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _run_label(run_dir: str | Path) -> str:
+    """``algo env seed N`` from the run's config.yaml, or the folder name."""
+    config = Path(run_dir) / "config.yaml"
+    if not config.exists():
+        return Path(run_dir).name
+    data = yaml.safe_load(config.read_text())
+    return f"{data['algo']} {data['env']} seed {data['seed']}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ def record_gif(agent: Any, path: str | Path, episodes: int = 1, seed: int = 0, f
     ``scale``, to a GIF at ``path``. Returns the path."""
     import imageio.v2 as imageio
 
+    # Gymnasium renders with pygame; off-screen rendering needs no display, window or sound device.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     env = env_builder(agent.env_spec, render_mode="rgb_array")()
     frames: list[np.ndarray] = []
     try:
