@@ -12,6 +12,7 @@ import dataclasses
 import math
 import statistics
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,7 +60,7 @@ class EvalResult:
         return f"mean return {self.mean:.2f} +/- {self.std:.2f} over {len(self.returns)} episodes"
 
 
-class Agent:
+class Agent(ABC):
     """Lifecycle shared by all algorithms; see the module docstring for what a subclass provides."""
 
     name: ClassVar[str]
@@ -102,13 +103,17 @@ class Agent:
 
     # ---- what an algorithm provides -------------------------------------------------------------------------
 
+    @abstractmethod
     def build(self) -> None:
         """Create networks and optimisers and register them in ``self.components``."""
-        raise NotImplementedError(f"{type(self).__name__} must define build()")
 
+    @abstractmethod
     def policy(self, obs: torch.Tensor, deterministic: bool, generator: torch.Generator | None) -> torch.Tensor:
         """Actions for a batch of (normalised) observations."""
-        raise NotImplementedError(f"{type(self).__name__} must define policy()")
+
+    @abstractmethod
+    def learn(self, total_steps: int) -> Agent:
+        """Train for ``total_steps`` env steps (all copies counted) inside ``with self.session(total_steps)``."""
 
     # ---- spaces ---------------------------------------------------------------------------------------------
 
@@ -198,16 +203,20 @@ class Agent:
             lengths=lengths.tolist(),
         )
 
-    def check_finite(self, what: str, tensor: torch.Tensor) -> None:
-        """Stop with a clear error when ``tensor`` holds NaN or inf (cheap: one reduction)."""
-        if not torch.isfinite(tensor).all():
-            bad = (~torch.isfinite(tensor)).nonzero()
-            where = f"env copy {int(bad[0, 0])}" if tensor.dim() >= 1 and len(bad) else "a scalar"
-            raise NonFiniteError(
-                f"{what} is not finite (NaN or inf) at step {self.global_step}, iteration {self.iteration}, "
-                f"first at {where}. Check the environment's outputs, lower the learning rate, or enable "
-                "normalize_obs / normalize_reward."
-            )
+    def check_finite(self, what: str, tensor: torch.Tensor, first_step: int | None = None) -> None:
+        """Stop with a clear error when ``tensor`` holds NaN or inf: one reduction, so call it once per rollout
+        on the ``[T, N, ...]`` storage (``first_step`` is the global step of row 0) or once per update."""
+        if bool(torch.isfinite(tensor).all()):
+            return
+        where = f"iteration {self.iteration + 1}"
+        if first_step is not None:
+            bad = ~torch.isfinite(tensor.reshape(tensor.shape[0], tensor.shape[1], -1))
+            t, copy = bad.any(-1).nonzero()[0].tolist()
+            where = f"step {first_step + t * tensor.shape[1]} ({where}), env copy {copy}"
+        raise NonFiniteError(
+            f"{what} is not finite (NaN or inf) at {where}. Check the environment's outputs, lower the learning "
+            "rate, or enable normalize_obs / normalize_reward."
+        )
 
     # ---- state ----------------------------------------------------------------------------------------------
 

@@ -109,13 +109,21 @@ class NaNAfter(gym.Env):
 
 def test_nan_observation_stops_training_and_keeps_the_checkpoint(tmp_path: Path) -> None:
     agent = small_ppo(tmp_path, env=NaNAfter, n_envs=2, checkpoint_every=64)
-    with pytest.raises(th.NonFiniteError, match="observation is not finite .* at step") as info:
+    with pytest.raises(th.NonFiniteError, match="observation is not finite .* at step 302 .*env copy 0") as info:
         agent.learn(10_000)
     notes = " ".join(getattr(info.value, "__notes__", []))
     assert "the last checkpoint is" in notes and "--resume" in notes
     state = load_checkpoint(agent.last_checkpoint)
     assert state["counters"]["global_step"] == 256  # 128 steps per env copy: before the NaN at 150
     assert not (agent.run_dir / "final.pt").exists()
+
+
+def test_nan_reward_names_the_step_and_copy(tmp_path: Path) -> None:
+    agent = small_ppo(tmp_path, n_envs=3)
+    rewards = torch.ones(1, 3)
+    rewards[0, 2] = float("inf")
+    with pytest.raises(th.NonFiniteError, match=r"reward is not finite \(NaN or inf\) at step 42 .*env copy 2"):
+        agent.check_finite("reward", rewards, 42)
 
 
 def test_target_kl_stops_the_epochs_early(tmp_path: Path) -> None:

@@ -146,8 +146,9 @@ class PPO(Agent):
             dist = model.distribution(obs)
             actions = dist.sample(self.generator)
             next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
-            self.check_finite("observation", next_obs)
-            self.check_finite("reward", rewards)
+            # Checked every step: a NaN observation would otherwise crash the next sampling opaquely.
+            self.check_finite("observation", next_obs[None], self.global_step + self.config.n_envs)
+            self.check_finite("reward", rewards[None], self.global_step + self.config.n_envs)
             # V(s_{t+1}) is the next row's value, except where the episode was cut short: there the bootstrap
             # is the value of the final observation, which autoreset has replaced in next_obs.
             next_values = torch.zeros_like(rewards)
@@ -190,7 +191,6 @@ class PPO(Agent):
                 v_loss = value_loss(self.model.value(mb["obs"]), mb["returns"], mb["values"], config.clip_value)
                 entropy = dist.entropy().mean()
                 loss = policy_loss + config.vf_coef * v_loss - config.ent_coef * entropy
-                self.check_finite("loss", loss.detach())
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.max_grad_norm is not None:
@@ -203,6 +203,7 @@ class PPO(Agent):
                     totals[key] += value.detach()  # summed on device; read once per iteration
             if stopped_early:
                 break
+        self.check_finite("loss", torch.as_tensor(totals["policy_loss"] + totals["value_loss"]))
         stats = {k: float(v) / max(n_updates, 1) for k, v in totals.items()}
         stats["explained_variance"] = float(explained_variance(batch["values"], batch["returns"]))
         stats["lr"] = lr
