@@ -118,8 +118,8 @@ class PPO(Agent):
         f32, boolean = torch.float32, torch.bool
         self.buffer = RolloutBuffer(config.n_steps, config.n_envs, {
             "obs": (obs_space.shape, f32), "actions": (action_shape, action_dtype), "log_probs": ((), f32),
-            "values": ((), f32), "rewards": ((), f32), "terminated": ((), boolean), "truncated": ((), boolean),
-            "next_values": ((), f32),
+            "rewards": ((), f32), "terminated": ((), boolean), "truncated": ((), boolean),
+            "final_obs": (obs_space.shape, f32), "values": ((), f32), "next_values": ((), f32),
         }, device=self.device)
 
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
@@ -149,18 +149,19 @@ class PPO(Agent):
             # Checked every step: a NaN observation would otherwise crash the next sampling opaquely.
             self.check_finite("observation", next_obs[None], self.global_step + self.config.n_envs)
             self.check_finite("reward", rewards[None], self.global_step + self.config.n_envs)
-            # V(s_{t+1}) is the next row's value, except where the episode was cut short: there the bootstrap
-            # is the value of the final observation, which autoreset has replaced in next_obs.
-            next_values = torch.zeros_like(rewards)
-            if truncated.any():
-                next_values[truncated] = model.value(info["final_obs"][truncated])
-            buf.add(t, obs=obs, actions=actions, log_probs=dist.log_prob(actions), values=model.value(obs),
-                    rewards=rewards, terminated=terminated, truncated=truncated, next_values=next_values)
+            buf.add(t, obs=obs, actions=actions, log_probs=dist.log_prob(actions), rewards=rewards,
+                    terminated=terminated, truncated=truncated, final_obs=info["final_obs"])
             self.obs = next_obs
             self.global_step += self.config.n_envs
             self.record_episodes(info)
-        following = torch.cat([buf["values"][1:], model.value(self.obs).unsqueeze(0)])
-        buf["next_values"].copy_(torch.where(buf["truncated"], buf["next_values"], following))
+        # The critic runs once over the whole rollout. V(s_{t+1}) is the next row's value, except where the episode
+        # was cut short: there the bootstrap is the value of the final observation, which autoreset replaced.
+        T, N = self.config.n_steps, self.config.n_envs
+        values = model.value(buf["obs"].flatten(0, 1)).view(T, N)
+        following = torch.cat([values[1:], model.value(self.obs).unsqueeze(0)])
+        final_values = model.value(buf["final_obs"].flatten(0, 1)).view(T, N)
+        buf["values"].copy_(values)
+        buf["next_values"].copy_(torch.where(buf["truncated"], final_values, following))
 
     def targets(self) -> tuple[Tensor, Tensor]:
         """GAE(lambda) advantages and the critic's regression targets (lambda-returns)."""
