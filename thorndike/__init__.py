@@ -33,7 +33,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # matplotlib is imported only when a picture is drawn.
-    if name == "plot":
-        return importlib.import_module("thorndike.plot")
+    # matplotlib (plot) and scipy (planning) are imported only when used.
+    if name in ("plot", "planning"):
+        return importlib.import_module(f"thorndike.{name}")
     raise AttributeError(f"module 'thorndike' has no attribute {name!r}")

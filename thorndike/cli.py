@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import sys
 import time
 from pathlib import Path
@@ -96,12 +97,96 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+PLANNING_PROBLEMS = ("gridworld", "discount-grid", "frozenlake", "frozenlake8x8", "taxi", "cliffwalking")
+PLANNING_METHODS = ("vi", "pi", "mpi", "soft")
+
+
+def planning_problem(name: str, gamma: float, noise: float, living_reward: float):
+    """A TabularMDP by its command-line name."""
+    from thorndike.envs import gridworld, toy_text
+
+    builders = {
+        "gridworld": lambda: gridworld.classic(noise=noise, living_reward=living_reward, gamma=gamma),
+        "discount-grid": lambda: gridworld.discount_grid(noise=noise, living_reward=living_reward, gamma=gamma),
+        "frozenlake": lambda: toy_text.frozen_lake("4x4", gamma=gamma),
+        "frozenlake8x8": lambda: toy_text.frozen_lake("8x8", gamma=gamma),
+        "taxi": lambda: toy_text.taxi(gamma=gamma),
+        "cliffwalking": lambda: toy_text.cliff_walking(gamma=gamma),
+    }
+    if name not in builders:
+        close = difflib.get_close_matches(name, list(builders), n=2, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown planning problem '{name}'.{hint} Available: {', '.join(builders)}")
+    return builders[name]()
+
+
+def solve(mdp, method: str, gamma: float, temperature: float, k: int):
+    from thorndike import planning
+
+    solvers = {
+        "vi": lambda: planning.value_iteration(mdp, gamma),
+        "pi": lambda: planning.policy_iteration(mdp, gamma),
+        "mpi": lambda: planning.modified_policy_iteration(mdp, gamma, k=k),
+        "soft": lambda: planning.soft_value_iteration(mdp, gamma, temperature=temperature),
+    }
+    if method not in solvers:
+        raise ValueError(f"unknown planning method '{method}'; use one of {', '.join(solvers)}")
+    return solvers[method]()
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Solve a tabular problem exactly, print its value table and write the pictures."""
+    from thorndike import plot
+    from thorndike.envs.gridworld import format_values
+
+    mdp = planning_problem(args.env, args.gamma, args.noise, args.living_reward)
+    result = solve(mdp, args.method, args.gamma, args.temperature, args.k)
+    out = Path(args.out)
+    stem = f"{args.env}-{args.method}"
+    print(f"{args.env}: {mdp.n_states} states, {mdp.n_actions} actions, gamma {args.gamma}; method {args.method}: "
+          f"{result.sweeps} sweeps, last residual {result.residuals[-1] if result.residuals else 0:.2e}")
+    if mdp.grid is not None:
+        print(format_values(mdp, result.V, result.policy))
+        print(f"values: {plot.values(mdp, result, out / f'{stem}-values.png', title=f'{stem}, gamma {args.gamma}')}")
+    else:
+        print(f"expected value from the start distribution: {float((mdp.start * result.V).sum()):.6f}")
+    print(f"convergence: {plot.convergence({args.method: result}, out / f'{stem}-convergence.png')}")
+    return 0
+
+
+def gridworld_table() -> str:
+    """The notes' gridworld table (000, lecture 1), recomputed by value iteration with H = 100."""
+    from thorndike import planning
+    from thorndike.envs import gridworld
+
+    cells = [(4, 3), (3, 3), (2, 3), (1, 1), (4, 2)]
+    lines = ["| setting | " + " | ".join(f"V*{c}" for c in cells) + " |", "|---" * 6 + "|"]
+    for label, gamma, noise in (("gamma = 1, H = 100", 1.0, 0.0), ("gamma = 0.9, H = 100", 0.9, 0.0),
+                                ("gamma = 0.9, H = 100, success rate 0.8", 0.9, 0.2)):
+        mdp = gridworld.classic(noise=noise, gamma=gamma)
+        V = planning.value_iteration(mdp, gamma, horizon=100).V
+        lines.append(f"| {label} | " + " | ".join(f"{float(V[mdp.grid.state(*c)]):.4f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Train PPO on CartPole-v1 until solved, evaluate, write the curve and a GIF of the trained agent."""
+    """Solve the notes' gridworld exactly; train PPO on CartPole-v1 until solved, evaluate, write the curve and a
+    GIF of the trained agent."""
     import thorndike as th
+    from thorndike.envs.gridworld import format_values
     from thorndike.envs.video import record_gif
 
-    print("thorndike demo: PPO on CartPole-v1 until the deterministic evaluation mean reaches 475")
+    print("thorndike demo, part 1: the notes' gridworld (000, lecture 1), solved by value iteration")
+    print(gridworld_table())
+    mdp = th.envs.gridworld.classic(noise=0.2, gamma=0.9)
+    solution = th.planning.value_iteration(mdp, gamma=0.9)
+    print("\nnoise 0.2, gamma 0.9, greedy action per cell:")
+    print(format_values(mdp, solution.V, solution.policy))
+    values_png = th.plot.values(mdp, solution, Path(args.run_root) / "values.png",
+                                title="the notes' gridworld: noise 0.2, gamma 0.9")
+    print(f"values picture: {values_png}\n")
+
+    print("thorndike demo, part 2: PPO on CartPole-v1 until the deterministic evaluation mean reaches 475")
     start = time.perf_counter()
     agent = th.make("ppo", env="CartPole-v1", seed=args.seed, eval_every=8192, eval_episodes=10,
                     stop_return=475.0, run_root=args.run_root)
@@ -144,6 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
     ev.add_argument("--video", action="store_true", help="also write a GIF of one episode")
 
+    plan = sub.add_parser("plan", help="solve a tabular problem exactly; print its values, write pictures")
+    plan.add_argument("env", help=", ".join(PLANNING_PROBLEMS))
+    plan.add_argument("--method", default="vi", help=", ".join(PLANNING_METHODS))
+    plan.add_argument("--gamma", type=float, default=0.9)
+    plan.add_argument("--noise", type=float, default=0.2, help="gridworlds: probability of slipping sideways")
+    plan.add_argument("--living-reward", type=float, default=0.0, help="gridworlds: reward of every move")
+    plan.add_argument("--temperature", type=float, default=0.1, help="soft value iteration's temperature")
+    plan.add_argument("--k", type=int, default=5, help="modified policy iteration's evaluation sweeps")
+    plan.add_argument("--out", default=".", help="folder for the pictures")
+
     plot = sub.add_parser("plot", help="plot learning curves of one or more runs")
     plot.add_argument("runs", nargs="+")
     plot.add_argument("--out")
@@ -165,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args, rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        return {"demo": cmd_demo, "eval": cmd_eval, "plot": cmd_plot, "list": cmd_list}[args.command](args)
+        commands = {"demo": cmd_demo, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "list": cmd_list}
+        return commands[args.command](args)
     except (ConfigError, ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"thorndike: error: {err}", file=sys.stderr)
         return 2

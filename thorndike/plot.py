@@ -1,10 +1,11 @@
-"""Pictures: learning curves of one or more runs."""
+"""Pictures: learning curves of runs, value tables of grid problems, convergence of planners."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import yaml
@@ -50,3 +51,101 @@ def _run_label(run_dir: str | Path) -> str:
         return Path(run_dir).name
     data = yaml.safe_load(config.read_text())
     return f"{data['algo']} {data['env']} seed {data['seed']}"
+
+
+def _grid_of(mdp: Any) -> Any:
+    grid = getattr(mdp, "grid", None)
+    if grid is None:
+        raise ValueError("plot.values draws grid problems (an MDP with a .grid, e.g. th.envs.gridworld.classic()); "
+                         "for other MDPs plot the residuals with plot.convergence")
+    return grid
+
+
+def values(mdp: Any, solution: Any, path: str | Path, title: str | None = None, q_values: bool = True) -> Path:
+    """Draw V as a heat map with the greedy policy's arrows and, beside it (``q_values``), Q(s, a) with one
+    triangle per action. Walls are grey; exit cells show their reward."""
+    import numpy as np
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.patches import Polygon, Rectangle
+
+    grid = _grid_of(mdp)
+    V = solution.V.double()
+    Q = solution.Q.double()
+    policy = solution.policy
+    span = max(float(V.abs().max()), float(Q.abs().max()), 1e-9)
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-span, vmax=span)
+    cmap = plt.get_cmap("RdYlGn")
+    cells = {grid.position(s): s for s in range(mdp.n_states) if grid.position(s) is not None}
+    panels = 2 if q_values else 1
+    size = max(grid.width, grid.height)
+    fig, axes = plt.subplots(1, panels, figsize=(1.25 * grid.width * panels + 1.0, 1.25 * grid.height + 0.9),
+                             dpi=110, squeeze=False, layout="constrained")
+    font = max(5.0, 11.0 - 0.4 * size)
+    for panel, ax in enumerate(axes[0]):
+        show_q = panel == 1
+        for x in range(1, grid.width + 1):
+            for y in range(1, grid.height + 1):
+                if (x, y) in grid.walls:
+                    ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, color="0.45"))
+                    continue
+                s = cells.get((x, y))
+                if s is None:
+                    continue
+                exit_reward = grid.exits.get((x, y))
+                if show_q and exit_reward is None:
+                    centre = np.array([x, y])
+                    for a, (dx, dy) in enumerate(grid.action_directions):
+                        # The triangle between the centre and the cell side that action a points to.
+                        d, p = np.array([dx, dy]) * 0.5, np.array([-dy, dx]) * 0.5
+                        tri = [centre, centre + d + p, centre + d - p]
+                        ax.add_patch(Polygon(tri, closed=True, facecolor=cmap(norm(float(Q[s, a]))),
+                                             edgecolor="white", linewidth=0.6))
+                        tx, ty = centre + d * 0.62
+                        ax.text(tx, ty, f"{float(Q[s, a]):.2f}", ha="center", va="center", fontsize=font * 0.7)
+                    continue
+                ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=cmap(norm(float(V[s]))),
+                                       edgecolor="white", linewidth=1.0))
+                if exit_reward is not None:
+                    ax.add_patch(Rectangle((x - 0.42, y - 0.42), 0.84, 0.84, fill=False, edgecolor="black"))
+                    ax.text(x, y, f"exit\n{exit_reward:g}", ha="center", va="center", fontsize=font)
+                    continue
+                ax.text(x, y - 0.28, f"{float(V[s]):.3f}", ha="center", va="center", fontsize=font)
+                dx, dy = grid.action_directions[int(policy[s])]
+                ax.annotate("", xy=(x + 0.3 * dx, y + 0.05 + 0.3 * dy), xytext=(x - 0.1 * dx, y + 0.05 - 0.1 * dy),
+                            arrowprops=dict(arrowstyle="-|>", color="black", lw=1.4))
+        ax.set_xlim(0.5, grid.width + 0.5)
+        ax.set_ylim(0.5, grid.height + 0.5)
+        ax.set_aspect("equal")
+        ax.set_xticks(range(1, grid.width + 1))
+        ax.set_yticks(range(1, grid.height + 1))
+        ax.set_title("Q(s, a) per action" if show_q else "V(s) and greedy policy", fontsize=10)
+    fig.suptitle(title or "values", fontsize=11)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), shrink=0.8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def convergence(results: Mapping[str, Any] | Any, path: str | Path, title: str | None = None) -> Path:
+    """The max-norm residual ``max_s |V_k(s) - V_{k-1}(s)|`` per sweep (log scale), one line per planner."""
+    if not isinstance(results, Mapping):
+        results = {"residual": results}
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
+    for name, result in results.items():
+        residuals = [r for r in result.residuals if r > 0]
+        if residuals:
+            ax.semilogy(range(1, len(residuals) + 1), residuals, marker="." if len(residuals) < 60 else None,
+                        label=f"{name} ({result.sweeps} sweeps)")
+    ax.set_xlabel("sweep")
+    ax.set_ylabel("max |V_k - V_{k-1}|")
+    ax.set_title(title or "convergence")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -14,7 +14,9 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from thorndike.envs import gridworld, toy_text
 from thorndike.envs.normalize import NormalizeObservation, NormalizeReward
+from thorndike.envs.tabular import TabularMDP, random_mdp
 from thorndike.envs.vec_env import GymnasiumVecEnv, VecEnv
 
 EnvSpec = str | Callable[[], gym.Env]
@@ -31,10 +33,14 @@ __all__ = [
     "GymnasiumVecEnv",
     "NormalizeObservation",
     "NormalizeReward",
+    "TabularMDP",
     "VecEnv",
     "env_builder",
     "env_name",
+    "gridworld",
     "make",
+    "random_mdp",
+    "toy_text",
 ]
 
 

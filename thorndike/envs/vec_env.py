@@ -59,6 +59,11 @@ class GymnasiumVecEnv:
         self.n_envs = n_envs
         self.device = torch.device(device)
         self._venv = SyncVectorEnv([env_fn for _ in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP)
+        if len({id(env) for env in self._venv.envs}) < n_envs:
+            raise ValueError(
+                "the env builder returned the same env object for several copies, so they would share one state; "
+                "make it return a new env on each call (e.g. `lambda: mdp.copy()` instead of `lambda: mdp`)"
+            )
         self.single_observation_space = self._venv.single_observation_space
         self.single_action_space = self._venv.single_action_space
         self._obs_dtype = torch.float32 if _is_float_space(self.single_observation_space) else None
