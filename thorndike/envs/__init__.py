@@ -21,7 +21,7 @@ from thorndike.envs.vec_env import GymnasiumVecEnv, VecEnv
 
 EnvSpec = str | Callable[[], gym.Env]
 
-# Native batched torch envs register here by Gymnasium id: a callable (n_envs, seed, device) -> VecEnv.
+# Native batched torch envs register here by Gymnasium id: a callable (n_envs, device) -> VecEnv (see envs/batched).
 NATIVE_ENVS: dict[str, Callable[..., VecEnv]] = {}
 
 BACKENDS = ("auto", "gymnasium", "torch")
@@ -110,3 +110,4 @@ def make(
     if seed is not None:
         venv.reset(seed=seed)
     return venv
+from thorndike.envs import batched  # noqa: E402,F401  (registers the native envs)

@@ -1,0 +1,285 @@
+"""Environment throughput: thorndike's native batched CartPole against its peers, side by side in one run.
+
+Steps per second (transitions of all copies together) with uniformly random actions, for 1 to 65,536 copies:
+
+- thorndike native ``CartPole`` (``th.envs.make("CartPole-v1", n)``, torch eager, same-step autoreset on the tensor);
+- Gymnasium ``SyncVectorEnv`` of ``CartPoleEnv`` copies (one Python object per copy; run up to ``--gymnasium-max``);
+- the same through thorndike's ``GymnasiumVecEnv`` (``backend="gymnasium"``: tensors out, episode statistics), the
+  alternative ``th.envs.make`` offers to the native env;
+- Gymnasium's own NumPy-batched ``CartPoleVectorEnv`` (``gym.make_vec(..., vectorization_mode="vector_entry_point")``);
+- gymnax ``CartPole-v1`` under ``jax.jit`` + ``vmap`` with the step loop in ``lax.scan`` (compiled end to end), when
+  ``jax`` and ``gymnax`` can be imported here or by the interpreter given with ``--gymnax-python``. gymnax is not a
+  thorndike dependency: install it in a separate virtual environment, e.g.
+  ``python3.11 -m venv /tmp/gymnax-venv && /tmp/gymnax-venv/bin/pip install "jax[cpu]" gymnax``.
+
+Each figure is the best of three timed windows after a warm-up (the machine may be shared; the load average is
+recorded). Every peer draws its random actions inside the timed loop and resets ended episodes.
+
+    .venv/bin/python benchmarks/env_throughput.py [--gymnax-python /tmp/gymnax-venv/bin/python] [--seconds 1.0]
+
+Writes ``benchmarks/results/env_throughput.md`` (table) and ``env_throughput.png`` (log-log plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import thorndike as th
+from thorndike.envs.batched import ENVS
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NATIVE = "thorndike native (torch eager)"
+SYNC = "Gymnasium SyncVectorEnv"
+ADAPTER = "thorndike GymnasiumVecEnv"
+NUMPY = "Gymnasium CartPoleVectorEnv (NumPy)"
+GYMNAX = "gymnax (jax jit + vmap + scan)"
+PEERS = (NATIVE, GYMNAX, NUMPY, SYNC, ADAPTER)
+
+# Run by the gymnax interpreter: argv = [sizes as JSON, transitions per timed call]. Prints one JSON line.
+GYMNAX_SCRIPT = r"""
+import json, sys, time
+from importlib.metadata import version
+import jax, gymnax
+
+sizes, transitions = json.loads(sys.argv[1]), int(sys.argv[2])
+env, params = gymnax.make("CartPole-v1")
+
+
+def build(n, length):
+    def rollout(key):
+        key, reset_key = jax.random.split(key)
+        _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n), params)
+
+        def one_step(carry, _):
+            key, state = carry
+            key, action_key, step_key = jax.random.split(key, 3)
+            actions = jax.random.randint(action_key, (n,), 0, 2)
+            # gymnax's step resets the copies that end (its autoreset), like thorndike's same-step autoreset
+            out = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(step_key, n), state, actions, params)
+            return (key, out[1]), out[2].sum()
+
+        _, rewards = jax.lax.scan(one_step, (key, state), None, length=length)
+        return rewards.sum()
+
+    return jax.jit(rollout)
+
+
+results = {}
+for n in sizes:
+    length = min(max(transitions // n, 50), 200_000)
+    start = time.perf_counter()
+    compiled = build(n, length).lower(jax.random.PRNGKey(0)).compile()
+    compile_s = time.perf_counter() - start
+    times = []
+    for seed in range(1, 4):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(jax.random.PRNGKey(seed)))
+        times.append(time.perf_counter() - start)
+    results[n] = {"steps_per_s": n * length / min(times), "compile_s": compile_s}
+versions = {"jax": jax.__version__, "gymnax": version("gymnax"), "devices": str(jax.devices())}
+print(json.dumps({"versions": versions, "results": results}))
+"""
+
+
+def best_rate(step: Callable[[], None], n: int, seconds: float) -> float:
+    """Transitions per second of ``step`` (one step of ``n`` copies): best of three windows of ``seconds / 3``."""
+    for _ in range(3):
+        step()
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.05:
+        step()
+        calls += 1
+    calls_per_window = max(1, int(calls * (seconds / 3) / (time.perf_counter() - start)))
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(calls_per_window):
+            step()
+        best = max(best, n * calls_per_window / (time.perf_counter() - start))
+    return best
+
+
+def native_rate(n: int, seconds: float, env_id: str = "CartPole-v1") -> float:
+    env = th.envs.make(env_id, n_envs=n, seed=0, backend="torch")
+    generator = torch.Generator().manual_seed(0)
+    space = env.single_action_space
+    if isinstance(space, gym.spaces.Discrete):
+        def step() -> None:
+            env.step(torch.randint(0, int(space.n), (n,), generator=generator))
+    else:
+        def step() -> None:
+            env.step(torch.rand((n, *space.shape), generator=generator) * 2.0 - 1.0)
+    return best_rate(step, n, seconds)
+
+
+def sync_rate(n: int, seconds: float) -> float:
+    venv = SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(n)], autoreset_mode=AutoresetMode.SAME_STEP)
+    venv.reset(seed=0)
+    venv.action_space.seed(0)
+    rate = best_rate(lambda: venv.step(venv.action_space.sample()), n, seconds)
+    venv.close()
+    return rate
+
+
+def adapter_rate(n: int, seconds: float) -> float:
+    env = th.envs.make("CartPole-v1", n_envs=n, seed=0, backend="gymnasium")
+    generator = torch.Generator().manual_seed(0)
+    rate = best_rate(lambda: env.step(torch.randint(0, 2, (n,), generator=generator)), n, seconds)
+    env.close()
+    return rate
+
+
+def numpy_rate(n: int, seconds: float) -> float:
+    venv = gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point")
+    venv.reset(seed=0)
+    rng = np.random.default_rng(0)
+    rate = best_rate(lambda: venv.step(rng.integers(0, 2, n)), n, seconds)
+    venv.close()
+    return rate
+
+
+def gymnax_python(option: str | None) -> tuple[str | None, str]:
+    """The interpreter that can run gymnax, or None and the reason why not."""
+    candidates = [option] if option else [sys.executable]
+    for python in candidates:
+        probe = subprocess.run([python, "-c", "import jax, gymnax"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return python, ""
+        reason = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else f"exit {probe.returncode}"
+    where = f"--gymnax-python {option}" if option else "this interpreter (and no --gymnax-python was given)"
+    return None, f"gymnax peer not run: jax/gymnax cannot be imported by {where}: {reason}"
+
+
+def gymnax_rates(python: str, sizes: list[int], transitions: int) -> tuple[dict[int, float], dict, dict[int, float]]:
+    out = subprocess.run([python, "-c", GYMNAX_SCRIPT, json.dumps(sizes), str(transitions)],
+                         capture_output=True, text=True, check=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    rates = {int(n): r["steps_per_s"] for n, r in report["results"].items()}
+    compile_s = {int(n): r["compile_s"] for n, r in report["results"].items()}
+    return rates, report["versions"], compile_s
+
+
+def fmt(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:,.0f}"
+
+
+def write_table(path: Path, sizes: list[int], rates: dict[str, dict[int, float]], notes: list[str],
+                native_envs: dict[str, float], native_envs_n: int) -> None:
+    peers = [p for p in PEERS if rates.get(p)]
+    lines = ["# Environment throughput: CartPole-v1, random actions", "",
+             "Transitions per second (all copies together), best of three timed windows; higher is better.", "",
+             "| copies | " + " | ".join(peers) + " | native / SyncVectorEnv | native / gymnax |",
+             "| ---: | " + " | ".join("---:" for _ in peers) + " | ---: | ---: |"]
+    for n in sizes:
+        native = rates[NATIVE].get(n)
+        ratios = []
+        for peer in (SYNC, GYMNAX):
+            other = rates.get(peer, {}).get(n)
+            ratios.append(f"{native / other:.1f}x" if native and other else "—")
+        lines.append(f"| {n:,} | " + " | ".join(fmt(rates[p].get(n)) for p in peers) + " | " + " | ".join(ratios)
+                     + " |")
+    lines += ["", f"Native envs at {native_envs_n:,} copies (same measurement):", "",
+              "| env | steps/s |", "| --- | ---: |"]
+    lines += [f"| {env_id} | {rate:,.0f} |" for env_id, rate in native_envs.items()]
+    lines += ["", *[f"- {note}" for note in notes], ""]
+    path.write_text("\n".join(lines))
+
+
+def write_plot(path: Path, rates: dict[str, dict[int, float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for peer, marker in zip(PEERS, "osD^v"):
+        if rates.get(peer):
+            sizes = sorted(rates[peer])
+            ax.plot(sizes, [rates[peer][n] for n in sizes], marker=marker, label=peer)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("env copies stepped per call")
+    ax.set_ylabel("transitions per second")
+    ax.set_title("CartPole-v1 throughput, random actions (CPU)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4**k for k in range(9)], help="copy counts")
+    parser.add_argument("--gymnasium-max", type=int, default=256, help="largest SyncVectorEnv to run")
+    parser.add_argument("--seconds", type=float, default=1.0, help="timed seconds per peer and size")
+    parser.add_argument("--gymnax-python", default=None, help="interpreter with jax and gymnax installed")
+    # One thread, as thorndike's RunOptions default: on a busy machine torch's intra-op threads can stall the small
+    # ops of a step for milliseconds waiting on each other (measured: 60x slower at 4,096 copies under load 4).
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for env_throughput.{md,png}")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sizes = sorted(args.sizes)
+    load_before = os.getloadavg()
+    rates: dict[str, dict[int, float]] = {peer: {} for peer in PEERS}
+    notes = []
+
+    python, reason = gymnax_python(args.gymnax_python)
+    if python is None:
+        print(reason, flush=True)
+        notes.append(reason)
+    else:
+        transitions = int(4096 * 1000 * args.seconds)  # per timed call: 1000 steps of 4,096 copies at 1 s
+        rates[GYMNAX], versions, compile_s = gymnax_rates(python, sizes, transitions)
+        compile_range = f"{min(compile_s.values()):.1f}-{max(compile_s.values()):.1f}"
+        notes.append(f"gymnax: {versions['gymnax']} on jax {versions['jax']} ({versions['devices']}); compile time "
+                     f"{compile_range} s per size, not counted")
+        for n in sizes:
+            print(f"{GYMNAX:38s} {n:>6,} copies {rates[GYMNAX][n]:>14,.0f} steps/s", flush=True)
+    for peer, rate in ((NATIVE, native_rate), (NUMPY, numpy_rate), (SYNC, sync_rate), (ADAPTER, adapter_rate)):
+        for n in sizes:
+            if peer in (SYNC, ADAPTER) and n > args.gymnasium_max:
+                continue
+            rates[peer][n] = rate(n, args.seconds)
+            print(f"{peer:38s} {n:>6,} copies {rates[peer][n]:>14,.0f} steps/s", flush=True)
+    native_envs_n = 4096
+    native_envs = {env.env_id: native_rate(native_envs_n, args.seconds, env.env_id) for env in ENVS}
+
+    load_after = os.getloadavg()
+    notes += [
+        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} (CPU threads: {torch.get_num_threads()}), gymnasium {gym.__version__}, "
+        f"numpy {np.__version__}, Python {platform.python_version()}",
+        f"load average (1 min) {load_before[0]:.2f} before and {load_after[0]:.2f} after the run: the machine is "
+        "shared, so figures can move by tens of percent between runs",
+        "SyncVectorEnv uses same-step autoreset (thorndike's convention); CartPoleVectorEnv and gymnax use their "
+        "own autoreset. Actions: torch.randint per step (native, GymnasiumVecEnv), action_space.sample() "
+        "(SyncVectorEnv), NumPy integers (CartPoleVectorEnv), jax.random inside the compiled loop (gymnax)",
+        "the native env does more per step than CartPoleVectorEnv: it draws reset states for every copy on every "
+        "step (a fixed-shape draw, so the step never waits on the data) and returns final observations and episode "
+        "statistics; CartPoleVectorEnv resets on the next step, drawing only for the copies that ended, and returns "
+        "neither. thorndike's GymnasiumVecEnv takes one env object per copy, so it cannot use CartPoleVectorEnv",
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_table(args.out / "env_throughput.md", sizes, rates, notes, native_envs, native_envs_n)
+    write_plot(args.out / "env_throughput.png", rates)
+    print((args.out / "env_throughput.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
