@@ -45,6 +45,8 @@ class RunOptions:
     eval_every: int = describe("env steps between evaluations during learn (0: none)", 0)
     eval_episodes: int = describe("episodes per evaluation", 10)
     stop_return: float | None = describe("stop once the deterministic evaluation mean reaches this", None)
+    compile: bool = describe("torch.compile the rollout step and the update (CUDA graphs on GPU); eager if it fails",
+                             False)
     progress: bool = describe("show a progress bar", True)
     tensorboard: bool = describe("write TensorBoard events", True)
 

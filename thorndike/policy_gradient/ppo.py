@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.core.buffers import RolloutBuffer, minibatches
+from thorndike.core.compile import maybe_compile
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.distributions import Categorical, DiagGaussian
 from thorndike.core.losses import approx_kl, clipped_surrogate, value_loss
@@ -113,6 +114,10 @@ class PPO(Agent):
         self.model = ActorCritic(int(np.prod(obs_space.shape)), action_space, config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, eps=1e-5)
         self.components = {"model": self.model, "optimizer": self.optimizer}
+        # The two hot functions, compiled when options.compile is set (eager if compiling fails).
+        compile_on = self.options.compile
+        self.rollout_step = maybe_compile(self.sample_actions, compile_on, self.device, "the PPO rollout step")
+        self.loss = maybe_compile(self.minibatch_loss, compile_on, self.device, "the PPO loss")
         action_shape = () if self.model.discrete else action_space.shape
         action_dtype = torch.long if self.model.discrete else torch.float32
         f32, boolean = torch.float32, torch.bool
@@ -143,13 +148,12 @@ class PPO(Agent):
         buf, model = self.buffer, self.model
         for t in range(self.config.n_steps):
             obs = self.obs
-            dist = model.distribution(obs)
-            actions = dist.sample(self.generator)
+            actions, log_probs = self.rollout_step(obs)
             next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
             # Checked every step: a NaN observation would otherwise crash the next sampling opaquely.
             self.check_finite("observation", next_obs[None], self.global_step + self.config.n_envs)
             self.check_finite("reward", rewards[None], self.global_step + self.config.n_envs)
-            buf.add(t, obs=obs, actions=actions, log_probs=dist.log_prob(actions), rewards=rewards,
+            buf.add(t, obs=obs, actions=actions, log_probs=log_probs, rewards=rewards,
                     terminated=terminated, truncated=truncated, final_obs=info["final_obs"])
             self.obs = next_obs
             self.global_step += self.config.n_envs
@@ -170,6 +174,27 @@ class PPO(Agent):
                          config.gamma, config.gae_lambda)
         return advantages, advantages + buf["values"]
 
+    def minibatch_loss(self, mb: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """-L^CLIP + c1 L^VF - c2 S on one minibatch, and its parts (detached) for the log."""
+        config = self.config
+        dist = self.model.distribution(mb["obs"])
+        log_ratio = dist.log_prob(mb["actions"]) - mb["log_probs"]
+        ratio = log_ratio.exp()
+        adv = normalize(mb["advantages"]) if config.normalize_advantages else mb["advantages"]
+        policy_loss = -clipped_surrogate(ratio, adv, config.clip).mean()
+        v_loss = value_loss(self.model.value(mb["obs"]), mb["returns"], mb["values"], config.clip_value)
+        entropy = dist.entropy().mean()
+        loss = policy_loss + config.vf_coef * v_loss - config.ent_coef * entropy
+        parts = {"policy_loss": policy_loss, "value_loss": v_loss, "entropy": entropy,
+                 "approx_kl": approx_kl(log_ratio), "clip_fraction": ((ratio - 1).abs() > config.clip).float().mean()}
+        return loss, {k: v.detach() for k, v in parts.items()}
+
+    def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """The rollout's policy step: a ~ pi_old(.|s) and log pi_old(a|s)."""
+        dist = self.model.distribution(obs)
+        actions = dist.sample(self.generator)
+        return actions, dist.log_prob(actions)
+
     def update(self, advantages: Tensor, returns: Tensor, lr: float) -> dict[str, float]:
         """n_epochs passes of minibatch steps on the clipped surrogate, value loss and entropy bonus."""
         config = self.config
@@ -180,28 +205,18 @@ class PPO(Agent):
         n_updates, stopped_early = 0, False
         for _ in range(config.n_epochs):
             for mb in minibatches(batch, config.minibatch_size, self.generator):
-                dist = self.model.distribution(mb["obs"])
-                log_ratio = dist.log_prob(mb["actions"]) - mb["log_probs"]
-                ratio = log_ratio.exp()
-                kl = approx_kl(log_ratio.detach())
-                if config.target_kl is not None and kl > config.target_kl:
+                loss, parts = self.loss(mb)
+                if config.target_kl is not None and parts["approx_kl"] > config.target_kl:
                     stopped_early = True
                     break
-                adv = normalize(mb["advantages"]) if config.normalize_advantages else mb["advantages"]
-                policy_loss = -clipped_surrogate(ratio, adv, config.clip).mean()
-                v_loss = value_loss(self.model.value(mb["obs"]), mb["returns"], mb["values"], config.clip_value)
-                entropy = dist.entropy().mean()
-                loss = policy_loss + config.vf_coef * v_loss - config.ent_coef * entropy
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
                 self.optimizer.step()
                 n_updates += 1
-                clip_fraction = ((ratio - 1).abs() > config.clip).float().mean()
-                for key, value in (("policy_loss", policy_loss), ("value_loss", v_loss), ("entropy", entropy),
-                                   ("approx_kl", kl), ("clip_fraction", clip_fraction)):
-                    totals[key] += value.detach()  # summed on device; read once per iteration
+                for key, value in parts.items():
+                    totals[key] += value  # summed on device; read once per iteration
             if stopped_early:
                 break
         self.check_finite("loss", torch.as_tensor(totals["policy_loss"] + totals["value_loss"]))
