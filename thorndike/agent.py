@@ -93,6 +93,7 @@ class Agent(ABC):
         self.iteration = 0
         self.episodes = 0
         self.recent_returns: deque[float] = deque(maxlen=100)
+        self._pending_episodes: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.total_steps: int | None = None
         self.run_dir: Path | None = None
         self.last_checkpoint: Path | None = None
@@ -222,6 +223,7 @@ class Agent(ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimisers, RNGs, envs, counters."""
+        self.flush_episodes()
         return {
             "format": CHECKPOINT_FORMAT,
             "algo": self.name,
@@ -325,11 +327,29 @@ class Agent(ABC):
         return self.last_checkpoint
 
     def record_episodes(self, info: dict[str, Any]) -> None:
-        """Count finished episodes from a step's ``info`` (for the log and the progress bar)."""
+        """Count finished episodes from a step's ``info`` (for the log and the progress bar).
+
+        Native envs also report fixed-shape ``done`` and ``episode_return`` tensors; those are kept on the device and
+        read once per iteration (:meth:`flush_episodes`), so stepping never waits for the host.
+        """
+        if "done" in info and "episode_return" in info:
+            self._pending_episodes.append((info["done"], info["episode_return"]))
+            return
         finished = info["episode_returns"]
         if len(finished):
             self.episodes += len(finished)
             self.recent_returns.extend(finished.tolist())
+
+    def flush_episodes(self) -> None:
+        """Move the episodes recorded on the device since the last call into the counters."""
+        if not self._pending_episodes:
+            return
+        done = torch.stack([d for d, _ in self._pending_episodes])
+        returns = torch.stack([r for _, r in self._pending_episodes])
+        self._pending_episodes.clear()
+        finished = returns[done].tolist()  # time-major, so episodes stay in the order they ended
+        self.episodes += len(finished)
+        self.recent_returns.extend(finished)
 
 
 class _Session:
@@ -359,6 +379,7 @@ class _Session:
     def log(self, stats: dict[str, float]) -> None:
         """End of an iteration: evaluate if due, write the row, update the bar, checkpoint if due."""
         agent = self.agent
+        agent.flush_episodes()
         agent.iteration += 1
         row: dict[str, Any] = {"iteration": agent.iteration, "episodes": agent.episodes}
         recent = list(agent.recent_returns)[-20:]

@@ -138,3 +138,24 @@ def test_ppo_solves_cartpole(tmp_path: Path) -> None:
                     run_root=str(tmp_path), **QUIET)
     agent.learn(100_000)
     assert agent.evaluate(episodes=10).mean >= 475
+
+
+def test_native_env_runs_the_same_ppo_and_evaluates_on_the_batched_env(tmp_path: Path) -> None:
+    from thorndike.envs.batched.base import BatchedEnv
+
+    agent = small_ppo(tmp_path, env="Pendulum-v1", backend="torch")
+    assert isinstance(agent.envs, BatchedEnv)
+    agent.learn(256)
+    result = agent.evaluate(episodes=4)
+    assert isinstance(agent._eval_env, BatchedEnv) and result.lengths == [200] * 4
+    assert agent.episodes == 0  # 64 steps per copy: no Pendulum episode (200 steps) has ended yet
+    agent.learn(1024)  # a second call continues the same run: 256 steps per copy, so every copy ended once
+    assert agent.episodes == 4 and len(agent.recent_returns) == 4
+
+
+def test_ppo_solves_cartpole_on_the_native_env_with_the_fast_config(tmp_path: Path) -> None:
+    agent = th.make("ppo", env="CartPole-v1", seed=0, tuned=False, backend="torch", n_envs=16, n_steps=32,
+                    minibatch_size=256, n_epochs=10, lr=2.5e-3, gamma=0.98, gae_lambda=0.8, eval_every=8192,
+                    eval_episodes=16, stop_return=475.0, run_root=str(tmp_path), **QUIET)
+    agent.learn(100_000)
+    assert agent.evaluate(episodes=16).mean >= 475
