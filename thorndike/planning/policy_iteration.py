@@ -28,6 +28,7 @@ from thorndike.planning.result import (
     check_max_sweeps,
     greedy,
     initial_values,
+    iterate_to_fixed_point,
     resolve_gamma,
     stopping_bound,
     warn_not_converged,
@@ -64,15 +65,8 @@ def policy_evaluation(
     if method == "iterative":
         check_max_sweeps(max_sweeps)
         policy = policy.long() if policy.dim() == 1 else policy.to(torch.float64)
-        V = initial_values(mdp, V0)
-        residual = float("inf")
-        for _ in range(max_sweeps):
-            V_next = _policy_backup(mdp, V, policy, gamma)
-            residual = float((V_next - V).abs().max()) if V.numel() else 0.0
-            V = V_next
-            if residual < tol:
-                return V
-        warn_not_converged("policy_evaluation", max_sweeps, residual, tol)
+        V, _, _, _ = iterate_to_fixed_point(lambda V: (_policy_backup(mdp, V, policy, gamma), None),
+                                            initial_values(mdp, V0), tol, max_sweeps, "policy_evaluation")
         return V
     raise ValueError(f"method must be 'exact' or 'iterative', got {method!r}")
 

@@ -8,6 +8,7 @@ deterministic and policy iteration terminates.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -83,10 +84,36 @@ def check_max_sweeps(max_sweeps: int) -> None:
         raise ValueError(f"max_sweeps must be a positive int, got {max_sweeps!r}")
 
 
+def iterate_to_fixed_point(
+    sweep: Callable[[Tensor], tuple[Tensor, Tensor | None]],
+    start: Tensor,
+    tol: float,
+    max_sweeps: int,
+    method: str,
+    history: list[Tensor] | None = None,
+) -> tuple[Tensor, Tensor | None, list[float], bool]:
+    """Apply ``sweep`` (x_k -> (x_{k+1}, by-product such as Q)) until max|x_{k+1} - x_k| < tol.
+
+    The loop every iterative planner shares. Returns the last iterate, the last sweep's by-product, the residual per
+    sweep, and whether it converged (a warning names ``method`` when it did not). ``history`` collects iterates.
+    """
+    x, extra, residuals = start, None, []
+    for _ in range(max_sweeps):
+        x_next, extra = sweep(x)
+        residuals.append(float((x_next - x).abs().max()) if x.numel() else 0.0)
+        x = x_next
+        if history is not None:
+            history.append(x)
+        if residuals[-1] < tol:
+            return x, extra, residuals, True
+    warn_not_converged(method, max_sweeps, residuals[-1], tol)
+    return x, extra, residuals, False
+
+
 def warn_not_converged(method: str, sweeps: int, residual: float, tol: float) -> None:
     """The warning every iterative planner gives when it runs out of sweeps."""
     warnings.warn(
         f"{method} stopped after {sweeps} sweeps with residual {residual:.3g} > tol {tol:.3g}; raise max_sweeps, "
         "loosen tol, or check that gamma < 1 (or that every policy reaches a terminal state when gamma = 1)",
-        stacklevel=3,
+        stacklevel=4,
     )

@@ -25,9 +25,9 @@ from thorndike.planning.result import (
     check_max_sweeps,
     greedy,
     initial_values,
+    iterate_to_fixed_point,
     resolve_gamma,
     stopping_bound,
-    warn_not_converged,
 )
 
 __all__ = ["one_step_max_entropy", "soft_value_iteration"]
@@ -52,18 +52,12 @@ def soft_value_iteration(
     check_max_sweeps(max_sweeps)
     gamma = resolve_gamma(mdp, gamma)
     V = initial_values(mdp, V0)
-    residuals: list[float] = []
-    converged = False
-    for _ in range(max_sweeps):
+
+    def sweep(V: Tensor) -> tuple[Tensor, Tensor]:
         Q = mdp.backup(V, gamma)
-        V_next = soft_max(Q, temperature).masked_fill_(mdp.terminal, 0.0)
-        residuals.append(float((V_next - V).abs().max()) if V.numel() else 0.0)
-        V = V_next
-        if residuals[-1] < tol:
-            converged = True
-            break
-    if not converged:
-        warn_not_converged("soft_value_iteration", max_sweeps, residuals[-1], tol)
+        return soft_max(Q, temperature).masked_fill_(mdp.terminal, 0.0), Q
+
+    V, Q, residuals, converged = iterate_to_fixed_point(sweep, V, tol, max_sweeps, "soft_value_iteration")
     return PlanningResult(
         V=V, Q=Q, policy=greedy(Q), sweeps=len(residuals), residuals=residuals, converged=converged,
         error_bound=stopping_bound(gamma, residuals[-1]), policy_probs=torch.softmax(Q / temperature, dim=1),

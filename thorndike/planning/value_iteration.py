@@ -25,9 +25,9 @@ from thorndike.planning.result import (
     check_max_sweeps,
     greedy,
     initial_values,
+    iterate_to_fixed_point,
     resolve_gamma,
     stopping_bound,
-    warn_not_converged,
 )
 
 __all__ = ["q_value_iteration", "tail_bound", "value_iteration"]
@@ -61,20 +61,12 @@ def value_iteration(
         return _finite_horizon(mdp, gamma, horizon, V)
     check_max_sweeps(max_sweeps)
     history = [V] if keep_history else None
-    residuals: list[float] = []
-    converged = False
-    for _ in range(max_sweeps):
+
+    def sweep(V: Tensor) -> tuple[Tensor, Tensor]:
         Q = mdp.backup(V, gamma)
-        V_next = Q.amax(1)
-        residuals.append(float((V_next - V).abs().max()) if V.numel() else 0.0)
-        V = V_next
-        if history is not None:
-            history.append(V)
-        if residuals[-1] < tol:
-            converged = True
-            break
-    if not converged:
-        warn_not_converged("value_iteration", max_sweeps, residuals[-1], tol)
+        return Q.amax(1), Q
+
+    V, Q, residuals, converged = iterate_to_fixed_point(sweep, V, tol, max_sweeps, "value_iteration", history)
     return PlanningResult(
         V=V, Q=Q, policy=greedy(Q), sweeps=len(residuals), residuals=residuals, converged=converged,
         error_bound=stopping_bound(gamma, residuals[-1]),
@@ -104,17 +96,9 @@ def q_value_iteration(
     if horizon is not None:
         return _finite_horizon(mdp, gamma, horizon, Q.amax(1))
     check_max_sweeps(max_sweeps)
-    residuals: list[float] = []
-    converged = False
-    for _ in range(max_sweeps):
-        Q_next = mdp.backup(Q.amax(1), gamma)
-        residuals.append(float((Q_next - Q).abs().max()) if Q.numel() else 0.0)
-        Q = Q_next
-        if residuals[-1] < tol:
-            converged = True
-            break
-    if not converged:
-        warn_not_converged("q_value_iteration", max_sweeps, residuals[-1], tol)
+    Q, _, residuals, converged = iterate_to_fixed_point(
+        lambda Q: (mdp.backup(Q.amax(1), gamma), None), Q, tol, max_sweeps, "q_value_iteration"
+    )
     return PlanningResult(
         V=Q.amax(1), Q=Q, policy=greedy(Q), sweeps=len(residuals), residuals=residuals, converged=converged,
         error_bound=stopping_bound(gamma, residuals[-1]),
