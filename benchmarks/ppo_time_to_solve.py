@@ -1,0 +1,523 @@
+"""Time to solve CartPole-v1 with PPO: thorndike (native torch env and Gymnasium), Stable-Baselines3 and rejax.
+
+Time to solve = wall seconds from the start of training until the first evaluation whose mean return is >= 475,
+evaluation time included, with an evaluation due every 8192 env steps (after the update that crosses the mark) for
+every contender, and a budget of 100,000 env steps. A run that never gets there counts with its full time. All
+contenders run in one invocation, interleaved by seed (the order rotates from seed to seed, so load from other jobs
+on a shared machine hits all of them), on CPU:
+
+1. ``thorndike-native``: thorndike PPO on its batched torch CartPole (``backend="torch"``), with a fast config:
+   16 envs x 32 steps, minibatch 256, 10 epochs, lr 2.5e-3 linearly annealed to 0, gamma 0.98, GAE lambda 0.8
+   (clip 0.2, vf_coef 0.5, ent_coef 0, max_grad_norm 0.5, separate 64x64 tanh actor and critic: the defaults).
+   Evaluation: 16 deterministic episodes (played in parallel env copies); the run stops itself through
+   ``stop_return=475``. Time to solve is the session's own clock, the last ``time/elapsed_s`` of ``progress.csv``
+   (the row of the solving evaluation when it solved). Building the agent (``th.make``) is not timed.
+2. ``thorndike-gymnasium``: the same config on Gymnasium's CartPole (``backend="gymnasium"``).
+3. ``sb3``: Stable-Baselines3 PPO with the hyperparameters of ``anchors/sb3_bench.py`` (rl-zoo's): 8 envs x 32
+   steps, batch 256, 20 epochs, gamma 0.98, GAE lambda 0.8, ent_coef 0, learning rate 1e-3 and clip range 0.2 both
+   linearly annealed to 0, SB3's defaults otherwise (64x64 tanh actor and critic, vf_coef 0.5, max_grad_norm 0.5).
+   Evaluation: ``EvalAndStop`` from ``ppo_cartpole_vs_sb3.py`` (10 deterministic episodes with ``evaluate_policy``
+   every 8192 steps after the update that crosses the mark; training stops at the first mean >= 475). Torch on
+   1 thread (thorndike's default too). Time from SB3's training start; building the model is not timed.
+4. ``rejax``: rejax 0.1.3 PPO on gymnax 1.0.1 with the hyperparameters of ``anchors/rejax_bench.py`` (8 envs x 32
+   steps, 20 epochs, 1 minibatch of 256, lr 1e-3 constant, gamma 0.98, GAE lambda 0.8, clip 0.2, ent_coef 0; rejax's
+   defaults otherwise: 64x64 swish networks, vf_coef 0.5, clipped value loss, no gradient clipping), total_timesteps
+   100,000 and eval_freq 8192, with the anchor's adapter that folds gymnax 1.0.1's (terminated, truncated) into the
+   single ``done`` rejax 0.1.3 expects. It runs in a separate interpreter (``--rejax-python``), a fresh one per
+   seed, so every seed pays the compilation. rejax jit-compiles the whole training, evaluations included, so it
+   cannot stop early: it trains ceil(100,000 / 8192) = 13 blocks of 8192 steps (106,496 steps). Its built-in
+   evaluation plays 128 episodes with actions SAMPLED from the policy (not deterministic), at step 0 and after each
+   block of 8192 steps; "solved" is its first evaluation at a step within the 100,000-step budget whose mean is
+   >= 475. Its time to solve is compile + train time (the anchor's "compile plus train"), whether or not and
+   wherever it solved; the extra column "train-only to the solving step, pro-rata" is train time x solving step /
+   steps trained: what it would take with compilation free and an early stop, which rejax cannot do.
+   XLA uses its default CPU threading (both cores); torch uses 1 thread.
+
+Warm-up: before any timed run, each thorndike contender and SB3 train once for 2048 steps with an evaluation
+every 1024 (same process, not timed), so that torch's one-off kernel and allocator setup is not charged to the
+first timed run. rejax gets no warm-up: its compilation is part of its time by definition; interpreter start and
+the imports are not timed for anyone.
+
+"final eval" is 10 deterministic episodes after training on held-out seeds (untimed): thorndike and SB3 stop at
+the solving evaluation, so theirs is the policy that solved; rejax's is after its full 106,496 steps.
+
+Run it (needs the ``[bench]`` extra; rejax in its own venv):
+
+    python3.11 -m venv /tmp/rejax-venv
+    /tmp/rejax-venv/bin/pip install jax==0.10.2 jaxlib==0.10.2 rejax==0.1.3 gymnax==1.0.1 six
+    .venv/bin/python benchmarks/ppo_time_to_solve.py --rejax-python /tmp/rejax-venv/bin/python
+
+Output: one JSON line per run, then the Markdown summary; writes ``benchmarks/results/ppo_time_to_solve.md``,
+``.json`` (every run and the summary) and ``.png`` (median time to solve, one dot per seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import stable_baselines3
+import torch
+from ppo_cartpole_vs_sb3 import FINAL_EVAL_SEED_OFFSET, EvalAndStop, positive_int  # this script's folder
+from stable_baselines3 import PPO as SB3PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+
+import thorndike as th
+from thorndike.core.logger import read_progress
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ENV_ID = "CartPole-v1"
+SOLVED_RETURN = 475.0
+FINAL_EPISODES = 10
+EVAL_SEED_OFFSET = 1_000_003  # periodic evaluations (thorndike's default, used for SB3 too)
+
+NATIVE, GYMNASIUM, SB3, REJAX = "thorndike-native", "thorndike-gymnasium", "sb3", "rejax"
+CONTENDERS = (NATIVE, GYMNASIUM, SB3, REJAX)
+LABELS = {
+    NATIVE: "thorndike, native torch env",
+    GYMNASIUM: "thorndike, Gymnasium env",
+    SB3: "Stable-Baselines3 (rl-zoo params)",
+    REJAX: "rejax (compile + train)",
+}
+
+# thorndike's fast config (16 x 32 steps, 10 epochs, lr 2.5e-3); the rest are PPOConfig's defaults.
+THORNDIKE_CONFIG: dict[str, Any] = dict(
+    tuned=False, n_envs=16, n_steps=32, minibatch_size=256, n_epochs=10, lr=2.5e-3, gamma=0.98, gae_lambda=0.8,
+)
+THORNDIKE_EVAL_EPISODES = 16
+SB3_EVAL_EPISODES = 10
+
+
+def sb3_model(seed: int) -> tuple[SB3PPO, Any]:
+    """anchors/sb3_bench.py's "ppo-cartpole" model, exactly."""
+    def lin(value: float) -> Callable[[float], float]:
+        return lambda progress_remaining: progress_remaining * value
+
+    env = make_vec_env(ENV_ID, n_envs=8, seed=seed)
+    model = SB3PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
+                   ent_coef=0.0, learning_rate=lin(1e-3), clip_range=lin(0.2), seed=seed, device="cpu", verbose=0)
+    return model, env
+
+
+def record(contender: str, seed: int, solved_at: int | None, time_to_solve_s: float, steps_run: int,
+           final_eval_mean: float, eval_curve: list[tuple[int, float]], eval_episodes: int, **extra: Any
+           ) -> dict[str, Any]:
+    return {
+        "contender": contender,
+        "seed": seed,
+        "solved": solved_at is not None,
+        "solved_at_step": solved_at,
+        "time_to_solve_s": round(time_to_solve_s, 3),
+        "steps_run": steps_run,
+        "final_eval_mean": round(final_eval_mean, 2),
+        "eval_episodes": eval_episodes,
+        **extra,
+        "eval_curve": [[s, round(m, 1)] for s, m in eval_curve],
+    }
+
+
+def run_thorndike(backend: str, seed: int, steps: int, eval_every: int, run_root: str) -> dict[str, Any]:
+    start = time.perf_counter()
+    agent = th.make("ppo", env=ENV_ID, seed=seed, backend=backend, eval_every=eval_every,
+                    eval_episodes=THORNDIKE_EVAL_EPISODES, stop_return=SOLVED_RETURN, progress=False,
+                    tensorboard=False, run_root=run_root, **THORNDIKE_CONFIG)
+    setup_s = time.perf_counter() - start
+    evaluate, eval_s = agent.evaluate, 0.0
+
+    def timed_evaluate(*args: Any, **kwargs: Any) -> Any:
+        nonlocal eval_s
+        t0 = time.perf_counter()
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            eval_s += time.perf_counter() - t0
+
+    agent.evaluate = timed_evaluate  # the training session looks the method up on the instance
+    start = time.perf_counter()
+    agent.learn(steps)
+    learn_call_s = time.perf_counter() - start
+    agent.evaluate = evaluate
+
+    progress = read_progress(agent.run_dir)
+    curve = [(int(s), m) for s, m in zip(progress["step"], progress["eval_mean"]) if not math.isnan(m)]
+    solved_at = next((s for s, m in curve if m >= SOLVED_RETURN), None)
+    # With stop_return the session ends right after the solving evaluation, so its last row is that evaluation's.
+    final = agent.evaluate(episodes=FINAL_EPISODES, seed=seed + FINAL_EVAL_SEED_OFFSET)
+    return record(NATIVE if backend == "torch" else GYMNASIUM, seed, solved_at, progress["time/elapsed_s"][-1],
+                  int(progress["step"][-1]), final.mean, curve, THORNDIKE_EVAL_EPISODES, eval_s=round(eval_s, 3),
+                  setup_s=round(setup_s, 3), learn_call_s=round(learn_call_s, 3))
+
+
+def run_sb3(seed: int, steps: int, eval_every: int) -> dict[str, Any]:
+    start = time.perf_counter()
+    model, env = sb3_model(seed)
+    eval_env = Monitor(gym.make(ENV_ID))
+    eval_env.reset(seed=seed + EVAL_SEED_OFFSET)  # later resets go on from this seeded generator
+    callback = EvalAndStop(eval_env, eval_every, SB3_EVAL_EPISODES, SOLVED_RETURN)
+    setup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    model.learn(steps, callback=callback)
+    learn_call_s = time.perf_counter() - start
+
+    final_env = Monitor(gym.make(ENV_ID))
+    final_env.reset(seed=seed + FINAL_EVAL_SEED_OFFSET)
+    final_mean, _ = evaluate_policy(model, final_env, n_eval_episodes=FINAL_EPISODES, deterministic=True)
+    for e in (env, eval_env, final_env):
+        e.close()
+    return record(SB3, seed, callback.solved_at, callback.stop_time, callback.stop_step, float(final_mean),
+                  callback.eval_means, SB3_EVAL_EPISODES, eval_s=round(callback.eval_time, 3),
+                  setup_s=round(setup_s, 3), learn_call_s=round(learn_call_s, 3))
+
+
+def warm_up(run_root: str) -> None:
+    """One short untimed run of each in-process contender (torch kernels, allocator, env construction paths)."""
+    for backend in ("torch", "gymnasium"):
+        agent = th.make("ppo", env=ENV_ID, seed=123, backend=backend, eval_every=1024,
+                        eval_episodes=THORNDIKE_EVAL_EPISODES, progress=False, tensorboard=False, run_root=run_root,
+                        **THORNDIKE_CONFIG)
+        agent.learn(2048)
+    model, env = sb3_model(123)
+    eval_env = Monitor(gym.make(ENV_ID))
+    model.learn(2048, callback=EvalAndStop(eval_env, 1024, SB3_EVAL_EPISODES, SOLVED_RETURN))
+    env.close()
+    eval_env.close()
+
+
+# Run by the rejax interpreter: argv = seed, total_timesteps, eval_freq, final episodes, final-eval seed.
+# Prints one JSON line. The adapter is anchors/rejax_bench.py's FiveTupleEnv.
+REJAX_SCRIPT = r"""
+import json, sys, time
+from importlib.metadata import version
+import jax, jax.numpy as jnp, gymnax
+from rejax import PPO
+from rejax.evaluate import evaluate
+
+seed, total, eval_freq, final_episodes, final_seed = (int(a) for a in sys.argv[1:6])
+
+
+class FiveTupleEnv:
+    # gymnax 1.0.1's step returns (obs, state, reward, terminated, truncated, info); rejax 0.1.3 unpacks 5 values
+    def __init__(self, env):
+        self._env = env
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name == "_env":
+            raise AttributeError(name)
+        return getattr(self._env, name)
+
+    def step(self, key, state, action, params=None):
+        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+        return obs, state, reward, jnp.logical_or(terminated, truncated), info
+
+    def reset(self, key, params=None):
+        return self._env.reset(key, params)
+
+
+start = time.perf_counter()
+env, env_params = gymnax.make("CartPole-v1")
+env = FiveTupleEnv(env)
+algo = PPO.create(env=env, env_params=env_params, total_timesteps=total, eval_freq=eval_freq, num_envs=8,
+                  num_steps=32, num_epochs=20, num_minibatches=1, learning_rate=1e-3, gamma=0.98, gae_lambda=0.8,
+                  clip_eps=0.2, ent_coef=0.0)
+create_s = time.perf_counter() - start
+start = time.perf_counter()
+compiled = jax.jit(algo.train).lower(jax.random.PRNGKey(seed)).compile()
+compile_s = time.perf_counter() - start
+start = time.perf_counter()
+ts, (lengths, returns) = compiled(jax.random.PRNGKey(seed))
+jax.block_until_ready(returns)
+train_s = time.perf_counter() - start
+
+iteration = algo.num_envs * algo.num_steps
+block = -(-eval_freq // iteration) * iteration  # rejax trains ceil(eval_freq / iteration) iterations per evaluation
+means = [float(m) for m in returns.mean(axis=1)]
+first = 0 if not algo.skip_initial_evaluation else 1
+eval_steps = [(i + first) * block for i in range(len(means))]
+params = ts.actor_ts.params
+
+
+def greedy(obs, rng):
+    dist = algo.actor.apply(params, jnp.expand_dims(obs, 0), method="_action_dist")
+    return jnp.squeeze(dist.mode())
+
+
+_, final_returns = evaluate(greedy, jax.random.PRNGKey(final_seed), env, env_params, final_episodes,
+                            env_params.max_steps_in_episode)
+print(json.dumps({
+    "versions": {p: version(p) for p in ("jax", "jaxlib", "rejax", "gymnax")}, "devices": str(jax.devices()),
+    "create_s": create_s, "compile_s": compile_s, "train_s": train_s, "steps_run": int(ts.global_step),
+    "eval_episodes": int(returns.shape[1]), "eval_steps": eval_steps, "eval_means": means,
+    "final_eval_mean": float(final_returns.mean()),
+}))
+"""
+
+
+def rejax_python(option: str | None) -> tuple[str | None, str]:
+    """The interpreter that can run rejax, or None and the reason why not."""
+    if not option:
+        return None, ("rejax not run: no --rejax-python given (install jax, rejax 0.1.3 and gymnax 1.0.1 in a separate "
+                      "venv, see the module docstring); its column is left empty")
+    try:
+        probe = subprocess.run([option, "-c", "import jax, gymnax, rejax"], capture_output=True, text=True,
+                               env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    except OSError as err:
+        return None, f"rejax not run: --rejax-python {option} cannot be started: {err}"
+    if probe.returncode != 0:
+        reason = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else f"exit {probe.returncode}"
+        return None, f"rejax not run: jax/gymnax/rejax cannot be imported by --rejax-python {option}: {reason}"
+    return option, ""
+
+
+def run_rejax(python: str, seed: int, steps: int, eval_every: int, versions: dict[str, Any]) -> dict[str, Any]:
+    # No persistent compilation cache: every seed pays the compilation, as a fresh run of rejax does.
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_ENABLE_COMPILATION_CACHE": "false"}
+    args = [str(a) for a in (seed, steps, eval_every, FINAL_EPISODES, seed + FINAL_EVAL_SEED_OFFSET)]
+    out = subprocess.run([python, "-c", REJAX_SCRIPT, *args], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.exit(f"rejax run failed (seed {seed}, exit {out.returncode}):\n{out.stderr[-3000:]}")
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    versions.update(report["versions"], devices=report["devices"])
+    curve = list(zip(report["eval_steps"], report["eval_means"]))
+    solved_at = next((s for s, m in curve if m >= SOLVED_RETURN and s <= steps), None)
+    compile_s, train_s, steps_run = report["compile_s"], report["train_s"], report["steps_run"]
+    pro_rata = None if solved_at is None else round(train_s * solved_at / steps_run, 3)
+    return record(REJAX, seed, solved_at, compile_s + train_s, steps_run, report["final_eval_mean"], curve,
+                  report["eval_episodes"], compile_s=round(compile_s, 3), train_s=round(train_s, 3),
+                  train_to_solve_pro_rata_s=pro_rata, setup_s=round(report["create_s"], 3))
+
+
+# ---- summary ------------------------------------------------------------------------------------------------------
+
+
+def median_or_none(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarise(results: list[dict[str, Any]], contenders: list[str], n_seeds: int) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for name in contenders:
+        runs = [r for r in results if r["contender"] == name]
+        solved = [r for r in runs if r["solved"]]
+        summary[name] = {
+            "time_to_solve_s": median_or_none([r["time_to_solve_s"] for r in runs]),
+            # a run that did not solve counts with the steps it ran
+            "steps_to_solve": median_or_none([r["solved_at_step"] if r["solved"] else r["steps_run"] for r in runs]),
+            "solved": len(solved),
+            "runs": len(runs),
+            "final_eval_mean": median_or_none([r["final_eval_mean"] for r in runs]),
+        }
+        if name == REJAX:
+            summary[name]["compile_s"] = median_or_none([r["compile_s"] for r in runs])
+            summary[name]["train_s"] = median_or_none([r["train_s"] for r in runs])
+            summary[name]["train_to_solve_pro_rata_s"] = median_or_none(
+                [r["train_to_solve_pro_rata_s"] for r in solved])
+    native = summary[NATIVE]["time_to_solve_s"]
+    ratios = {f"{NATIVE} / {other}": native / summary[other]["time_to_solve_s"]
+              for other in (GYMNASIUM, SB3, REJAX) if other in summary}
+    return {"contenders": summary, "ratios": ratios, "n_seeds": n_seeds}
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def markdown(summary: dict[str, Any], results: list[dict[str, Any]], seeds: list[int], steps: int, eval_every: int,
+             notes: list[str], command: str) -> str:
+    rows = summary["contenders"]
+    lines = [
+        "# Time to solve CartPole-v1 with PPO",
+        "",
+        "Wall seconds from the start of training to the first evaluation with mean return >= 475 (evaluation every "
+        f"{eval_every:,} env steps for every contender, evaluation time included; budget {steps:,} env steps). "
+        f"Medians over seeds {', '.join(map(str, seeds))}; a run that did not solve counts with its full time and "
+        "the steps it ran. rejax cannot stop early: its time to solve is compile + train of the whole budget.",
+        "",
+        "| contender | time to solve (s) | steps to solve | solved | final eval | evaluation |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    evaluation = {NATIVE: "16 deterministic episodes", GYMNASIUM: "16 deterministic episodes",
+                  SB3: "10 deterministic episodes", REJAX: "128 sampled-action episodes (built in)"}
+    for name, row in rows.items():
+        lines.append(f"| {LABELS[name]} | {fmt(row['time_to_solve_s'], '.2f')} | {fmt(row['steps_to_solve'], ',.0f')} "
+                     f"| {row['solved']}/{row['runs']} | {fmt(row['final_eval_mean'], '.1f')} | {evaluation[name]} |")
+    if REJAX in rows:
+        r = rows[REJAX]
+        trained = max(run["steps_run"] for run in results if run["contender"] == REJAX)
+        lines += [
+            "",
+            "rejax's parts (medians): compile "
+            f"{fmt(r['compile_s'], '.2f')} s, train (all {trained:,} steps, "
+            f"evaluations included) {fmt(r['train_s'], '.2f')} s; **train-only time to the solving step, pro-rata** "
+            f"(train s x solving step / steps trained, over solved seeds; not achievable with rejax, which cannot "
+            f"stop early and must compile): {fmt(r['train_to_solve_pro_rata_s'], '.2f')} s.",
+        ]
+    else:
+        lines += ["", "rejax: not run (see notes); its column is empty."]
+    lines += ["", "Ratios of median time to solve:", ""]
+    for key, value in summary["ratios"].items():
+        lines.append(f"- {key.replace(REJAX, 'rejax (compile + train)')} = {value:.3f}")
+    sb3_ratio = summary["ratios"].get(f"{NATIVE} / {SB3}")
+    rejax_ratio = summary["ratios"].get(f"{NATIVE} / {REJAX}")
+    lines += ["", "Goals of the issue:", ""]
+    if sb3_ratio is not None:
+        lines.append(f"- native time to solve <= 1/10 of SB3's: {'met' if sb3_ratio <= 0.1 else 'NOT met'} "
+                     f"(native / SB3 = {sb3_ratio:.3f}, i.e. {1 / sb3_ratio:.1f}x faster)")
+    if rejax_ratio is not None:
+        lines.append(f"- native time to solve < rejax's compile + train: {'met' if rejax_ratio < 1 else 'NOT met'} "
+                     f"(native / rejax = {rejax_ratio:.3f})")
+    else:
+        lines.append("- native time to solve < rejax's compile + train: not measured (rejax not run)")
+    lines += ["", "Per seed, time to solve in s (step of the solving evaluation; — = not solved within the budget):",
+              "", "| contender | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+              "| --- | " + " | ".join("---:" for _ in seeds) + " |"]
+    for name in rows:
+        cells = []
+        for seed in seeds:
+            run = next(r for r in results if r["contender"] == name and r["seed"] == seed)
+            step = f"{run['solved_at_step']:,}" if run["solved"] else "—"
+            cells.append(f"{run['time_to_solve_s']:.2f} ({step})")
+        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
+    lines += ["", "Command:", "", f"    {command}", "", "Notes:", "", *[f"- {note}" for note in notes], ""]
+    return "\n".join(lines)
+
+
+def plot(path: Path, summary: dict[str, Any], results: list[dict[str, Any]], eval_every: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary["contenders"]
+    names = list(rows)
+    colors = {NATIVE: "tab:blue", GYMNASIUM: "tab:cyan", SB3: "tab:orange", REJAX: "tab:green"}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for x, name in enumerate(names):
+        median = rows[name]["time_to_solve_s"]
+        if name == REJAX:
+            compile_s = rows[name]["compile_s"]
+            ax.bar(x, compile_s, color=colors[name], alpha=0.35, hatch="//", edgecolor=colors[name],
+                   label="rejax compile (median)")
+            ax.bar(x, median - compile_s, bottom=compile_s, color=colors[name], alpha=0.6,
+                   label="rejax train, all steps (median)")
+        else:
+            ax.bar(x, median, color=colors[name], alpha=0.6)
+        runs = [r for r in results if r["contender"] == name]
+        for i, run in enumerate(runs):
+            dx = (i - (len(runs) - 1) / 2) * 0.08
+            ax.plot(x + dx, run["time_to_solve_s"], "o", color="black" if run["solved"] else "red",
+                    markerfacecolor="black" if run["solved"] else "none", markersize=5, zorder=3)
+        top = max([median] + [r["time_to_solve_s"] for r in runs])
+        ax.annotate(f"{median:.2f} s\n{rows[name]['solved']}/{rows[name]['runs']} solved", (x, top),
+                    xytext=(0, 6), textcoords="offset points", ha="center", va="bottom", fontsize=9)
+    if SB3 in rows:
+        goal = rows[SB3]["time_to_solve_s"] / 10
+        ax.axhline(goal, color="tab:orange", linestyle="--", linewidth=1, label=f"SB3 median / 10 = {goal:.2f} s")
+    ax.plot([], [], "o", color="black", label="one seed (solved)")
+    ax.plot([], [], "o", color="red", markerfacecolor="none", label="one seed (not solved: full time)")
+    ax.set_xticks(range(len(names)), [LABELS[n].replace(", ", ",\n").replace(" (", "\n(") for n in names])
+    ax.set_ylabel("wall seconds to first eval >= 475 (median bar)")
+    ax.set_title(f"PPO on CartPole-v1: time to solve (CPU, eval every {eval_every:,} steps)")
+    ax.set_ylim(0, max(r["time_to_solve_s"] for r in results) * 1.2)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0-4)")
+    parser.add_argument("--steps", type=positive_int, default=100_000, help="env-step budget per run")
+    parser.add_argument("--eval-every", type=positive_int, default=8192, help="env steps between evaluations")
+    parser.add_argument("--rejax-python", default=None, help="interpreter with jax, gymnax and rejax installed")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for ppo_time_to_solve.{md,json,png}")
+    args = parser.parse_args()
+    command = " ".join(["python", *(os.path.relpath(a) if a == sys.argv[0] else a for a in sys.argv)])
+
+    torch.set_num_threads(1)
+    python, reason = rejax_python(args.rejax_python)
+    if python is None:
+        print(reason, flush=True)
+    contenders = [NATIVE, GYMNASIUM, SB3] + ([REJAX] if python else [])
+    rejax_versions: dict[str, Any] = {}
+    load_before = os.getloadavg()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="thorndike-tts-") as run_root:
+        warm_up(run_root)
+        runners = {
+            NATIVE: lambda seed: run_thorndike("torch", seed, args.steps, args.eval_every, run_root),
+            GYMNASIUM: lambda seed: run_thorndike("gymnasium", seed, args.steps, args.eval_every, run_root),
+            SB3: lambda seed: run_sb3(seed, args.steps, args.eval_every),
+            REJAX: lambda seed: run_rejax(python, seed, args.steps, args.eval_every, rejax_versions),
+        }
+        for i, seed in enumerate(args.seeds):
+            order = contenders[i % len(contenders):] + contenders[:i % len(contenders)]
+            for name in order:
+                res = runners[name](seed)
+                results.append(res)
+                print(json.dumps(res), flush=True)
+    load_after = os.getloadavg()
+
+    results.sort(key=lambda r: (contenders.index(r["contender"]), r["seed"]))
+    summary = summarise(results, contenders, len(args.seeds))
+    rejax_steps = ", ".join(sorted({f"{r['steps_run']:,}" for r in results if r["contender"] == REJAX})) or "—"
+    notes = [
+        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, torch {torch.__version__} (1 thread), stable-baselines3 "
+        f"{stable_baselines3.__version__}, gymnasium {gym.__version__}, thorndike {th.__version__}"
+        + (", " + ", ".join(f"{k} {v}" for k, v in rejax_versions.items() if k != "devices") if rejax_versions
+           else ""),
+        f"load average (1 min) {load_before[0]:.2f} before and {load_after[0]:.2f} after the benchmark (shared "
+        "machine: figures move between runs)",
+        "runs interleaved by seed, the order of the contenders rotating from seed to seed; one untimed warm-up run "
+        "(2048 steps, evaluation every 1024) of each thorndike contender and of SB3 before the timed runs",
+        "evaluations differ in size and kind: thorndike 16 deterministic episodes in parallel env copies, SB3 10 "
+        "deterministic episodes one after another, rejax 128 episodes with sampled actions inside its compiled "
+        f"program; the 475 threshold and the {args.eval_every:,}-step interval are the same for all",
+        "hyperparameters differ by design: thorndike runs its fast config (16 envs, 10 epochs, lr 2.5e-3), SB3 and "
+        "rejax the anchors' rl-zoo values (8 envs, 20 epochs, lr 1e-3); rejax additionally uses swish activations, a "
+        "constant lr, a clipped value loss and no gradient clipping (its defaults, as in the anchor)",
+        "building the agent/model is untimed for every contender (JSON: setup_s); thorndike's time is the session "
+        "clock, which also leaves out writing final.pt and curve.png after the stop (JSON: learn_call_s)",
+        "final eval: 10 deterministic episodes on held-out seeds after training, untimed",
+    ]
+    if python:
+        notes.append(
+            f"rejax trains whole blocks of {args.eval_every:,} steps ({rejax_steps} steps) against the "
+            f"{args.steps:,}-step budget; an evaluation after step {args.steps:,} does not count as solved. It runs "
+            "in a fresh interpreter per seed with the persistent compilation cache off; XLA uses both CPU cores while "
+            "torch uses 1 thread; interpreter start and imports are untimed")
+    else:
+        notes.append(reason)
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = markdown(summary, results, args.seeds, args.steps, args.eval_every, notes, command)
+    (args.out / "ppo_time_to_solve.md").write_text(text)
+    meta = {"command": command, "date": str(datetime.date.today()), "load_before": load_before,
+            "load_after": load_after, "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
+            "gymnasium": gym.__version__, "thorndike": th.__version__, "rejax": rejax_versions or None,
+            "thorndike_config": {**THORNDIKE_CONFIG, "eval_episodes": THORNDIKE_EVAL_EPISODES}, "notes": notes}
+    (args.out / "ppo_time_to_solve.json").write_text(
+        json.dumps({"meta": meta, "summary": summary, "runs": results}, indent=1) + "\n")
+    plot(args.out / "ppo_time_to_solve.png", summary, results, args.eval_every)
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
