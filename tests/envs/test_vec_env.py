@@ -110,7 +110,7 @@ def test_callable_and_module_path_envs() -> None:
         (dict(env="CartPol-v1"), "Did you mean 'CartPole-v1'"),
         (dict(env="CartPole-v1", n_envs=0), "n_envs must be a positive int"),
         (dict(env="CartPole-v1", backend="jax"), "backend must be one of"),
-        (dict(env="FrozenLake-v1", backend="torch"), "no native torch env"),
+        (dict(env="Blackjack-v1", backend="torch"), "no native torch env"),
         (dict(env="nosuchmodule:make"), "cannot import env builder"),
     ],
 )

@@ -118,6 +118,11 @@ class BatchedEnv(ABC):
     (the same Gymnasium spaces as the real env) in ``_spaces``, and implements ``_dynamics`` (and ``_observe``
     when the observation is not the state itself).
 
+    An env whose state is not a float box, or whose dynamics are random, overrides the hooks those assumptions
+    live in instead: ``_setup_state`` / ``_sample_initial_states`` (state layout and resets), ``_step_random`` /
+    ``_transition`` (the step's random numbers and what they become), ``_row_mask`` and ``_check_batch``
+    (see :class:`~thorndike.envs.batched.tabular.TabularEnv`).
+
     Randomness (reset states) comes from one ``torch.Generator`` on ``device``, seeded by ``reset(seed)``; the same
     seed and actions give the same run, but not the same numbers as Gymnasium's per-copy NumPy generators.
     Observations have the env's ``dtype`` (float32 by default, float64 on request); rewards are float32 as in
@@ -132,8 +137,8 @@ class BatchedEnv(ABC):
     reset_low: ClassVar[tuple[float, ...]]
     reset_high: ClassVar[tuple[float, ...]]
     """Initial states are uniform in ``[reset_low, reset_high)`` per column, as in the Gymnasium env's ``reset``."""
-    default_max_episode_steps: ClassVar[int]
-    """Gymnasium's registered time limit for ``env_id``."""
+    default_max_episode_steps: ClassVar[int | None]
+    """Gymnasium's registered time limit for ``env_id``; None for an env registered without one (no truncation)."""
 
     def __init__(
         self,
@@ -147,7 +152,7 @@ class BatchedEnv(ABC):
         if dtype not in _UNIFORM_BITS:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         limit = self.default_max_episode_steps if max_episode_steps is None else max_episode_steps
-        if not isinstance(limit, int) or limit < 1:
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise ValueError(f"max_episode_steps must be a positive int, got {max_episode_steps!r}")
         self.n_envs = n_envs
         self.device = torch.device(device)
@@ -156,21 +161,12 @@ class BatchedEnv(ABC):
         self.single_observation_space, self.single_action_space = self._spaces()
         self._generator = torch.Generator(device=self.device)
         self._seeded = False
-        low = torch.tensor(self.reset_low, dtype=dtype, device=self.device)
-        high = torch.tensor(self.reset_high, dtype=dtype, device=self.device)
-        bits_dtype, self._uniform_bits = _UNIFORM_BITS[dtype]
-        self._reset_low = low
-        # The 2**-bits of the integer-to-uniform conversion is folded into the width: one op fewer per step.
-        self._reset_scale = (high - low) * 2.0**-self._uniform_bits
-        self._random_bits = torch.empty((n_envs, len(self.state_names)), dtype=bits_dtype, device=self.device)
-        self._bits_mask = self._constant((1 << self._uniform_bits) - 1, bits_dtype)
         self._one_step = self._constant(1, torch.int64)
         self._no_steps = self._constant(0, torch.int64)
         self._no_return = self._constant(0.0, torch.float64)
-        self._step_limit = self._constant(limit, torch.int64)
-        mask_dtype, mask_ones = _MASK_INT.get(len(self.state_names), (torch.bool, True))
-        self._mask_ones = self._constant(mask_ones, mask_dtype)
-        self._state = torch.zeros((n_envs, len(self.state_names)), dtype=dtype, device=self.device)
+        # Without a time limit, a limit no episode length reaches keeps the step free of a branch.
+        self._step_limit = self._constant(torch.iinfo(torch.int64).max if limit is None else limit, torch.int64)
+        self._state = self._setup_state()
         self._elapsed = torch.zeros(n_envs, dtype=torch.int64, device=self.device)
         self._returns = torch.zeros(n_envs, dtype=torch.float64, device=self.device)
         self._started = False
@@ -180,8 +176,8 @@ class BatchedEnv(ABC):
             self._action_low, self._action_high = float(space.low.min()), float(space.high.max())
 
     @property
-    def max_episode_steps(self) -> int:
-        """The time limit: an episode is truncated on its ``max_episode_steps``-th step."""
+    def max_episode_steps(self) -> int | None:
+        """The time limit: an episode is truncated on its ``max_episode_steps``-th step (None: never)."""
         return self._max_episode_steps
 
     # ---- what a subclass provides ---------------------------------------------------------------------------
@@ -190,13 +186,37 @@ class BatchedEnv(ABC):
     def _spaces(self) -> tuple[gym.spaces.Space, gym.spaces.Space]:
         """The single-copy observation and action spaces, equal to the Gymnasium env's."""
 
-    @abstractmethod
     def _dynamics(self, state: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One step of every copy: ``(next_state [N, D], reward [N], terminated bool [N])``, all fresh tensors.
 
         ``actions`` are on the device: int64 ``[N]`` for Discrete spaces, ``dtype`` ``[N, ...]`` already clipped
-        to the space for Box ones.
+        to the space for Box ones. Every deterministic env implements this; an env with random dynamics overrides
+        ``_transition`` (and ``_step_random``) instead, since ``_dynamics`` receives no random numbers.
         """
+        raise NotImplementedError(f"{type(self).__name__} implements neither _dynamics nor _transition")
+
+    def _transition(self, state: Tensor, actions: Tensor, random: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(next_state, reward, terminated, initial)``: the step of every copy and a fresh initial state for each,
+        computed from ``random``, the output of :meth:`_step_random`. By default ``_dynamics``, with ``random``
+        holding the initial states."""
+        next_state, reward, terminated = self._dynamics(state, actions)
+        return next_state, reward, terminated, random
+
+    def _setup_state(self) -> Tensor:
+        """Prepare what ``_sample_initial_states`` and ``_row_mask`` need and return the state before the first
+        reset (called once, by ``__init__``). By default: uniform draws in the box ``[reset_low, reset_high)``."""
+        dtype, n_envs = self.dtype, self.n_envs
+        low = torch.tensor(self.reset_low, dtype=dtype, device=self.device)
+        high = torch.tensor(self.reset_high, dtype=dtype, device=self.device)
+        bits_dtype, self._uniform_bits = _UNIFORM_BITS[dtype]
+        self._reset_low = low
+        # The 2**-bits of the integer-to-uniform conversion is folded into the width: one op fewer per step.
+        self._reset_scale = (high - low) * 2.0**-self._uniform_bits
+        self._random_bits = torch.empty((n_envs, len(self.state_names)), dtype=bits_dtype, device=self.device)
+        self._bits_mask = self._constant((1 << self._uniform_bits) - 1, bits_dtype)
+        mask_dtype, mask_ones = _MASK_INT.get(len(self.state_names), (torch.bool, True))
+        self._mask_ones = self._constant(mask_ones, mask_dtype)
+        return torch.zeros((n_envs, len(self.state_names)), dtype=dtype, device=self.device)
 
     def _observe(self, state: Tensor) -> Tensor:
         """The observation of each copy; by default the state itself (CartPole, MountainCar)."""
@@ -235,9 +255,10 @@ class BatchedEnv(ABC):
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         # Initial states are drawn for every copy, ended or not: a fixed-shape draw keeps the step free of host
         # syncs, at the cost of random numbers that are mostly thrown away. It is the step's only use of the
-        # generator, kept out of ``_advance`` so that the rest is a pure function of tensors.
-        initial = self._sample_initial_states()
-        out = self._advance(self._state, self._elapsed, self._returns, self._prepare_actions(actions), initial)
+        # generator (with the draws of random dynamics, where an env has them), kept out of ``_advance`` so that
+        # the rest is a pure function of tensors.
+        random = self._step_random()
+        out = self._advance(self._state, self._elapsed, self._returns, self._prepare_actions(actions), random)
         self._state, self._elapsed, self._returns = out.state, out.elapsed_steps, out.returns
         info = StepInfo(
             final_obs=out.final_obs,
@@ -247,11 +268,12 @@ class BatchedEnv(ABC):
         )
         return out.obs, out.reward, out.terminated, out.truncated, info
 
-    def _advance(self, state: Tensor, elapsed: Tensor, returns: Tensor, actions: Tensor, initial: Tensor) -> Advance:
+    def _advance(self, state: Tensor, elapsed: Tensor, returns: Tensor, actions: Tensor, random: Tensor) -> Advance:
         """One step of every copy as a pure function of tensors: no generator, no host sync, no Python branch on
         a value, so ``torch.compile(fullgraph=True)`` can trace it (the tests check this) and a CUDA graph could
-        capture it. ``initial`` holds a fresh initial state for every copy; the ones that end take theirs."""
-        next_state, reward, terminated = self._dynamics(state, actions)
+        capture it. ``random`` is what ``_step_random`` drew; ``_transition`` turns it into a fresh initial state
+        for every copy (by default it is one), and the copies that end take theirs."""
+        next_state, reward, terminated, initial = self._transition(state, actions, random)
         lengths = torch.add(elapsed, self._one_step)
         truncated = lengths >= self._step_limit
         done = terminated | truncated
@@ -284,7 +306,8 @@ class BatchedEnv(ABC):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._check_batch(state["state"], "state")
-        self._state = state["state"].to(device=self.device, dtype=self.dtype).clone()
+        # the dtype the state already has: the env's float dtype for physical states, int64 for state indices
+        self._state = state["state"].to(device=self.device, dtype=self._state.dtype).clone()
         self._elapsed = state["elapsed_steps"].to(device=self.device, dtype=torch.int64).clone()
         self._returns = state["returns"].to(device=self.device, dtype=torch.float64).clone()
         self._generator.set_state(state["generator"].cpu())
@@ -309,7 +332,7 @@ class BatchedEnv(ABC):
         """
         state = torch.as_tensor(state)
         self._check_batch(state, "state")
-        self._state = state.to(device=self.device, dtype=self.dtype).clone()
+        self._state = state.to(device=self.device, dtype=self._state.dtype).clone()
         if elapsed_steps is not None:
             elapsed = torch.as_tensor(elapsed_steps, dtype=torch.int64, device=self.device)
             self._elapsed = elapsed.expand(self.n_envs).clone()
@@ -336,6 +359,11 @@ class BatchedEnv(ABC):
         if isinstance(space, gym.spaces.Discrete):
             return actions.reshape(self.n_envs).to(torch.int64)
         return actions.reshape(shape).to(self.dtype).clamp(self._action_low, self._action_high)
+
+    def _step_random(self) -> Tensor:
+        """The random input of one step, from the env's generator: by default fresh initial states for every
+        copy. An env with random dynamics adds the numbers its ``_transition`` needs."""
+        return self._sample_initial_states()
 
     def _sample_initial_states(self) -> Tensor:
         """Fresh initial states ``[N, D]``, uniform in ``[reset_low, reset_high)`` per column."""
