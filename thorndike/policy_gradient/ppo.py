@@ -35,6 +35,8 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 @dataclass
 class PPOConfig:
+    """PPO's hyperparameters, with the notes' names where they have one (N, T, K, eps, c1, c2)."""
+
     n_envs: int = describe("parallel environment copies (N)", 8)
     n_steps: int = describe("steps collected per copy each iteration (T); batch = N * T", 256)
     lr: float = describe("Adam learning rate", 3e-4)
