@@ -81,17 +81,9 @@ MAX_GRAD_NORM = 0.5
 HIDDEN = (64, 64)
 
 
-def run_thorndike(seed: int, steps: int, eval_every: int, run_root: str) -> dict[str, Any]:
-    agent = th.make(
-        "ppo", env=ENV_ID, seed=seed, tuned=False,
-        n_envs=N_ENVS, n_steps=N_STEPS, minibatch_size=BATCH_SIZE, n_epochs=N_EPOCHS, gamma=GAMMA,
-        gae_lambda=GAE_LAMBDA, lr=LEARNING_RATE, anneal_lr=True, clip=CLIP, ent_coef=ENT_COEF, vf_coef=VF_COEF,
-        max_grad_norm=MAX_GRAD_NORM, hidden_sizes=HIDDEN, activation="tanh",
-        threads=1, device="cpu", eval_every=eval_every, eval_episodes=EVAL_EPISODES, stop_return=SOLVED_RETURN,
-        progress=False, tensorboard=False, run_root=run_root,
-    )
-    evaluate = agent.evaluate
-    eval_time = 0.0
+def learn_timing_evaluation(agent: Any, steps: int) -> tuple[float, float]:
+    """``agent.learn(steps)``; returns the seconds spent in evaluation and the seconds of the whole call."""
+    evaluate, eval_time = agent.evaluate, 0.0
 
     def timed_evaluate(*args: Any, **kwargs: Any) -> Any:
         nonlocal eval_time
@@ -103,9 +95,23 @@ def run_thorndike(seed: int, steps: int, eval_every: int, run_root: str) -> dict
 
     agent.evaluate = timed_evaluate  # the training session looks the method up on the instance
     start = time.perf_counter()
-    agent.learn(steps)
-    learn_call_s = time.perf_counter() - start
-    agent.evaluate = evaluate
+    try:
+        agent.learn(steps)
+    finally:
+        agent.evaluate = evaluate
+    return eval_time, time.perf_counter() - start
+
+
+def run_thorndike(seed: int, steps: int, eval_every: int, run_root: str) -> dict[str, Any]:
+    agent = th.make(
+        "ppo", env=ENV_ID, seed=seed, tuned=False,
+        n_envs=N_ENVS, n_steps=N_STEPS, minibatch_size=BATCH_SIZE, n_epochs=N_EPOCHS, gamma=GAMMA,
+        gae_lambda=GAE_LAMBDA, lr=LEARNING_RATE, anneal_lr=True, clip=CLIP, ent_coef=ENT_COEF, vf_coef=VF_COEF,
+        max_grad_norm=MAX_GRAD_NORM, hidden_sizes=HIDDEN, activation="tanh",
+        threads=1, device="cpu", eval_every=eval_every, eval_episodes=EVAL_EPISODES, stop_return=SOLVED_RETURN,
+        progress=False, tensorboard=False, run_root=run_root,
+    )
+    eval_time, learn_call_s = learn_timing_evaluation(agent, steps)
 
     # The session's own clock (time/elapsed_s) stops right after the evaluation that ended the run, before the
     # run folder's final.pt and curve.png are written; learn_call_s includes those.

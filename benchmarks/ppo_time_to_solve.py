@@ -71,7 +71,12 @@ from typing import Any
 import gymnasium as gym
 import stable_baselines3
 import torch
-from ppo_cartpole_vs_sb3 import FINAL_EVAL_SEED_OFFSET, EvalAndStop, positive_int  # this script's folder
+from ppo_cartpole_vs_sb3 import (  # this script's folder is on sys.path
+    FINAL_EVAL_SEED_OFFSET,
+    EvalAndStop,
+    learn_timing_evaluation,
+    positive_int,
+)
 from stable_baselines3 import PPO as SB3PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -137,21 +142,7 @@ def run_thorndike(backend: str, seed: int, steps: int, eval_every: int, run_root
                     eval_episodes=THORNDIKE_EVAL_EPISODES, stop_return=SOLVED_RETURN, progress=False,
                     tensorboard=False, run_root=run_root, **THORNDIKE_CONFIG)
     setup_s = time.perf_counter() - start
-    evaluate, eval_s = agent.evaluate, 0.0
-
-    def timed_evaluate(*args: Any, **kwargs: Any) -> Any:
-        nonlocal eval_s
-        t0 = time.perf_counter()
-        try:
-            return evaluate(*args, **kwargs)
-        finally:
-            eval_s += time.perf_counter() - t0
-
-    agent.evaluate = timed_evaluate  # the training session looks the method up on the instance
-    start = time.perf_counter()
-    agent.learn(steps)
-    learn_call_s = time.perf_counter() - start
-    agent.evaluate = evaluate
+    eval_s, learn_call_s = learn_timing_evaluation(agent, steps)
 
     progress = read_progress(agent.run_dir)
     curve = [(int(s), m) for s, m in zip(progress["step"], progress["eval_mean"]) if not math.isnan(m)]
