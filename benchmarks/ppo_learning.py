@@ -2,6 +2,7 @@
 Pendulum-v1 (deterministic 10-episode mean >= -250 after 300k steps), with thorndike's tuned configs.
 
     .venv/bin/python benchmarks/ppo_learning.py [--seeds 0 1 2 3 4] [--envs CartPole-v1 Pendulum-v1] [--workers 2]
+        [--backend gymnasium|torch]
 
 Prints one JSON line per run and a Markdown table, writes benchmarks/results/ppo_learning.{md,png}.
 """
@@ -23,7 +24,7 @@ TASKS = {
 RESULTS = Path(__file__).parent / "results"
 
 
-def run(env: str, seed: int, run_root: str) -> dict:
+def run(env: str, seed: int, run_root: str, backend: str) -> dict:
     import torch
 
     import thorndike as th
@@ -31,7 +32,7 @@ def run(env: str, seed: int, run_root: str) -> dict:
     torch.set_num_threads(1)
     budget, threshold, every, stop = TASKS[env]
     start = time.perf_counter()
-    agent = th.make("ppo", env=env, seed=seed, eval_every=every, eval_episodes=10,
+    agent = th.make("ppo", env=env, seed=seed, backend=backend, eval_every=every, eval_episodes=10,
                     stop_return=threshold if stop else None, progress=False, run_root=run_root)
     agent.learn(budget)
     final = agent.evaluate(episodes=10)
@@ -44,11 +45,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--envs", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--backend", default="gymnasium", choices=["gymnasium", "torch", "auto"],
+                        help="env backend (the README's table was measured on gymnasium)")
     args = parser.parse_args()
     run_root = tempfile.mkdtemp(prefix="thorndike-ppo-learning-")
     jobs = [(env, seed) for env in args.envs for seed in args.seeds]
     with ProcessPoolExecutor(args.workers) as pool:
-        futures = [pool.submit(run, env, seed, run_root) for env, seed in jobs]
+        futures = [pool.submit(run, env, seed, run_root, args.backend) for env, seed in jobs]
         results = []
         for future in futures:
             results.append(future.result())

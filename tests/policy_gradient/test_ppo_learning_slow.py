@@ -11,7 +11,8 @@ import thorndike as th
 
 
 def final_eval(env: str, seed: int, steps: int, tmp_path: Path, **options) -> float:
-    agent = th.make("ppo", env=env, seed=seed, progress=False, tensorboard=False, run_root=str(tmp_path), **options)
+    agent = th.make("ppo", env=env, seed=seed, backend="gymnasium", progress=False, tensorboard=False,
+                    run_root=str(tmp_path), **options)
     agent.learn(steps)
     return agent.evaluate(episodes=10).mean
 
