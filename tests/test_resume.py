@@ -1,5 +1,5 @@
 """Exact resume: a run killed with SIGKILL and resumed ends exactly where an uninterrupted run with the same seed
-ends (final weights and every learning column of progress.csv)."""
+ends (final weights and every learning column of progress.csv), on Gymnasium envs and on native torch envs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
+import pytest
 import torch
 
 import thorndike as th
@@ -21,9 +22,9 @@ FIELDS = ["--n-envs", "4", "--n-steps", "64", "--minibatch-size", "64", "--n-epo
           "--checkpoint-every", "1024", "--keep-checkpoints", "0", "--progress", "false", "--tensorboard", "false"]
 
 
-def train_command(run_root: Path, steps: int) -> list[str]:
+def train_command(run_root: Path, steps: int, backend: str) -> list[str]:
     return [sys.executable, "-m", "thorndike.cli", "train", "ppo", "--env", "CartPole-v1", "--seed", "3",
-            "--steps", str(steps), "--run-root", str(run_root), *FIELDS]
+            "--steps", str(steps), "--run-root", str(run_root), "--backend", backend, *FIELDS]
 
 
 def only_run(run_root: Path) -> Path:
@@ -47,13 +48,14 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
         assert torch.equal(a[key], b[key]), f"weights differ at {key}"
 
 
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["gymnasium", "torch"])
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, backend: str) -> None:
     steps = 16384
     reference_root, killed_root = tmp_path / "reference", tmp_path / "killed"
-    subprocess.run(train_command(reference_root, steps), check=True, capture_output=True, timeout=300)
+    subprocess.run(train_command(reference_root, steps, backend), check=True, capture_output=True, timeout=300)
     reference = only_run(reference_root)
 
-    process = subprocess.Popen(train_command(killed_root, steps), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(train_command(killed_root, steps, backend), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -82,9 +84,10 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert reference_rows == resumed_rows
 
 
-def test_resume_skips_a_corrupted_checkpoint_and_still_matches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["gymnasium", "torch"])
+def test_resume_skips_a_corrupted_checkpoint_and_still_matches(tmp_path: Path, backend: str) -> None:
     options = dict(n_envs=4, n_steps=32, minibatch_size=64, n_epochs=2, checkpoint_every=256, keep_checkpoints=0,
-                   progress=False, tensorboard=False)
+                   progress=False, tensorboard=False, backend=backend)
     reference = th.make("ppo", env="CartPole-v1", seed=5, run_root=str(tmp_path / "a"), **options).learn(1024)
 
     interrupted_dir = tmp_path / "b" / reference.run_dir.name
