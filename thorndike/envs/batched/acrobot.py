@@ -58,14 +58,8 @@ class Acrobot(BatchedEnv):
     reset_high = (0.1,) * 4
     default_max_episode_steps = 500
 
-    def __init__(
-        self,
-        n_envs: int,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        max_episode_steps: int | None = None,
-    ):
-        super().__init__(n_envs, device, dtype, max_episode_steps)
+    def _setup_constants(self) -> None:
+        dtype = self.dtype
         self._torques = torch.tensor(AVAIL_TORQUE, dtype=dtype, device=self.device)
         self._max_velocity = torch.tensor([[MAX_VEL_1], [MAX_VEL_2]], dtype=dtype, device=self.device)
         self._d1_const = self._constant(D1_CONST)

@@ -174,6 +174,10 @@ class BatchedEnv(ABC):
         if isinstance(space, gym.spaces.Box):
             # every Box action space here has one bound for all components, so clamp takes plain numbers
             self._action_low, self._action_high = float(space.low.min()), float(space.high.max())
+        self._setup_constants()
+
+    def _setup_constants(self) -> None:  # noqa: B027  (optional hook: an env may need no constants)
+        """Prepare the tensors ``_dynamics`` uses (on the device, in ``dtype``); called at the end of ``__init__``."""
 
     @property
     def max_episode_steps(self) -> int | None:

@@ -36,14 +36,8 @@ class CartPole(BatchedEnv):
     reset_high = (0.05,) * 4
     default_max_episode_steps = 500
 
-    def __init__(
-        self,
-        n_envs: int,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        max_episode_steps: int | None = None,
-    ):
-        super().__init__(n_envs, device, dtype, max_episode_steps)
+    def _setup_constants(self) -> None:
+        dtype = self.dtype
         # Action 0 pushes left, 1 right; the force is divided by the total mass once here rather than every step.
         self._force_over_mass = torch.tensor([-FORCE_MAG, FORCE_MAG], dtype=dtype, device=self.device) / TOTAL_MASS
         self._gravity = self._constant(GRAVITY)

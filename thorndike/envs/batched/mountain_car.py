@@ -68,14 +68,8 @@ class MountainCar(BatchedEnv):
     default_max_episode_steps = 200
     goal_position = 0.5
 
-    def __init__(
-        self,
-        n_envs: int,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        max_episode_steps: int | None = None,
-    ):
-        super().__init__(n_envs, device, dtype, max_episode_steps)
+    def _setup_constants(self) -> None:
+        dtype = self.dtype
         self._pushes = torch.tensor([-FORCE, 0.0, FORCE], dtype=dtype, device=self.device)
         self._constants = _constants(self, self.goal_position)
 
@@ -97,14 +91,7 @@ class MountainCarContinuous(BatchedEnv):
     default_max_episode_steps = 999
     goal_position = 0.45
 
-    def __init__(
-        self,
-        n_envs: int,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        max_episode_steps: int | None = None,
-    ):
-        super().__init__(n_envs, device, dtype, max_episode_steps)
+    def _setup_constants(self) -> None:
         self._constants = _constants(self, self.goal_position)
         self._power = self._constant(POWER)
         self._goal_reward = self._constant(100.0)

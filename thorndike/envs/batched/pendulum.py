@@ -34,14 +34,7 @@ class Pendulum(BatchedEnv):
     reset_high = (math.pi, 1.0)
     default_max_episode_steps = 200
 
-    def __init__(
-        self,
-        n_envs: int,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        max_episode_steps: int | None = None,
-    ):
-        super().__init__(n_envs, device, dtype, max_episode_steps)
+    def _setup_constants(self) -> None:
         self._pi = self._constant(math.pi)
         self._two_pi = self._constant(2 * math.pi)
         self._torque_gain = self._constant(3.0 / (M * L**2))
