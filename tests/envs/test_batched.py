@@ -121,6 +121,17 @@ def compare_with_gymnasium(
     return terminations, truncations
 
 
+def assert_steps_equal(env, actions, expected) -> None:
+    """``env`` stepped with ``actions`` returns exactly the ``expected`` step tuples (obs, flags, statistics)."""
+    for a, (obs, reward, terminated, truncated, info) in zip(actions, expected):
+        r_obs, r_reward, r_terminated, r_truncated, r_info = env.step(a)
+        assert torch.equal(r_obs, obs) and torch.equal(r_reward, reward)
+        assert torch.equal(r_terminated, terminated) and torch.equal(r_truncated, truncated)
+        assert torch.equal(r_info["final_obs"], info["final_obs"])
+        assert torch.equal(r_info["episode_returns"], info["episode_returns"])
+        assert torch.equal(r_info["episode_lengths"], info["episode_lengths"])
+
+
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_float32_steps_match_gymnasium(env_id: str) -> None:
     # Acrobot (RK4 over 0.2 s) and Pendulum are chaotic: float32 rounding (and, for Pendulum, Gymnasium's own float32
@@ -331,13 +342,7 @@ def test_state_dict_resumes_exactly(env_id: str) -> None:
     resumed = NATIVE[env_id](6)
     resumed.reset(seed=99)
     resumed.load_state_dict(torch.load(buffer))
-    for a, (obs, reward, terminated, truncated, info) in zip(actions[50:], expected):
-        r_obs, r_reward, r_terminated, r_truncated, r_info = resumed.step(a)
-        assert torch.equal(r_obs, obs) and torch.equal(r_reward, reward)
-        assert torch.equal(r_terminated, terminated) and torch.equal(r_truncated, truncated)
-        assert torch.equal(r_info["final_obs"], info["final_obs"])
-        assert torch.equal(r_info["episode_returns"], info["episode_returns"])
-        assert torch.equal(r_info["episode_lengths"], info["episode_lengths"])
+    assert_steps_equal(resumed, actions[50:], expected)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -16,6 +16,7 @@ from gymnasium.wrappers import TimeLimit
 from scipy import stats
 
 import thorndike as th
+from tests.envs.test_batched import assert_steps_equal
 from thorndike.envs import GymnasiumVecEnv, gridworld, toy_text
 from thorndike.envs.batched import TOY_TEXT, TabularEnv, batched, tabular, toy_text_env
 from thorndike.envs.tabular import TabularMDP, random_mdp
@@ -335,13 +336,7 @@ def test_state_dict_resumes_exactly(env_id: str, one_hot: bool) -> None:
     resumed = toy_text_env(env_id, 16, one_hot=one_hot)
     resumed.reset(seed=99)
     resumed.load_state_dict(torch.load(buffer))
-    for a, (obs, reward, terminated, truncated, info) in zip(actions[50:], expected):
-        r_obs, r_reward, r_terminated, r_truncated, r_info = resumed.step(a)
-        assert torch.equal(r_obs, obs) and torch.equal(r_reward, reward)
-        assert torch.equal(r_terminated, terminated) and torch.equal(r_truncated, truncated)
-        assert torch.equal(r_info["final_obs"], info["final_obs"])
-        assert torch.equal(r_info["episode_returns"], info["episode_returns"])
-        assert torch.equal(r_info["episode_lengths"], info["episode_lengths"])
+    assert_steps_equal(resumed, actions[50:], expected)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
