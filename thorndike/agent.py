@@ -1,9 +1,11 @@
 """The run lifecycle every algorithm shares: seeding, envs, run folder, progress, checkpoints, evaluation,
 save/load and exact resume.
 
-An algorithm is one class on top of :class:`Agent` (one level, no deeper): it builds its networks in
-``build()``, registers what a checkpoint must hold in ``self.components``, implements ``policy()`` and writes
-its own ``learn`` loop, which reads collect -> targets -> update -> log inside ``with self.session(...)``.
+An algorithm is one class on top of :class:`Agent`: it builds its networks in ``build()``, registers what a
+checkpoint must hold in ``self.components``, implements ``policy()`` and writes its own ``learn`` loop, which reads
+collect -> targets -> update -> log inside ``with self.session(...)``. The one exception to "one level" is a family
+base that would otherwise be copied into every member: :class:`thorndike.tabular.base.TabularAgent` holds the
+tables, behaviour policy and per-run episode history of the ten tabular learners, which still each write ``learn``.
 """
 
 from __future__ import annotations
@@ -163,10 +165,13 @@ class Agent(ABC):
         return actions.cpu().numpy() if as_numpy else actions
 
     @torch.no_grad()
-    def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int | None = None) -> EvalResult:
+    def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
+                 max_episode_steps: int = 10_000) -> EvalResult:
         """Play ``episodes`` whole episodes (one per env copy, in parallel) and report their returns.
 
-        Evaluation uses its own envs and random generator, so it never changes what training does next.
+        Evaluation uses its own envs and random generator, so it never changes what training does next. An episode
+        still running after ``max_episode_steps`` (a greedy policy can walk in circles in an env without a time
+        limit) is cut there and reported with its return so far.
         """
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -179,23 +184,17 @@ class Agent(ABC):
         env = self._eval_env
         generator = torch.Generator(device=self.device).manual_seed(seed)
         obs = env.reset(seed=seed)
-        returns = torch.full((episodes,), math.nan, dtype=torch.float64)
+        returns = torch.zeros(episodes, dtype=torch.float64)
         lengths = torch.zeros(episodes, dtype=torch.int64)
         finished = torch.zeros(episodes, dtype=torch.bool)
         while not finished.all():
             actions = self.policy(self._normalize_obs(obs), deterministic, generator)
-            obs, _, terminated, truncated, info = env.step(actions)
-            done = (terminated | truncated).cpu()
-            newly = done & ~finished
-            if newly.any():
-                # info lists finished episodes in env-index order; keep each copy's first episode only.
-                done_idx = done.nonzero().flatten()
-                ep_returns = info["episode_returns"].cpu()
-                ep_lengths = info["episode_lengths"].cpu()
-                for j, i in enumerate(done_idx.tolist()):
-                    if not finished[i]:
-                        returns[i], lengths[i] = ep_returns[j], ep_lengths[j]
-                finished |= done
+            obs, rewards, terminated, truncated, _ = env.step(actions)
+            running = ~finished
+            # Raw rewards (the eval env is not normalised), summed for each copy's first episode only.
+            returns += torch.where(running, rewards.cpu().double(), 0.0)
+            lengths += running.long()
+            finished |= (terminated | truncated).cpu() | (lengths >= max_episode_steps)
         values = returns.tolist()
         return EvalResult(
             mean=float(statistics.fmean(values)),
@@ -313,9 +312,14 @@ class Agent(ABC):
         finally:
             session.close()
         self.save(self.run_dir / "final.pt")
+        if self.options.pictures:
+            self.write_pictures(self.run_dir)
+
+    def write_pictures(self, run_dir: Path) -> list[Path]:
+        """The pictures a finished run leaves in its folder: ``curve.png`` (return against steps)."""
         from thorndike.plot import learning_curves
 
-        learning_curves([self.run_dir], self.run_dir / "curve.png")
+        return [learning_curves([run_dir], run_dir / "curve.png")]
 
     def checkpoint(self) -> Path:
         """Write a checkpoint into ``run_dir/checkpoints`` and prune old ones."""

@@ -26,7 +26,7 @@ def learning_curves(run_dirs: Sequence[str | Path], path: str | Path, title: str
             continue
         steps = progress["step"]
         name = _run_label(run_dir)
-        (line,) = ax.plot(steps, progress["return_mean"], label=f"{name}: training episodes (last 20)")
+        (line,) = ax.plot(steps, progress["return_mean"], label=f"{name}: training return")
         evals = [(s, e) for s, e in zip(steps, progress.get("eval_mean", [])) if not math.isnan(e)]
         if evals:
             xs, ys = zip(*evals)

@@ -16,6 +16,20 @@ from thorndike.config import RunOptions, build_config, unknown_field_error
 # name -> "module:Class"; imported lazily so `thorndike list` stays fast.
 ALGORITHMS: dict[str, str] = {
     "ppo": "thorndike.policy_gradient.ppo:PPO",
+    "q_learning": "thorndike.tabular.q_learning:QLearning",
+    # Tabular prediction (evaluate a fixed policy) and control; see thorndike/tabular/.
+    "mc_prediction": "thorndike.tabular.monte_carlo:MCPrediction",
+    "mc_control": "thorndike.tabular.monte_carlo:MCControl",
+    "td0": "thorndike.tabular.td:TD0",
+    "td_lambda": "thorndike.tabular.td:TDLambda",
+    "sarsa": "thorndike.tabular.sarsa:SARSA",
+    "expected_sarsa": "thorndike.tabular.sarsa:ExpectedSARSA",
+    "n_step_sarsa": "thorndike.tabular.sarsa:NStepSARSA",
+    "n_step_q_learning": "thorndike.tabular.sarsa:NStepQLearning",
+    "double_q_learning": "thorndike.tabular.double_q:DoubleQLearning",
+    "dyna_q": "thorndike.tabular.dyna_q:DynaQ",
+    "linear_q": "thorndike.tabular.linear_q:LinearQ",
+    "cem": "thorndike.search.cem:TabularCEM",
 }
 
 CONFIG_DIR = Path(__file__).parent / "configs"

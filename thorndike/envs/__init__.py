@@ -1,7 +1,8 @@
 """Environments: ``make`` builds a batch of env copies that speaks torch tensors (see :mod:`.vec_env`).
 
 An env is named by a Gymnasium id (``"CartPole-v1"``), by ``"package.module:function"`` returning a
-``gymnasium.Env``, or given as a callable that builds one.
+``gymnasium.Env``, or given as a callable that builds one. A :class:`TabularMDP` is such a callable, and on the
+``"auto"`` or ``"torch"`` backend it is batched natively.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ __all__ = [
     "VecEnv",
     "env_builder",
     "env_name",
+    "require_tabular_model",
+    "tabular_model",
     "gridworld",
     "make",
     "random_mdp",
@@ -95,12 +98,16 @@ def make(
         raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    native = isinstance(env, str) and env in NATIVE_ENVS
+    native = (isinstance(env, str) and env in NATIVE_ENVS) or isinstance(env, TabularMDP)
     if backend == "torch" and not native:
         available = ", ".join(sorted(NATIVE_ENVS)) or "none yet"
         raise ValueError(f"no native torch env for {env!r} (native envs: {available}); use backend='gymnasium'")
-    if native and backend != "gymnasium" and not env_kwargs:
-        venv: VecEnv = NATIVE_ENVS[env](n_envs=n_envs, device=device)
+    if isinstance(env, TabularMDP) and backend != "gymnasium":
+        from thorndike.envs.batched import batched
+
+        venv: VecEnv = batched(env, n_envs, device=device)
+    elif native and backend != "gymnasium" and not env_kwargs:
+        venv = NATIVE_ENVS[env](n_envs=n_envs, device=device)
     else:
         venv = GymnasiumVecEnv(env_builder(env, **env_kwargs), n_envs, device=device)
     if normalize_obs:
@@ -110,4 +117,29 @@ def make(
     if seed is not None:
         venv.reset(seed=seed)
     return venv
-from thorndike.envs import batched  # noqa: E402,F401  (registers the native envs)
+
+
+def tabular_model(env: EnvSpec | TabularMDP) -> TabularMDP | None:
+    """The :class:`TabularMDP` behind ``env`` when thorndike knows it (a TabularMDP, a toy-text id with a native
+    version, or one of thorndike's registered tabular ids), else None. Planning on it gives learning's oracles."""
+    if isinstance(env, TabularMDP):
+        return env
+    if not isinstance(env, str):
+        return None
+    from thorndike.envs.batched.tabular import TOY_TEXT
+    from thorndike.envs.classic import CLASSIC
+
+    builder = TOY_TEXT.get(env) or CLASSIC.get(env)
+    return builder() if builder is not None else None
+
+
+def require_tabular_model(env: EnvSpec | TabularMDP) -> TabularMDP:
+    """:func:`tabular_model`, or an error saying that ``env`` has none (so nothing can be evaluated exactly)."""
+    mdp = tabular_model(env)
+    if mdp is None:
+        raise ValueError(f"{env_name(env)} has no TabularMDP model in thorndike, so policies on it cannot be "
+                         "evaluated exactly; use agent.evaluate(episodes) instead, or pass a TabularMDP as the env")
+    return mdp
+
+
+from thorndike.envs import batched, classic  # noqa: E402,F401  (registers the native envs and the classic ids)

@@ -28,7 +28,7 @@ from torch import Tensor
 from thorndike.envs.tabular import TabularMDP
 
 __all__ = ["ACTIONS", "CLASSIC_MAP", "DISCOUNT_GRID_MAP", "Grid", "classic", "discount_grid", "from_ascii",
-           "intended_path", "open_grid"]
+           "intended_path", "open_grid", "row_major_grid"]
 
 ACTIONS = ("N", "E", "S", "W")
 # (dx, dy) of each action in the notes' coordinates (y grows upwards).
@@ -166,6 +166,39 @@ def intended_path(mdp: TabularMDP, policy: Tensor, max_length: int = 1000) -> li
             break
         path.append(cell)
     return path
+
+
+def row_major_grid(
+    mdp: TabularMDP,
+    nrow: int,
+    ncol: int,
+    action_names: tuple[str, ...],
+    action_directions: tuple[tuple[int, int], ...],
+    walls: tuple[int, ...] = (),
+) -> Grid:
+    """The layout of a grid env whose state is ``row * ncol + col`` (row 0 at the top), as Gymnasium's toy-text
+    envs number them: x = col + 1, y = nrow - row. Terminal states are exits showing the reward for entering them;
+    states in ``walls`` are drawn as walls; start cells are those ``mdp.start`` puts mass on."""
+    states = torch.arange(nrow * ncol)
+    xy = torch.stack([states % ncol + 1, nrow - states // ncol], 1)
+    cell = {s: (int(xy[s, 0]), int(xy[s, 1])) for s in range(nrow * ncol)}
+    arrays = mdp.transition_arrays()
+    entering: dict[int, float] = {}  # the reward for entering each terminal state (any transition into it)
+    for row in range(mdp.n_states * mdp.n_actions):
+        for k in range(arrays["crow"][row], arrays["crow"][row + 1]):
+            s_next = int(arrays["cols"][k])
+            if mdp.terminal[s_next] and not mdp.terminal[row // mdp.n_actions]:
+                entering.setdefault(s_next, float(arrays["rewards"][k]))
+    return Grid(
+        width=ncol,
+        height=nrow,
+        xy=xy,
+        walls=tuple(cell[s] for s in walls),
+        exits={cell[s]: entering.get(s, 0.0) for s in range(nrow * ncol) if mdp.terminal[s]},
+        start=tuple(cell[s] for s in range(nrow * ncol) if mdp.start[s] > 0),
+        action_names=tuple(action_names),
+        action_directions=tuple(action_directions),
+    )
 
 
 def _grid_of(mdp: TabularMDP) -> Grid:

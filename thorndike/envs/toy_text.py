@@ -19,9 +19,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
-from thorndike.envs.gridworld import Grid
+from thorndike.envs.gridworld import Grid, row_major_grid
 from thorndike.envs.tabular import TabularMDP
 
 __all__ = ["cliff_walking", "frozen_lake", "from_gymnasium", "taxi"]
@@ -93,6 +92,9 @@ def cliff_walking(gamma: float = 0.99, is_slippery: bool = False) -> TabularMDP:
     cliff (not terminal), terminal at the goal. Actions: Up, Right, Down, Left."""
     mdp = from_gymnasium("CliffWalking-v1", gamma=gamma, is_slippery=is_slippery)
     mdp.action_names = list(CLIFF_WALKING_ACTIONS)
+    # The cliff cells are never occupied (stepping in sends the agent back to the start): drawn as walls.
+    cliff = tuple(range(3 * 12 + 1, 3 * 12 + 11))
+    mdp.grid = row_major_grid(mdp, 4, 12, CLIFF_WALKING_ACTIONS, ((0, 1), (1, 0), (0, -1), (-1, 0)), cliff)
     return mdp
 
 
@@ -134,26 +136,6 @@ def _terminal_states(
 
 
 def _frozen_lake_grid(desc: np.ndarray, mdp: TabularMDP) -> Grid:
-    """FrozenLake's layout: state s = row * ncol + col, x = col + 1, y = nrow - row; holes and goal are exits."""
+    """FrozenLake's layout: state s = row * ncol + col; holes and goal are exits."""
     nrow, ncol = desc.shape
-    states = torch.arange(nrow * ncol)
-    xy = torch.stack([states % ncol + 1, nrow - states // ncol], 1)
-    cells = {(int(x), int(y)): desc[nrow - int(y), int(x) - 1].decode() for x, y in xy}
-    arrays = mdp.transition_arrays()
-    entering = {}  # reward for entering each terminal state (any transition into it)
-    for row in range(mdp.n_states * mdp.n_actions):
-        for k in range(arrays["crow"][row], arrays["crow"][row + 1]):
-            s_next = int(arrays["cols"][k])
-            if mdp.terminal[s_next] and not mdp.terminal[row // mdp.n_actions]:
-                entering.setdefault(s_next, float(arrays["rewards"][k]))
-    exits = {(int(xy[s, 0]), int(xy[s, 1])): entering.get(s, 0.0) for s in range(mdp.n_states) if mdp.terminal[s]}
-    return Grid(
-        width=ncol,
-        height=nrow,
-        xy=xy,
-        walls=(),
-        exits=exits,
-        start=tuple(cell for cell, kind in cells.items() if kind == "S"),
-        action_names=FROZEN_LAKE_ACTIONS,
-        action_directions=((-1, 0), (0, -1), (1, 0), (0, 1)),
-    )
+    return row_major_grid(mdp, nrow, ncol, FROZEN_LAKE_ACTIONS, ((-1, 0), (0, -1), (1, 0), (0, 1)))

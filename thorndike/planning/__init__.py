@@ -10,13 +10,19 @@ The dynamic-programming planners return a :class:`PlanningResult`.
 """
 
 from thorndike.planning.mcts import MCTSResult, mcts, ucb
-from thorndike.planning.policy_iteration import modified_policy_iteration, policy_evaluation, policy_iteration
+from thorndike.planning.policy_iteration import (
+    evaluate_policies,
+    modified_policy_iteration,
+    policy_evaluation,
+    policy_iteration,
+)
 from thorndike.planning.result import PlanningResult
 from thorndike.planning.rtdp import rtdp
 from thorndike.planning.soft_value_iteration import one_step_max_entropy, soft_value_iteration
 from thorndike.planning.value_iteration import q_value_iteration, tail_bound, value_iteration
 
 __all__ = [
+    "evaluate_policies",
     "MCTSResult",
     "PlanningResult",
     "mcts",

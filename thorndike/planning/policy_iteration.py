@@ -71,6 +71,12 @@ def policy_evaluation(
     raise ValueError(f"method must be 'exact' or 'iterative', got {method!r}")
 
 
+def evaluate_policies(mdp: TabularMDP, policies: Tensor, gamma: float | None = None) -> Tensor:
+    """V^pi ``[R, S]`` of a batch of policies (``[R, S]`` actions or ``[R, S, A]`` probabilities), each solved
+    exactly: how learners' runs are judged without sampling noise."""
+    return torch.stack([policy_evaluation(mdp, policy, gamma=gamma) for policy in policies.cpu()])
+
+
 def policy_iteration(
     mdp: TabularMDP,
     gamma: float | None = None,

@@ -1,0 +1,92 @@
+"""Exploration: how a behaviour policy is made from action values Q(s, .).
+
+Notes: greedy (003 L289), epsilon-greedy with epsilon starting at 1 and decaying (000 L127, L269-L271, L382; 003 L292),
+softmax / Boltzmann with temperature tau (003 L295-L298), the UCB bonus Q + c sqrt(ln N / n) with unvisited actions
+first (000 L391), and optimistic initial values (a constant ``q_init`` above any achievable return).
+
+Every function works on a batch: ``q`` is ``[..., A]`` and the result is ``[...]`` (actions) or ``[..., A]``
+(probabilities). Ties among the best actions share the greedy probability equally, so a table of zeros explores
+instead of always taking action 0; :func:`sample` draws one action per row from any such probabilities with one
+uniform number per row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "EXPLORATION",
+    "boltzmann_probs",
+    "epsilon_greedy_probs",
+    "greedy",
+    "greedy_probs",
+    "sample",
+    "ucb_scores",
+]
+
+EXPLORATION = ("epsilon_greedy", "boltzmann", "ucb", "greedy")
+"""The behaviour policies a tabular agent can use (its ``exploration`` config field)."""
+
+
+def greedy(q: Tensor) -> Tensor:
+    """argmax_a Q(s, a), the first best action on ties (deterministic, as in planning's greedy policy)."""
+    return q.argmax(-1)
+
+
+def greedy_probs(q: Tensor) -> Tensor:
+    """The greedy policy as probabilities: 1 / (number of best actions) on each best action, 0 elsewhere."""
+    best = q == q.amax(-1, keepdim=True)
+    best = best.to(q.dtype if q.is_floating_point() else torch.float64)
+    return best / best.sum(-1, keepdim=True)
+
+
+def epsilon_greedy_probs(q: Tensor, epsilon: Tensor | float) -> Tensor:
+    """pi(a|s) = (1 - eps) * greedy(a|s) + eps / |A|; ``epsilon`` is a float or broadcasts against ``q[..., 0]``.
+
+    With eps = 1 the policy is uniform; the greedy action's probability is 1 - eps + eps / |A| (one best action).
+    """
+    n_actions = q.shape[-1]
+    eps = torch.as_tensor(epsilon, dtype=torch.float64, device=q.device)
+    if eps.dim():
+        eps = eps.unsqueeze(-1)
+    return (1 - eps) * greedy_probs(q).double() + eps / n_actions
+
+
+def boltzmann_probs(q: Tensor, temperature: Tensor | float) -> Tensor:
+    """pi(a|s) = exp(Q(s, a) / tau) / sum_b exp(Q(s, b) / tau), computed stably (max subtracted).
+
+    tau -> 0 gives the greedy policy (and tau = 0 is taken to mean exactly that); a large tau is near uniform.
+    """
+    tau = torch.as_tensor(temperature, dtype=torch.float64, device=q.device)
+    if bool((tau < 0).any()):
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if tau.dim():
+        tau = tau.unsqueeze(-1)
+    q = q.double()
+    # A zero temperature divides by zero: treat it as the limit, the greedy policy.
+    logits = torch.where(tau > 0, q / tau.clamp_min(1e-300), torch.where(q == q.amax(-1, keepdim=True), 0.0, -math.inf))
+    return torch.softmax(logits, dim=-1)
+
+
+def ucb_scores(q: Tensor, counts: Tensor, c: float) -> Tensor:
+    """Q(s, a) + c sqrt(ln N(s) / n(s, a)), with N(s) = sum_a n(s, a); an action never tried scores +inf.
+
+    Acting greedily on these scores tries every action of a state once, then favours the rarely tried ones.
+    """
+    counts = counts.to(torch.float64)
+    total = counts.sum(-1, keepdim=True)
+    bonus = c * torch.sqrt(torch.log(total.clamp_min(1.0)) / counts.clamp_min(1.0))
+    return torch.where(counts > 0, q.double() + bonus, math.inf)
+
+
+def sample(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One action per row of ``probs`` ``[..., A]`` by inverse CDF: one uniform number per row, no Python loop."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[:-1], generator=generator, dtype=cdf.dtype, device=probs.device)
+    # Counting the columns whose cdf is <= u skips zero-probability actions (their cdf equals the previous one);
+    # the clamp guards the last column against rounding.
+    passed = cdf <= (u * cdf[..., -1]).unsqueeze(-1)
+    return passed.sum(-1).clamp_max(probs.shape[-1] - 1)

@@ -1,0 +1,46 @@
+"""Tabular Q-learning (sarsamax).
+
+Notes: 000 lecture 2 (L116-L136: sample-based Q-value iteration, off-policy, converges when every (s, a) is visited
+infinitely often and the step sizes sum to infinity with a finite sum of squares), 000 L253-L277 and L415,
+001 unit 2 (L55-L63, FrozenLake and Taxi), 003 lecture 3 (L251-L265, L313-L321). Each step of each run:
+
+    a ~ behaviour(.|s)                      (epsilon-greedy by default; see TabularConfig.exploration)
+    Q_hat = r + gamma * max_a' Q(s', a')    (Q_hat = r when s' is terminal)
+    Q(s, a) <- Q(s, a) + alpha * (Q_hat - Q(s, a))
+
+The notes' first formula (000 L120) writes the update as an expectation over s' ~ P: that is Q-value iteration and
+needs the model (thorndike.planning.q_value_iteration); Q-learning replaces the expectation by the one sampled s'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from thorndike.core.targets import q_learning_target
+from thorndike.tabular.base import TabularAgent, TabularConfig
+
+__all__ = ["QLearning", "QLearningConfig"]
+
+
+@dataclass
+class QLearningConfig(TabularConfig):
+    """Q-learning's hyperparameters: those of every tabular learner (see :class:`TabularConfig`)."""
+
+
+class QLearning(TabularAgent):
+    """Tabular Q-learning: off-policy TD control toward r + gamma max_a' Q(s', a')."""
+
+    name = "q_learning"
+    Config = QLearningConfig
+
+    def learn(self, total_steps: int) -> QLearning:
+        """Give every run ``total_steps`` steps (or stop at the run's ``stop_return``)."""
+        config = self.config
+        with self.session(total_steps) as run:
+            while run.running():
+                for t in self.collect(self.steps_this_iteration()):
+                    target = q_learning_target(t.reward, config.gamma, self.tables.rows("q", t.next_obs),
+                                               t.terminated)
+                    self.tables.update("q", t.obs, t.action, target, self.alpha(t.obs, t.action))
+                run.log(self.log_stats())
+        return self
