@@ -321,6 +321,12 @@ class Agent(ABC):
 
         return [learning_curves([run_dir], run_dir / "curve.png")]
 
+    def steps_this_iteration(self, every: int | None = None) -> int:
+        """Steps until the next log row (every ``every`` steps, by default the config's ``log_every``), never past
+        ``total_steps``: for learners that log every so many single steps rather than once per rollout."""
+        assert self.total_steps is not None, "call inside learn(), after session() has set total_steps"
+        return min(every or self.config.log_every, self.total_steps - self.global_step)
+
     def checkpoint(self) -> Path:
         """Write a checkpoint into ``run_dir/checkpoints`` and prune old ones."""
         assert self.run_dir is not None

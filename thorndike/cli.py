@@ -91,9 +91,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from thorndike.registry import algorithms
 
-    print(f"{'algorithm':<12} {'action spaces':<20} description")
-    for name, spaces, doc in algorithms():
-        print(f"{name:<12} {spaces:<20} {doc}")
+    rows = algorithms()
+    width = max(len("algorithm"), *(len(name) for name, _, _ in rows))
+    print(f"{'algorithm':<{width}}  {'action spaces':<14}  description")
+    for name, spaces, doc in rows:
+        print(f"{name:<{width}}  {spaces:<14}  {doc}")
     return 0
 
 

@@ -67,3 +67,27 @@ def test_ucb_scores_match_the_notes_formula():
     assert scores[0].item() == pytest.approx(ucb(0.5, math.sqrt(2), 10, 2))  # the planning module's scalar UCB
     assert scores[2].item() == math.inf and exploration.greedy(scores).item() == 2  # untried first
     assert scores[1] < scores[0]  # the bonus shrinks with visits
+
+
+def test_the_fast_epsilon_greedy_sampler_has_the_same_distribution():
+    # two best actions (0 and 2) share 1 - eps; eps = 0.3 over 4 actions -> (0.425, 0.075, 0.425, 0.075)
+    q = torch.tensor([1.0, 0.0, 1.0, -2.0], dtype=torch.float64).expand(200_000, 4)
+    actions = exploration.epsilon_greedy_sample(q, torch.full((200_000,), 0.3), torch.Generator().manual_seed(2))
+    freq = torch.bincount(actions, minlength=4).double() / len(actions)
+    assert torch.allclose(freq, exploration.epsilon_greedy_probs(q[:1], 0.3)[0], atol=0.005)
+
+
+def test_decayed_epsilon_and_the_notes_rtdp_numbers():
+    # C11: 0.9 * 0.995^1000 = 0.0059886; floored at end
+    eps = exploration.decayed_epsilon(0.9, 0.995, 0.0, torch.tensor([0, 1000]))
+    assert eps[1].item() == pytest.approx(0.0059886, rel=1e-4) and eps[0].item() == 0.9
+    assert exploration.decayed_epsilon(0.9, 0.995, 0.01, torch.tensor([1000])).item() == 0.01
+
+
+def test_behaviour_probs_dispatch_and_errors():
+    q = torch.tensor([[0.0, 1.0]])
+    assert torch.equal(exploration.behaviour_probs("greedy", q), torch.tensor([[0.0, 1.0]]))
+    with pytest.raises(ValueError, match="visit counts"):
+        exploration.behaviour_probs("ucb", q)
+    with pytest.raises(ValueError, match="unknown exploration"):
+        exploration.behaviour_probs("softmax", q)

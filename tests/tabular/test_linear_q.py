@@ -155,8 +155,9 @@ def test_one_hot_features_are_exactly_tabular_q_learning(tmp_path: Path) -> None
 
 def test_one_hot_learns_the_optimal_policy_of_deterministic_frozen_lake(tmp_path: Path) -> None:
     mdp = toy_text.frozen_lake(is_slippery=False)
+    # Measured: all 4 runs optimal after 8000 steps for seeds 0-3 (seed 0 has one run still at 0 after 4000).
     agent = th.make("linear_q", env=mdp, seed=0, n_runs=4, alpha=0.5, gamma=0.9, epsilon=0.3,
-                    run_root=str(tmp_path), **QUIET).learn(4000)
+                    run_root=str(tmp_path), **QUIET).learn(8000)
     greedy = agent.w.argmax(1)  # [R, S]
     optimal = value_iteration(mdp, gamma=0.9).V
     start = int(mdp.start.argmax())

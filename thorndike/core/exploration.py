@@ -19,8 +19,11 @@ from torch import Tensor
 
 __all__ = [
     "EXPLORATION",
+    "behaviour_probs",
     "boltzmann_probs",
+    "decayed_epsilon",
     "epsilon_greedy_probs",
+    "epsilon_greedy_sample",
     "greedy",
     "greedy_probs",
     "sample",
@@ -90,3 +93,36 @@ def sample(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
     # the clamp guards the last column against rounding.
     passed = cdf <= (u * cdf[..., -1]).unsqueeze(-1)
     return passed.sum(-1).clamp_max(probs.shape[-1] - 1)
+
+
+def epsilon_greedy_sample(q: Tensor, epsilon: Tensor | float, generator: torch.Generator | None = None) -> Tensor:
+    """One epsilon-greedy action per row of ``q`` ``[R, A]``: the distribution of :func:`epsilon_greedy_probs`
+    (ties broken uniformly) in fewer tensor ops than building it, for the per-step hot path of tabular learners."""
+    u = torch.rand(q.shape[0], q.shape[1] + 2, generator=generator, dtype=torch.float64, device=q.device)
+    best = q == q.amax(-1, keepdim=True)
+    greedy_action = (u[:, :-2] * best).argmax(-1)  # the largest of the best actions' uniforms: a uniform pick
+    random_action = (u[:, -1] * q.shape[1]).long()
+    return torch.where(u[:, -2] < epsilon, random_action, greedy_action)
+
+
+def decayed_epsilon(start: float, decay: float, end: float, episodes: Tensor) -> Tensor:
+    """epsilon after ``episodes`` finished episodes: start * decay^episodes, floored at ``end`` (000 L382 decays by
+    0.995 per episode). Closed form, so a resumed run gets the same value bit for bit."""
+    return (start * torch.pow(decay, episodes.double())).clamp_min(end)
+
+
+def behaviour_probs(kind: str, q: Tensor, epsilon: Tensor | float = 0.0, temperature: float = 1.0,
+                    counts: Tensor | None = None, ucb_c: float = 1.0) -> Tensor:
+    """The probabilities of the behaviour policy ``kind`` (one of :data:`EXPLORATION`) at action values ``q``;
+    ``ucb`` needs the visit ``counts`` of the same shape."""
+    if kind == "epsilon_greedy":
+        return epsilon_greedy_probs(q, epsilon)
+    if kind == "boltzmann":
+        return boltzmann_probs(q, temperature)
+    if kind == "ucb":
+        if counts is None:
+            raise ValueError("UCB exploration needs the visit counts n(s, a)")
+        return greedy_probs(ucb_scores(q, counts, ucb_c))
+    if kind == "greedy":
+        return greedy_probs(q)
+    raise ValueError(f"unknown exploration {kind!r}; use one of {', '.join(EXPLORATION)}")

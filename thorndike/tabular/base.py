@@ -169,6 +169,20 @@ class EpisodeHistory:
     def add(self, done: Tensor, returns: Tensor, lengths: Tensor, step: int) -> None:
         self._pending.append((done, returns, lengths, step))
 
+    def record(self, done: Tensor, info: dict[str, Any], step: int) -> Tensor:
+        """Add a step's finished episodes from its ``info`` and return every copy's episode return ``[R]`` (0 where
+        not done). Native envs report fixed-shape returns, so nothing waits for the device; Gymnasium's adapter
+        lists only the episodes that ended, in env-index order."""
+        if "episode_return" in info:
+            returns, lengths = info["episode_return"], info["episode_length"]
+        else:
+            returns = torch.zeros(done.shape, dtype=torch.float64, device=done.device)
+            lengths = torch.zeros(done.shape, dtype=torch.int64, device=done.device)
+            returns[done] = info["episode_returns"].to(returns)
+            lengths[done] = info["episode_lengths"].to(lengths)
+        self.add(done, returns, lengths, step)
+        return returns
+
     def flush(self) -> None:
         if not self._pending:
             return
@@ -259,33 +273,20 @@ class TabularAgent(Agent):
     def epsilon(self) -> Tensor:
         """Each run's current epsilon ``[R]``: epsilon * decay^(episodes finished), floored at epsilon_end."""
         config = self.config
-        decayed = config.epsilon * torch.pow(config.epsilon_decay, self.tables.episodes.double())
-        return decayed.clamp_min(config.epsilon_end)
+        return exploration.decayed_epsilon(config.epsilon, config.epsilon_decay, config.epsilon_end,
+                                           self.tables.episodes)
 
     def behaviour_probs(self, states: Tensor) -> Tensor:
         """pi_behaviour(.|s_r) for each run, ``[R, A]`` (float64)."""
-        q = self.behaviour_q(states)
-        kind = self.config.exploration
-        if kind == "epsilon_greedy":
-            return exploration.epsilon_greedy_probs(q, self._epsilon)
-        if kind == "boltzmann":
-            return exploration.boltzmann_probs(q, self.config.temperature)
-        if kind == "ucb":
-            counts = self.tables.visits[self.tables.runs, states]
-            return exploration.greedy_probs(exploration.ucb_scores(q, counts, self.config.ucb_c))
-        return exploration.greedy_probs(q)
+        config = self.config
+        counts = self.tables.visits[self.tables.runs, states] if config.exploration == "ucb" else None
+        return exploration.behaviour_probs(config.exploration, self.behaviour_q(states), self._epsilon,
+                                           config.temperature, counts, config.ucb_c)
 
     def behaviour_action(self, states: Tensor) -> Tensor:
         """a ~ pi_behaviour(.|s_r) for each run ``[R]``."""
         if self.config.exploration == "epsilon_greedy":
-            # The hot path of most tabular runs: the same distribution as sampling epsilon_greedy_probs, in fewer
-            # tensor ops (uniform tie-break among the best actions, then a coin per run for exploring).
-            q = self.behaviour_q(states)
-            u = torch.rand(q.shape[0], q.shape[1] + 2, generator=self.generator, dtype=q.dtype, device=q.device)
-            best = q == q.amax(-1, keepdim=True)
-            greedy = (u[:, :-2] * best).argmax(-1)
-            random_action = (u[:, -1] * q.shape[1]).long()
-            return torch.where(u[:, -2] < self._epsilon, random_action, greedy)
+            return exploration.epsilon_greedy_sample(self.behaviour_q(states), self._epsilon, self.generator)
         return exploration.sample(self.behaviour_probs(states), self.generator)
 
     def alpha(self, states: Tensor, actions: Tensor) -> Tensor | float:
@@ -329,14 +330,7 @@ class TabularAgent(Agent):
             self.obs = reset_obs
 
     def _record(self, done: Tensor, info: dict[str, Any]) -> None:
-        if "episode_return" in info:
-            returns, lengths = info["episode_return"], info["episode_length"]
-        else:  # Gymnasium's adapter lists only the episodes that ended, in env-index order
-            returns = torch.zeros(done.shape, dtype=torch.float64, device=done.device)
-            lengths = torch.zeros(done.shape, dtype=torch.int64, device=done.device)
-            returns[done] = info["episode_returns"].to(returns)
-            lengths[done] = info["episode_lengths"].to(lengths)
-        self.history.add(done, returns, lengths, self.global_step)
+        returns = self.history.record(done, info, self.global_step)
         self._pending_episodes.append((done, returns))
 
     def learn_episodes(self, episodes: int, chunk: int = 1000, max_steps: int | None = None) -> TabularAgent:
@@ -352,11 +346,6 @@ class TabularAgent(Agent):
             target = self.global_step + chunk
             self.learn(target if max_steps is None else min(target, max_steps))
         return self
-
-    def steps_this_iteration(self) -> int:
-        """Steps until the next log row, never past ``total_steps``."""
-        assert self.total_steps is not None
-        return min(self.config.log_every, self.total_steps - self.global_step)
 
     def log_stats(self) -> dict[str, float]:
         """The row every tabular learner logs: epsilon, mean |Q| and episodes per run."""

@@ -217,20 +217,19 @@ class LinearQ(Agent):
     def epsilon(self) -> Tensor:
         """Each run's current epsilon ``[R]``: epsilon * decay^(episodes finished), floored at epsilon_end."""
         config = self.config
-        decayed = config.epsilon * torch.pow(config.epsilon_decay, self.weights.episodes.double())
-        return decayed.clamp_min(config.epsilon_end)
+        return exploration.decayed_epsilon(config.epsilon, config.epsilon_decay, config.epsilon_end,
+                                           self.weights.episodes)
 
     def behaviour_probs(self, active: Tensor) -> Tensor:
         """pi_behaviour(.|s_r) ``[R, A]`` from each run's Q at its active features."""
-        q = self.q_values(active)
-        if self.config.exploration == "epsilon_greedy":
-            return exploration.epsilon_greedy_probs(q, self._epsilon)
-        if self.config.exploration == "boltzmann":
-            return exploration.boltzmann_probs(q, self.config.temperature)
-        return exploration.greedy_probs(q)
+        config = self.config
+        return exploration.behaviour_probs(config.exploration, self.q_values(active), self._epsilon,
+                                           config.temperature)
 
     def behaviour_action(self, active: Tensor) -> Tensor:
         """a ~ pi_behaviour(.|s_r) for every run ``[R]`` (ties among the best actions broken at random)."""
+        if self.config.exploration == "epsilon_greedy":
+            return exploration.epsilon_greedy_sample(self.q_values(active), self._epsilon, self.generator)
         return exploration.sample(self.behaviour_probs(active), self.generator)
 
     # ---- collecting and learning ----------------------------------------------------------------------------
@@ -272,22 +271,8 @@ class LinearQ(Agent):
             active = reset_active
 
     def _record(self, done: Tensor, info: dict[str, Any]) -> None:
-        """Every run's finished episodes into the history and the lifecycle's counters (no host sync on native
-        envs, which report fixed-shape returns)."""
-        if "episode_return" in info:
-            returns, lengths = info["episode_return"], info["episode_length"]
-        else:
-            returns = torch.zeros(done.shape, dtype=torch.float64, device=done.device)
-            lengths = torch.zeros(done.shape, dtype=torch.int64, device=done.device)
-            returns[done] = info["episode_returns"].to(returns)
-            lengths[done] = info["episode_lengths"].to(lengths)
-        self.history.add(done, returns, lengths, self.global_step)
+        returns = self.history.record(done, info, self.global_step)
         self._pending_episodes.append((done, returns))
-
-    def steps_this_iteration(self) -> int:
-        """Steps until the next log row, never past ``total_steps``."""
-        assert self.total_steps is not None
-        return min(self.config.log_every, self.total_steps - self.global_step)
 
     def log_stats(self) -> dict[str, float]:
         return {"epsilon": float(self.epsilon().mean()), "w_abs_mean": float(self.w.abs().mean()),
