@@ -57,6 +57,7 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.core import exploration
+from thorndike.tabular.base import require_discrete_spaces
 
 __all__ = ["CEMCurves", "CEMTables", "Sessions", "TabularCEM", "TabularCEMConfig", "elite_counts", "new_policy",
            "select_elites"]
@@ -227,13 +228,8 @@ class TabularCEM(Agent):
 
     @classmethod
     def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
-        if not isinstance(action_space, gym.spaces.Discrete) or not isinstance(observation_space,
-                                                                                gym.spaces.Discrete):
-            raise ValueError(
-                f"{cls.name} (tabular CEM) keeps a policy matrix pi(a|s): it needs Discrete observations and Discrete "
-                f"actions, got observations {observation_space} and actions {action_space}. Use it on FrozenLake, "
-                "Taxi, CliffWalking or a TabularMDP; for array observations use a deep method such as ppo"
-            )
+        require_discrete_spaces(f"{cls.name} (tabular CEM) keeps a policy matrix pi(a|s)", observation_space,
+                                action_space, "a deep method such as ppo")
 
     def build(self) -> None:
         config = self.config

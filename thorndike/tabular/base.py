@@ -34,7 +34,7 @@ from thorndike.core import exploration
 from thorndike.core.targets import incremental_update
 from thorndike.planning.result import PlanningResult
 
-__all__ = ["EpisodeHistory", "TabularAgent", "TabularConfig", "Tables", "Transition"]
+__all__ = ["EpisodeHistory", "TabularAgent", "TabularConfig", "Tables", "Transition", "require_discrete_spaces"]
 
 ALPHA_SCHEDULES = ("constant", "1/n")
 
@@ -223,6 +223,17 @@ class EpisodeHistory:
         self.columns = {k: state[k].clone() for k in self.FIELDS}
 
 
+def require_discrete_spaces(who: str, observation_space: gym.Space, action_space: gym.Space,
+                            alternative: str) -> None:
+    """Refuse anything but Discrete observations and actions, saying what to use instead (``alternative``)."""
+    if not isinstance(action_space, gym.spaces.Discrete) or not isinstance(observation_space, gym.spaces.Discrete):
+        raise ValueError(
+            f"{who}: it needs Discrete observations and Discrete actions, got observations {observation_space} and "
+            f"actions {action_space}. Use it on FrozenLake, Taxi, CliffWalking or a TabularMDP; for array "
+            f"observations use {alternative}"
+        )
+
+
 class TabularAgent(Agent):
     """Base of the tabular learners: Discrete observations and actions, ``n_runs`` runs, ``q`` tables ``[R, S, A]``.
 
@@ -240,13 +251,8 @@ class TabularAgent(Agent):
 
     @classmethod
     def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
-        if not isinstance(action_space, gym.spaces.Discrete) or not isinstance(observation_space,
-                                                                                gym.spaces.Discrete):
-            raise ValueError(
-                f"{cls.name} is tabular: it needs Discrete observations and Discrete actions, got observations "
-                f"{observation_space} and actions {action_space}. Use it on FrozenLake, Taxi, CliffWalking or a "
-                "TabularMDP; for array observations use linear_q (features) or a deep method such as ppo"
-            )
+        require_discrete_spaces(f"{cls.name} is tabular", observation_space, action_space,
+                                "linear_q (features) or a deep method such as ppo")
 
     def build(self) -> None:
         self.n_states = int(self.envs.single_observation_space.n)
