@@ -44,6 +44,40 @@ def learning_curves(run_dirs: Sequence[str | Path], path: str | Path, title: str
     return path
 
 
+def episode_curves(curves: Mapping[str, Any], path: str | Path, title: str | None = None, smooth: int = 10,
+                   ylabel: str = "return per episode") -> Path:
+    """Per-episode curves of many runs: for each label a ``[runs, episodes]`` tensor or array (NaN where a run has
+    fewer episodes), drawn as the mean over runs (smoothed by a ``smooth``-episode moving average) with a band of
+    +/- one standard error. The textbook's way of showing tabular learners (Sutton and Barto figures 6.4, 8.2)."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for label, values in curves.items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or values.shape[1] == 0:
+            continue
+        counts = np.sum(~np.isnan(values), axis=0)
+        mean = np.nanmean(np.where(counts > 0, values, 0.0), axis=0)
+        sem = np.nanstd(np.where(counts > 0, values, 0.0), axis=0) / np.sqrt(np.maximum(counts, 1))
+        width = max(1, min(smooth, len(mean)))
+        kernel = np.ones(width) / width
+        mean_s, sem_s = np.convolve(mean, kernel, "valid"), np.convolve(sem, kernel, "valid")
+        episodes = np.arange(len(mean_s)) + width
+        (line,) = ax.plot(episodes, mean_s, label=f"{label} ({values.shape[0]} runs)")
+        ax.fill_between(episodes, mean_s - sem_s, mean_s + sem_s, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("episode")
+    ax.set_ylabel(ylabel + (f" ({smooth}-episode moving average)" if smooth > 1 else ""))
+    ax.set_title(title or "mean over runs, band: +/- 1 standard error")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _run_label(run_dir: str | Path) -> str:
     """``algo env seed N`` from the run's config.yaml, or the folder name."""
     config = Path(run_dir) / "config.yaml"

@@ -139,6 +139,7 @@ def test_cli_trains_and_draws_the_value_map(tmp_path):
     (run_dir,) = tmp_path.iterdir()
     assert (run_dir / "values.png").stat().st_size > 10_000
     assert (run_dir / "curve.png").exists() and (run_dir / "final.pt").exists()
+    assert (run_dir / "episodes.png").stat().st_size > 10_000  # return per episode, mean over the 2 runs
 
 
 @pytest.mark.slow

@@ -234,6 +234,21 @@ def require_discrete_spaces(who: str, observation_space: gym.Space, action_space
         )
 
 
+def write_episode_curve(agent: Agent, history: EpisodeHistory, run_dir: Path) -> list[Path]:
+    """``episodes.png``: the return per episode, mean over the agent's runs with a standard-error band (nothing
+    when no run has finished an episode yet)."""
+    from thorndike import plot
+
+    n_runs = agent.config.n_runs
+    counts = torch.bincount(history.columns["run"], minlength=n_runs) if len(history) else torch.zeros(1)
+    returns = history.matrix("return", n_runs, int(counts.max()))
+    if returns.shape[1] == 0:
+        return []
+    title = f"{agent.name} on {th_envs.env_name(agent.env_spec)}: mean over {n_runs} runs (band: +/- 1 s.e.)"
+    return [plot.episode_curves({agent.name: returns}, run_dir / "episodes.png", title=title,
+                                smooth=max(1, returns.shape[1] // 50))]
+
+
 class TabularAgent(Agent):
     """Base of the tabular learners: Discrete observations and actions, ``n_runs`` runs, ``q`` tables ``[R, S, A]``.
 
@@ -396,11 +411,13 @@ class TabularAgent(Agent):
         return evaluate_policies(self.model(), policy, gamma=self.config.gamma)
 
     def write_pictures(self, run_dir: Path) -> list[Path]:
-        """``curve.png`` and, when the env is a grid thorndike knows, ``values.png``: run 0's V heat map with its
-        greedy policy's arrows and Q(s, a) triangles."""
+        """``curve.png``; ``episodes.png``, the return per episode averaged over the runs; and, when the env is a
+        grid thorndike knows, ``values.png``: run 0's V heat map with its greedy policy's arrows and Q(s, a)
+        triangles."""
         from thorndike import plot
 
         pictures = super().write_pictures(run_dir)
+        pictures += write_episode_curve(self, self.history, run_dir)
         mdp = th_envs.tabular_model(self.env_spec)
         if mdp is not None and mdp.grid is not None and self.q.shape[-1] == len(mdp.grid.action_directions):
             title = f"{self.name} on {th_envs.env_name(self.env_spec)}: run 0 after {self.global_step} steps"

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -47,7 +48,7 @@ from thorndike.config import check, describe
 from thorndike.core import exploration
 from thorndike.core.targets import q_learning_target, sarsa_target
 from thorndike.core.tile_coding import TileCoder
-from thorndike.tabular.base import EpisodeHistory, TabularConfig, Transition
+from thorndike.tabular.base import EpisodeHistory, TabularConfig, Transition, write_episode_curve
 
 __all__ = ["FeatureTransition", "LinearQ", "LinearQConfig", "LinearWeights"]
 
@@ -297,6 +298,10 @@ class LinearQ(Agent):
         if deterministic:
             return exploration.greedy(q)
         return exploration.sample(exploration.epsilon_greedy_probs(q, self.epsilon()[runs]), generator)
+
+    def write_pictures(self, run_dir: Path) -> list[Path]:
+        """``curve.png`` and ``episodes.png`` (the return per episode, mean over the runs)."""
+        return super().write_pictures(run_dir) + write_episode_curve(self, self.history, run_dir)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
