@@ -91,3 +91,17 @@ def test_behaviour_probs_dispatch_and_errors():
         exploration.behaviour_probs("ucb", q)
     with pytest.raises(ValueError, match="unknown exploration"):
         exploration.behaviour_probs("softmax", q)
+
+
+def test_linear_and_glie_epsilon_schedules_by_hand():
+    k = torch.tensor([0, 5, 10, 20])
+    # linear from 1.0 to 0.1 over 10 episodes: 1.0, 0.55, 0.1, 0.1
+    linear = exploration.decayed_epsilon(1.0, 1.0, 0.1, k, "linear", horizon=10)
+    assert torch.allclose(linear, torch.tensor([1.0, 0.55, 0.1, 0.1], dtype=torch.float64))
+    # GLIE: 1 / (1 + k) = 1, 1/6, 1/11, 1/21 (floored at 0.05 -> 0.05 for k = 20)
+    glie = exploration.decayed_epsilon(1.0, 1.0, 0.05, k, "glie")
+    assert torch.allclose(glie, torch.tensor([1.0, 1 / 6, 1 / 11, 0.05], dtype=torch.float64))
+    with pytest.raises(ValueError, match="horizon"):
+        exploration.decayed_epsilon(1.0, 1.0, 0.1, k, "linear")
+    with pytest.raises(ValueError, match="unknown epsilon schedule"):
+        exploration.decayed_epsilon(1.0, 1.0, 0.1, k, "cosine")

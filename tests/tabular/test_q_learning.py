@@ -64,6 +64,18 @@ def test_many_runs_are_independent_learners(tmp_path):
     assert lengths.shape == (4, 1)
 
 
+@pytest.mark.parametrize("schedule", ["linear", "glie"])
+def test_other_epsilon_schedules_follow_each_runs_episodes(tmp_path, schedule):
+    agent = make("FrozenLake-v1", tmp_path, n_runs=3, epsilon=1.0, epsilon_end=0.05, epsilon_schedule=schedule,
+                 epsilon_decay_episodes=50)
+    agent.learn(1500)
+    k = agent.tables.episodes.double()
+    expected = (1.0 - 0.95 * (k / 50).clamp_max(1.0)) if schedule == "linear" else (1.0 / (1.0 + k))
+    assert torch.allclose(agent.epsilon(), expected.clamp_min(0.05))
+    with pytest.raises(th.ConfigError, match="epsilon_decay_episodes"):
+        make("FrozenLake-v1", tmp_path, epsilon_schedule="linear")
+
+
 def test_decaying_epsilon_follows_the_notes(tmp_path):
     # 000 L382: epsilon *= 0.995 per episode, floored at epsilon_end
     agent = make("FrozenLake-v1", tmp_path, n_runs=3, epsilon=1.0, epsilon_decay=0.995, epsilon_end=0.05)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "EPSILON_SCHEDULES",
     "EXPLORATION",
     "behaviour_probs",
     "boltzmann_probs",
@@ -105,10 +106,32 @@ def epsilon_greedy_sample(q: Tensor, epsilon: Tensor | float, generator: torch.G
     return torch.where(u[:, -2] < epsilon, random_action, greedy_action)
 
 
-def decayed_epsilon(start: float, decay: float, end: float, episodes: Tensor) -> Tensor:
-    """epsilon after ``episodes`` finished episodes: start * decay^episodes, floored at ``end`` (000 L382 decays by
-    0.995 per episode). Closed form, so a resumed run gets the same value bit for bit."""
-    return (start * torch.pow(decay, episodes.double())).clamp_min(end)
+EPSILON_SCHEDULES = ("exponential", "linear", "glie")
+"""How epsilon falls with the episodes a run has finished (see :func:`decayed_epsilon`)."""
+
+
+def decayed_epsilon(start: float, decay: float, end: float, episodes: Tensor, schedule: str = "exponential",
+                    horizon: int = 0) -> Tensor:
+    """epsilon after ``episodes`` finished episodes, floored at ``end``:
+
+    - ``exponential``: start * decay^episodes (000 L382 decays by 0.995 per episode; decay = 1 keeps it constant);
+    - ``linear``: from start to end over ``horizon`` episodes, then end;
+    - ``glie``: start / (1 + episodes), greedy in the limit yet every action tried infinitely often (003 L300).
+
+    Closed forms of the episode count, so a resumed run gets the same value bit for bit.
+    """
+    k = episodes.double()
+    if schedule == "exponential":
+        value = start * torch.pow(decay, k)
+    elif schedule == "linear":
+        if horizon < 1:
+            raise ValueError(f"a linear epsilon schedule needs horizon >= 1 episodes, got {horizon}")
+        value = start + (end - start) * (k / horizon).clamp_max(1.0)
+    elif schedule == "glie":
+        value = start / (1.0 + k)
+    else:
+        raise ValueError(f"unknown epsilon schedule {schedule!r}; use one of {', '.join(EPSILON_SCHEDULES)}")
+    return value.clamp_min(end) if end <= start else value.clamp_max(end)
 
 
 def behaviour_probs(kind: str, q: Tensor, epsilon: Tensor | float = 0.0, temperature: float = 1.0,

@@ -50,12 +50,27 @@ class TabularConfig:
                                    "constant")
     exploration: str = describe("behaviour policy: epsilon_greedy, boltzmann, ucb or greedy", "epsilon_greedy")
     epsilon: float = describe("epsilon of epsilon-greedy at the start", 0.1)
-    epsilon_decay: float = describe("epsilon is multiplied by this after every episode (1: constant)", 1.0)
+    epsilon_schedule: str = describe("how epsilon falls with each run's finished episodes: exponential "
+                                     "(times epsilon_decay per episode), linear (to epsilon_end over "
+                                     "epsilon_decay_episodes) or glie (epsilon / (1 + episodes))", "exponential")
+    epsilon_decay: float = describe("exponential schedule: epsilon is multiplied by this after every episode "
+                                    "(1: constant)", 1.0)
+    epsilon_decay_episodes: int = describe("linear schedule: episodes over which epsilon reaches epsilon_end", 0)
     epsilon_end: float = describe("epsilon never decays below this", 0.0)
     temperature: float = describe("temperature tau of the Boltzmann (softmax) policy", 1.0)
     ucb_c: float = describe("exploration constant c of the UCB bonus c sqrt(ln N(s) / n(s, a))", 1.0)
     q_init: float = describe("initial value of every table entry (optimistic when above any return)", 0.0)
     log_every: int = describe("steps (per run) between two rows of progress.csv", 1000)
+
+    @property
+    def epsilon_varies(self) -> bool:
+        """Whether epsilon changes as episodes end (so the collect loop must recompute it)."""
+        return self.epsilon_schedule != "exponential" or self.epsilon_decay != 1.0
+
+    def epsilon_at(self, episodes: Tensor) -> Tensor:
+        """epsilon of runs that have finished ``episodes`` episodes ``[R]`` (see ``epsilon_schedule``)."""
+        return exploration.decayed_epsilon(self.epsilon, self.epsilon_decay, self.epsilon_end, episodes,
+                                           self.epsilon_schedule, self.epsilon_decay_episodes)
 
     @property
     def n_envs(self) -> int:
@@ -71,7 +86,11 @@ class TabularConfig:
         check(self.exploration in exploration.EXPLORATION, "exploration", self.exploration,
               f"one of {', '.join(exploration.EXPLORATION)}")
         check(0.0 <= self.epsilon <= 1.0, "epsilon", self.epsilon, "in [0, 1]")
+        check(self.epsilon_schedule in exploration.EPSILON_SCHEDULES, "epsilon_schedule", self.epsilon_schedule,
+              f"one of {', '.join(exploration.EPSILON_SCHEDULES)}")
         check(0.0 < self.epsilon_decay <= 1.0, "epsilon_decay", self.epsilon_decay, "in (0, 1]")
+        check(self.epsilon_schedule != "linear" or self.epsilon_decay_episodes >= 1, "epsilon_decay_episodes",
+              self.epsilon_decay_episodes, ">= 1 with epsilon_schedule=linear")
         check(0.0 <= self.epsilon_end <= 1.0, "epsilon_end", self.epsilon_end, "in [0, 1]")
         check(self.temperature >= 0.0, "temperature", self.temperature, ">= 0")
         check(self.ucb_c >= 0.0, "ucb_c", self.ucb_c, ">= 0")
@@ -292,10 +311,8 @@ class TabularAgent(Agent):
     # ---- behaviour policy -----------------------------------------------------------------------------------
 
     def epsilon(self) -> Tensor:
-        """Each run's current epsilon ``[R]``: epsilon * decay^(episodes finished), floored at epsilon_end."""
-        config = self.config
-        return exploration.decayed_epsilon(config.epsilon, config.epsilon_decay, config.epsilon_end,
-                                           self.tables.episodes)
+        """Each run's current epsilon ``[R]``, from the episodes it has finished (``epsilon_schedule``)."""
+        return self.config.epsilon_at(self.tables.episodes)
 
     def behaviour_probs(self, states: Tensor) -> Tensor:
         """pi_behaviour(.|s_r) for each run, ``[R, A]`` (float64)."""
@@ -328,7 +345,7 @@ class TabularAgent(Agent):
         """
         choose = choose or self.behaviour_action
         self._epsilon = self.epsilon()
-        decay = self.config.epsilon_decay != 1.0
+        decay = self.config.epsilon_varies
         for _ in range(steps):
             obs = self.obs
             action = choose(obs) if self._next_action is None else self._next_action

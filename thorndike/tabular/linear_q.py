@@ -216,10 +216,8 @@ class LinearQ(Agent):
     # ---- behaviour policy -----------------------------------------------------------------------------------
 
     def epsilon(self) -> Tensor:
-        """Each run's current epsilon ``[R]``: epsilon * decay^(episodes finished), floored at epsilon_end."""
-        config = self.config
-        return exploration.decayed_epsilon(config.epsilon, config.epsilon_decay, config.epsilon_end,
-                                           self.weights.episodes)
+        """Each run's current epsilon ``[R]``, from the episodes it has finished (``epsilon_schedule``)."""
+        return self.config.epsilon_at(self.weights.episodes)
 
     def behaviour_probs(self, active: Tensor) -> Tensor:
         """pi_behaviour(.|s_r) ``[R, A]`` from each run's Q at its active features."""
@@ -244,7 +242,7 @@ class LinearQ(Agent):
         update. Each state's features are computed once (as s' of one step and s of the next).
         """
         sarsa = self.config.target == "sarsa"
-        decay = self.config.epsilon_decay != 1.0
+        decay = self.config.epsilon_varies
         self._epsilon = self.epsilon()
         active = self.features(self.obs)
         for _ in range(steps):
