@@ -116,6 +116,19 @@ def make(algo: str, env: Any, seed: int = 0, config: str | Path | None = None, t
 
 def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Any:
     cls = get_algorithm(state["algo"])
+    if env is None:
+        from thorndike.envs import NATIVE_ENVS, env_builder
+
+        recorded = state["env"]
+        if recorded not in NATIVE_ENVS:
+            try:
+                env_builder(recorded)
+            except ValueError:
+                raise ValueError(
+                    f"this {state['algo']} agent was trained on an env given as an object or a function "
+                    f"({recorded!r}), which a file cannot hold; pass it again: th.load(path, env=...) or, on the "
+                    "command line, train with a registered id"
+                ) from None
     run_options = build_config(RunOptions, {**state["options"], **options})
     agent = cls(env if env is not None else state["env"], build_config(cls.Config, state["config"]),
                 seed=state["seed"], options=run_options)

@@ -166,3 +166,13 @@ def test_taxi_greedy_policy_is_optimal_from_every_start(tmp_path):
     starts = mdp.start > 0
     gap = (v_star - agent.exact_values())[:, starts]
     assert gap.abs().amax() < 1e-6, f"largest gap per run: {gap.amax(1).tolist()}"
+
+
+def test_loading_an_agent_trained_on_an_mdp_object_asks_for_the_env(tmp_path):
+    mdp = th.envs.toy_text.frozen_lake(is_slippery=False)
+    agent = make(mdp, tmp_path, n_runs=2, pictures=False)
+    agent.learn(300)
+    path = agent.save(tmp_path / "a.pt")
+    with pytest.raises(ValueError, match=r"pass it again: th.load\(path, env=...\)"):
+        th.load(path)
+    assert torch.equal(th.load(path, env=mdp, progress=False).q, agent.q)
