@@ -49,7 +49,8 @@ class RunOptions:
                              False)
     progress: bool = describe("show a progress bar", True)
     tensorboard: bool = describe("write TensorBoard events", True)
-    pictures: bool = describe("draw curve.png (and values.png for tabular learners) when learn ends", True)
+    pictures: bool = describe("draw curve.png (tabular learners: also episodes.png, values.png) when learn ends",
+                              True)
 
     def __post_init__(self) -> None:
         check(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"), "device", self.device,
