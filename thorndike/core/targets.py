@@ -11,7 +11,6 @@ Shapes: ``reward`` and ``terminated`` are ``[...]``; ``q_next`` is ``[..., A]`` 
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 __all__ = [
@@ -26,7 +25,8 @@ __all__ = [
 
 def td_target(reward: Tensor, gamma: float, next_value: Tensor, terminated: Tensor) -> Tensor:
     """r + gamma * V(s'), with V(s') = 0 when s' is terminal."""
-    return reward + gamma * torch.where(terminated, torch.zeros_like(next_value), next_value)
+    # masked_fill rather than a 0/1 multiply, so a NaN/inf placeholder at a terminal state is truly ignored.
+    return reward + gamma * next_value.masked_fill(terminated, 0.0)
 
 
 def q_learning_target(reward: Tensor, gamma: float, q_next: Tensor, terminated: Tensor) -> Tensor:

@@ -135,6 +135,7 @@ class Tables:
         self.visits = torch.zeros((n_runs, n_states, n_actions), dtype=torch.int64, device=device)
         self.episodes = torch.zeros(n_runs, dtype=torch.int64, device=device)
         self.runs = torch.arange(n_runs, device=device)
+        self.one = torch.ones((), dtype=torch.int64, device=device)  # the increment of a visit count
 
     def __getitem__(self, name: str) -> Tensor:
         return self.tensors[name]
@@ -358,7 +359,7 @@ class TabularAgent(Agent):
             if next_action:
                 t.next_action = choose(next_obs)
             yield t
-            self.tables.visits[self.tables.runs, obs, action] += 1
+            self.tables.visits.index_put_((self.tables.runs, obs, action), self.tables.one, accumulate=True)
             # Episodes count after the update, so the update of an episode's last step still used its epsilon.
             self.tables.episodes += done
             if decay:
