@@ -36,12 +36,23 @@ def learning_curves(run_dirs: Sequence[str | Path], path: str | Path, title: str
     ax.set_title(title or ("learning curve" if len(run_dirs) != 1 else f"learning curve of {_run_label(run_dirs[0])}"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def runs_mean(values: Any, smooth: int = 1) -> tuple[Any, Any, Any]:
+    """For ``[runs, episodes]`` values (NaN where a run has fewer episodes): the episode numbers, the mean over the
+    runs that have each episode and its standard error, both as ``smooth``-episode moving averages. Episode k of
+    the result is the average of episodes k - smooth + 1 .. k."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    counts = np.sum(~np.isnan(values), axis=0)
+    mean = np.nanmean(values, axis=0)
+    sem = np.nanstd(values, axis=0) / np.sqrt(counts)
+    width = max(1, min(smooth, len(mean)))
+    kernel = np.ones(width) / width
+    mean, sem = np.convolve(mean, kernel, "valid"), np.convolve(sem, kernel, "valid")
+    return np.arange(len(mean)) + width, mean, sem
 
 
 def episode_curves(curves: Mapping[str, Any], path: str | Path, title: str | None = None, smooth: int = 10,
@@ -56,13 +67,7 @@ def episode_curves(curves: Mapping[str, Any], path: str | Path, title: str | Non
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[1] == 0:
             continue
-        counts = np.sum(~np.isnan(values), axis=0)
-        mean = np.nanmean(np.where(counts > 0, values, 0.0), axis=0)
-        sem = np.nanstd(np.where(counts > 0, values, 0.0), axis=0) / np.sqrt(np.maximum(counts, 1))
-        width = max(1, min(smooth, len(mean)))
-        kernel = np.ones(width) / width
-        mean_s, sem_s = np.convolve(mean, kernel, "valid"), np.convolve(sem, kernel, "valid")
-        episodes = np.arange(len(mean_s)) + width
+        episodes, mean_s, sem_s = runs_mean(values, smooth)
         (line,) = ax.plot(episodes, mean_s, label=f"{label} ({values.shape[0]} runs)")
         ax.fill_between(episodes, mean_s - sem_s, mean_s + sem_s, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("episode")
@@ -70,10 +75,19 @@ def episode_curves(curves: Mapping[str, Any], path: str | Path, title: str | Non
     ax.set_title(title or "mean over runs, band: +/- 1 standard error")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path, tight_layout: bool = True) -> Path:
+    """Write ``fig`` to ``path`` (creating its folder) and free it; ``tight_layout=False`` for figures laid out
+    already (constrained layout), which are cropped to their content instead."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    if tight_layout:
+        fig.tight_layout()
+        fig.savefig(path)
+    else:
+        fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -155,11 +169,7 @@ def values(mdp: Any, solution: Any, path: str | Path, title: str | None = None, 
         ax.set_title("Q(s, a) per action" if show_q else "V(s) and greedy policy", fontsize=10)
     fig.suptitle(title or "values", fontsize=11)
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), shrink=0.8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path, tight_layout=False)
 
 
 def convergence(results: Mapping[str, Any] | Any, path: str | Path, title: str | None = None) -> Path:
@@ -177,9 +187,4 @@ def convergence(results: Mapping[str, Any] | Any, path: str | Path, title: str |
     ax.set_title(title or "convergence")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

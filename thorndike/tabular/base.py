@@ -189,10 +189,9 @@ class EpisodeHistory:
     def add(self, done: Tensor, returns: Tensor, lengths: Tensor, step: int) -> None:
         self._pending.append((done, returns, lengths, step))
 
-    def record(self, done: Tensor, info: dict[str, Any], step: int) -> Tensor:
-        """Add a step's finished episodes from its ``info`` and return every copy's episode return ``[R]`` (0 where
-        not done). Native envs report fixed-shape returns, so nothing waits for the device; Gymnasium's adapter
-        lists only the episodes that ended, in env-index order."""
+    def record(self, done: Tensor, info: dict[str, Any], step: int) -> None:
+        """Add a step's finished episodes from its ``info``. Native envs report fixed-shape returns, so nothing
+        waits for the device; Gymnasium's adapter lists only the episodes that ended, in env-index order."""
         if "episode_return" in info:
             returns, lengths = info["episode_return"], info["episode_length"]
         else:
@@ -201,7 +200,6 @@ class EpisodeHistory:
             returns[done] = info["episode_returns"].to(returns)
             lengths[done] = info["episode_lengths"].to(lengths)
         self.add(done, returns, lengths, step)
-        return returns
 
     def flush(self) -> None:
         if not self._pending:
@@ -354,7 +352,8 @@ class TabularAgent(Agent):
             next_obs = info["final_obs"]
             done = terminated | truncated
             self.global_step += 1
-            self._record(done, info)
+            self.history.record(done, info, self.global_step)
+            self.record_episodes(info)  # the lifecycle's counters (progress bar, log)
             t = Transition(obs, action, reward.double(), next_obs, terminated, truncated, reset_obs)
             if next_action:
                 t.next_action = choose(next_obs)
@@ -367,10 +366,6 @@ class TabularAgent(Agent):
             if next_action:
                 self._next_action = torch.where(done, choose(reset_obs), t.next_action)
             self.obs = reset_obs
-
-    def _record(self, done: Tensor, info: dict[str, Any]) -> None:
-        returns = self.history.record(done, info, self.global_step)
-        self._pending_episodes.append((done, returns))
 
     def learn_episodes(self, episodes: int, chunk: int = 1000, max_steps: int | None = None) -> TabularAgent:
         """Learn until every run has finished ``episodes`` episodes (textbook curves are drawn per episode), in

@@ -252,7 +252,8 @@ class LinearQ(Agent):
             next_obs = info["final_obs"]
             done = terminated | truncated
             self.global_step += 1
-            self._record(done, info)
+            self.history.record(done, info, self.global_step)
+            self.record_episodes(info)  # the lifecycle's counters (progress bar, log)
             # One feature computation for both the true next states and the states the runs go on from.
             both = self.features(torch.cat([next_obs, reset_obs]))
             next_active, reset_active = both[: len(done)], both[len(done):]
@@ -268,10 +269,6 @@ class LinearQ(Agent):
                 self._next_action = torch.where(done, self.behaviour_action(reset_active), t.next_action)
             self.obs = reset_obs
             active = reset_active
-
-    def _record(self, done: Tensor, info: dict[str, Any]) -> None:
-        returns = self.history.record(done, info, self.global_step)
-        self._pending_episodes.append((done, returns))
 
     def log_stats(self) -> dict[str, float]:
         return {"epsilon": float(self.epsilon().mean()), "w_abs_mean": float(self.w.abs().mean()),
