@@ -56,6 +56,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 from torch import nn
 
 import thorndike as th
@@ -154,6 +155,8 @@ class EvalAndStop(BaseCallback):
             return
         self.next_eval += self.eval_every
         t0 = time.perf_counter()
+        if isinstance(self.eval_env, VecNormalize):  # evaluate with the training env's current statistics
+            sync_envs_normalization(self.training_env, self.eval_env)
         mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.episodes, deterministic=True)
         now = time.perf_counter()
         self.eval_time += now - t0

@@ -184,17 +184,20 @@ class Agent(ABC):
         env = self._eval_env
         generator = torch.Generator(device=self.device).manual_seed(seed)
         obs = env.reset(seed=seed)
-        returns = torch.zeros(episodes, dtype=torch.float64)
-        lengths = torch.zeros(episodes, dtype=torch.int64)
-        finished = torch.zeros(episodes, dtype=torch.bool)
-        while not finished.all():
+        returns = torch.zeros(episodes, dtype=torch.float64, device=self.device)
+        lengths = torch.zeros(episodes, dtype=torch.int64, device=self.device)
+        running = torch.ones(episodes, dtype=torch.bool, device=self.device)
+        # Every copy counts its first episode only. All copies step together, so after t steps each running copy
+        # has length t and the step cap is a plain counter.
+        for _ in range(max_episode_steps):
             actions = self.policy(self._normalize_obs(obs), deterministic, generator)
             obs, rewards, terminated, truncated, _ = env.step(actions)
-            running = ~finished
-            # Raw rewards (the eval env is not normalised), summed for each copy's first episode only.
-            returns += torch.where(running, rewards.cpu().double(), 0.0)
-            lengths += running.long()
-            finished |= (terminated | truncated).cpu() | (lengths >= max_episode_steps)
+            returns += torch.where(running, rewards, 0.0)  # raw rewards: the eval env is not normalised
+            lengths += running
+            running &= ~(terminated | truncated)
+            if not running.any():
+                break
+        returns, lengths = returns.cpu(), lengths.cpu()
         values = returns.tolist()
         return EvalResult(
             mean=float(statistics.fmean(values)),

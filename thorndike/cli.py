@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps", type=int, default=100_000,
                        help="total env steps (all copies; per run for the tabular learners)")
-    train.add_argument("--config", help="YAML file of config fields")
+    train.add_argument("--config", help="YAML file of config fields, or the name of one shipped in thorndike/configs "
+                       "(e.g. ppo_cartpole_fast)")
     train.add_argument("--resume", metavar="RUN", help="continue RUN from its newest valid checkpoint")
     train.add_argument("--help-fields", action="store_true", help="list the algorithm's config fields")
 

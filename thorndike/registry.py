@@ -69,10 +69,18 @@ def tuned_config(algo: str, env: Any) -> dict[str, Any]:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML file of config fields (flat, or a run's ``config.yaml`` with ``config``/``options`` sections)."""
+    """A YAML file of config fields (flat, or a run's ``config.yaml`` with ``config``/``options`` sections).
+
+    A bare name such as ``"ppo_cartpole_fast"`` that is not a file here names a config shipped in
+    ``thorndike/configs/``.
+    """
     path = Path(path)
+    shipped = CONFIG_DIR / f"{path}.yaml"
+    if not path.is_file() and path.suffix == "" and shipped.is_file():
+        path = shipped
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in ALGORITHMS)  # not the tuned tables
+        raise FileNotFoundError(f"config file {path} does not exist (configs shipped with thorndike: {names})")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping of field: value")

@@ -36,6 +36,19 @@ def test_first_epoch_ratio_is_exactly_one_and_epochs_do_not_touch_the_env(tmp_pa
     assert steps == []
 
 
+def test_diagnostics_measure_how_far_the_update_moved_the_policy(tmp_path: Path) -> None:
+    agent = small_ppo(tmp_path)
+    agent.collect()
+    advantages, returns = agent.targets()
+    # lr = 0: the policy is still pi_old, so KL and clip fraction are 0 and the entropy is that of the initial,
+    # near-uniform policy over CartPole's two actions (log 2, up to the 0.01-gain head's small logits).
+    stats = agent.update(advantages, returns, lr=0.0)
+    assert stats["approx_kl"] == 0.0 and stats["clip_fraction"] == 0.0
+    assert stats["entropy"] == pytest.approx(np.log(2), abs=1e-3)
+    moved = agent.update(advantages, returns, lr=0.05)  # a large step: the policy must have left pi_old
+    assert moved["approx_kl"] > 0.0 and moved["clip_fraction"] > 0.0
+
+
 def test_truncated_steps_bootstrap_from_the_final_observation(tmp_path: Path) -> None:
     def short_cartpole():
         return gym.make("CartPole-v1", max_episode_steps=5)
@@ -154,8 +167,8 @@ def test_native_env_runs_the_same_ppo_and_evaluates_on_the_batched_env(tmp_path:
 
 
 def test_ppo_solves_cartpole_on_the_native_env_with_the_fast_config(tmp_path: Path) -> None:
-    agent = th.make("ppo", env="CartPole-v1", seed=0, tuned=False, backend="torch", n_envs=16, n_steps=32,
-                    minibatch_size=256, n_epochs=10, lr=2.5e-3, gamma=0.98, gae_lambda=0.8, eval_every=8192,
+    agent = th.make("ppo", env="CartPole-v1", seed=0, config="ppo_cartpole_fast", backend="torch", eval_every=8192,
                     eval_episodes=16, stop_return=475.0, run_root=str(tmp_path), **QUIET)
+    assert agent.config.n_envs == 64 and agent.config.normalize_obs  # the shipped file, found by its bare name
     agent.learn(100_000)
     assert agent.evaluate(episodes=16).mean >= 475

@@ -40,8 +40,14 @@ class RolloutBuffer:
 def minibatches(
     batch: dict[str, Tensor], minibatch_size: int, generator: torch.Generator | None = None
 ) -> Iterator[dict[str, Tensor]]:
-    """One shuffled pass over ``batch`` in minibatches (the last one may be smaller)."""
+    """One shuffled pass over ``batch`` in minibatches (the last one may be smaller).
+
+    A minibatch as large as the batch is the batch itself: a full-batch gradient does not depend on the order.
+    """
     size = next(iter(batch.values())).shape[0]
+    if minibatch_size >= size:
+        yield batch
+        return
     order = torch.randperm(size, generator=generator).to(next(iter(batch.values())).device)
     for start in range(0, size, minibatch_size):
         index = order[start : start + minibatch_size]

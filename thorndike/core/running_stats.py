@@ -17,8 +17,7 @@ class RunningMeanStd:
     def update(self, batch: torch.Tensor) -> None:
         """Fold a batch ``[B, *shape]`` into the statistics."""
         batch = batch.to(torch.float64)
-        batch_mean = batch.mean(0)
-        batch_var = batch.var(0, unbiased=False)
+        batch_var, batch_mean = torch.var_mean(batch, 0, unbiased=False)
         batch_count = batch.shape[0]
         delta = batch_mean - self.mean
         total = self.count + batch_count

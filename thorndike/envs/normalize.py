@@ -37,21 +37,30 @@ class NormalizeObservation(_Wrapper):
         super().__init__(env)
         self.clip, self.epsilon = clip, epsilon
         self.stats = RunningMeanStd(env.single_observation_space.shape, device=env.device)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        # The statistics change once per step but are applied two or more times (observations, final observations,
+        # evaluation), so the float32 shift and scale are derived once here.
+        self._mean = self.stats.mean.to(torch.float32)
+        self._inv_std = (self.stats.var + self.epsilon).rsqrt().to(torch.float32)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        scaled = (obs - self.stats.mean) / (self.stats.var + self.epsilon).sqrt()
-        return scaled.clamp(-self.clip, self.clip).to(torch.float32)
+        return ((obs - self._mean) * self._inv_std).clamp(-self.clip, self.clip)
+
+    def _update(self, obs: torch.Tensor) -> None:
+        if self.training:
+            self.stats.update(obs)
+            self._refresh()
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         obs = self.env.reset(seed=seed)
-        if self.training:
-            self.stats.update(obs)
+        self._update(obs)
         return self.normalize(obs)
 
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Info]:
         obs, reward, terminated, truncated, info = self.env.step(actions)
-        if self.training:
-            self.stats.update(obs)
+        self._update(obs)
         info["final_obs"] = self.normalize(info["final_obs"])
         return self.normalize(obs), reward, terminated, truncated, info
 
@@ -61,6 +70,7 @@ class NormalizeObservation(_Wrapper):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.env.load_state_dict(state["env"])
         self.stats.load_state_dict(state["obs_stats"])
+        self._refresh()
 
 
 class NormalizeReward(_Wrapper):

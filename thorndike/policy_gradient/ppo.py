@@ -26,7 +26,7 @@ from thorndike.core.compile import maybe_compile
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.distributions import Categorical, DiagGaussian
 from thorndike.core.losses import approx_kl, clipped_surrogate, value_loss
-from thorndike.core.networks import mlp
+from thorndike.core.networks import adam, mlp
 from thorndike.core.returns import gae, normalize
 from thorndike.core.schedules import Constant, Linear
 
@@ -102,6 +102,11 @@ class ActorCritic(nn.Module):
     def value(self, obs: Tensor) -> Tensor:
         return self.critic(obs.flatten(1)).squeeze(-1)
 
+    def greedy(self, obs: Tensor) -> Tensor:
+        """The most likely action: the largest logit, or the Gaussian's mean (no distribution built)."""
+        out = self.actor(obs.flatten(1))
+        return out.argmax(-1) if self.discrete else out
+
 
 class PPO(Agent):
     """Proximal Policy Optimization with clipped surrogate, GAE and minibatch epochs."""
@@ -114,7 +119,7 @@ class PPO(Agent):
         config: PPOConfig = self.config
         obs_space, action_space = self.envs.single_observation_space, self.envs.single_action_space
         self.model = ActorCritic(int(np.prod(obs_space.shape)), action_space, config).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, eps=1e-5)
+        self.optimizer = adam(self.model.parameters(), lr=config.lr, eps=1e-5, device=self.device)
         self.components = {"model": self.model, "optimizer": self.optimizer}
         # The two hot functions, compiled when options.compile is set (eager if compiling fails).
         compile_on = self.options.compile
@@ -130,8 +135,9 @@ class PPO(Agent):
         }, device=self.device)
 
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
-        dist = self.model.distribution(obs)
-        return dist.mode() if deterministic else dist.sample(generator)
+        if deterministic:
+            return self.model.greedy(obs)
+        return self.model.distribution(obs).sample(generator)
 
     def learn(self, total_steps: int) -> PPO:
         """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
@@ -177,7 +183,12 @@ class PPO(Agent):
         return advantages, advantages + buf["values"]
 
     def minibatch_loss(self, mb: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """-L^CLIP + c1 L^VF - c2 S on one minibatch, and its parts (detached) for the log."""
+        """-L^CLIP + c1 L^VF - c2 S on one minibatch, and its two losses (detached) for the log.
+
+        Only what the gradient needs is computed here, once per gradient step; the diagnostics (KL, clip fraction,
+        entropy) are measured once per iteration by :meth:`diagnostics`. With ``target_kl`` set, the minibatch's
+        approximate KL is returned too, for the early stop.
+        """
         config = self.config
         dist = self.model.distribution(mb["obs"])
         log_ratio = dist.log_prob(mb["actions"]) - mb["log_probs"]
@@ -185,11 +196,25 @@ class PPO(Agent):
         adv = normalize(mb["advantages"]) if config.normalize_advantages else mb["advantages"]
         policy_loss = -clipped_surrogate(ratio, adv, config.clip).mean()
         v_loss = value_loss(self.model.value(mb["obs"]), mb["returns"], mb["values"], config.clip_value)
-        entropy = dist.entropy().mean()
-        loss = policy_loss + config.vf_coef * v_loss - config.ent_coef * entropy
-        parts = {"policy_loss": policy_loss, "value_loss": v_loss, "entropy": entropy,
-                 "approx_kl": approx_kl(log_ratio), "clip_fraction": ((ratio - 1).abs() > config.clip).float().mean()}
-        return loss, {k: v.detach() for k, v in parts.items()}
+        loss = policy_loss + config.vf_coef * v_loss
+        if config.ent_coef > 0:
+            loss = loss - config.ent_coef * dist.entropy().mean()
+        parts = {"policy_loss": policy_loss.detach(), "value_loss": v_loss.detach()}
+        if config.target_kl is not None:
+            parts["approx_kl"] = approx_kl(log_ratio.detach())
+        return loss, parts
+
+    @torch.no_grad()
+    def diagnostics(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """How far the update moved the policy from pi_old, over the whole batch: approx. KL(pi_old || pi), the
+        fraction of samples whose ratio left [1 - eps, 1 + eps], and the entropy of pi."""
+        dist = self.model.distribution(batch["obs"])
+        log_ratio = dist.log_prob(batch["actions"]) - batch["log_probs"]
+        return {
+            "entropy": float(dist.entropy().mean()),
+            "approx_kl": float(approx_kl(log_ratio)),
+            "clip_fraction": float(((log_ratio.exp() - 1).abs() > self.config.clip).float().mean()),
+        }
 
     def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """The rollout's policy step: a ~ pi_old(.|s) and log pi_old(a|s)."""
@@ -202,8 +227,10 @@ class PPO(Agent):
         config = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batch = self.buffer.flat(advantages=advantages, returns=returns)
-        totals = dict.fromkeys(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), 0.0)
+        rollout = self.buffer.flat(advantages=advantages, returns=returns)
+        # Only the fields the loss reads are gathered per minibatch.
+        batch = {k: rollout[k] for k in ("obs", "actions", "log_probs", "values", "advantages", "returns")}
+        totals = {"policy_loss": 0.0, "value_loss": 0.0}
         n_updates, stopped_early = 0, False
         for _ in range(config.n_epochs):
             for mb in minibatches(batch, config.minibatch_size, self.generator):
@@ -217,12 +244,13 @@ class PPO(Agent):
                     nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
                 self.optimizer.step()
                 n_updates += 1
-                for key, value in parts.items():
-                    totals[key] += value  # summed on device; read once per iteration
+                totals["policy_loss"] += parts["policy_loss"]  # summed on device; read once per iteration
+                totals["value_loss"] += parts["value_loss"]
             if stopped_early:
                 break
         self.check_finite("loss", torch.as_tensor(totals["policy_loss"] + totals["value_loss"]))
         stats = {k: float(v) / max(n_updates, 1) for k, v in totals.items()}
+        stats.update(self.diagnostics(batch))
         stats["explained_variance"] = float(explained_variance(batch["values"], batch["returns"]))
         stats["lr"] = lr
         stats["updates"] = n_updates
