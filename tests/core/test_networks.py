@@ -3,7 +3,7 @@ import math
 import torch
 from torch import nn
 
-from thorndike.core.networks import NatureCNN, layer_init, mlp
+from thorndike.core.networks import NatureCNN, adam, layer_init, mlp
 
 
 def test_layer_init_orthogonal_and_bias():
@@ -51,3 +51,13 @@ def test_nature_cnn_shapes_and_scaling():
     # uint8 frames are scaled by 1/255 inside forward; floats are taken as already scaled
     torch.testing.assert_close(y, net(x.float() / 255.0))
     assert NatureCNN(in_channels=1, features=64)(torch.zeros(3, 1, 84, 84)).shape == (3, 64)
+
+
+def test_adam_is_fused_on_cpu_and_takes_the_hand_computed_first_step() -> None:
+    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = adam([weight], lr=0.1, eps=1e-8)
+    assert optimizer.defaults["fused"] is True
+    weight.grad = torch.tensor([0.5, -3.0])
+    optimizer.step()
+    # First Adam step: bias-corrected m = g and v = g^2, so each weight moves lr * g / |g| = 0.1 against its gradient.
+    torch.testing.assert_close(weight.detach(), torch.tensor([0.9, -1.9]))
