@@ -222,7 +222,7 @@ def test_save_load_gives_identical_weights_and_a_split_run_matches_one_run(tmp_p
     loaded = th.load(path)
     assert isinstance(loaded, LinearQ)
     assert torch.equal(loaded.w, first.w) and torch.equal(loaded.weights.episodes, first.weights.episodes)
-    assert torch.equal(loaded._next_action, first._next_action)
+    assert torch.equal(loaded.pending_action.value, first.pending_action.value)
     loaded.learn(600)
     assert torch.equal(loaded.w, whole.w)
     assert torch.equal(loaded.weights.episodes, whole.weights.episodes)

@@ -166,7 +166,7 @@ def test_sarsa_bootstraps_on_the_action_taken_next(tmp_path):
     q1 = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
     agent.tables["q"][:, 1] = q1
     agent.learn(1)
-    a_next = agent._next_action.clone()
+    a_next = agent.pending_action.value.clone()
     runs = torch.arange(64)
     a0 = agent.tables["q"][:, 0].argmax(-1)  # the only non-zero entry of each run's state 0
     torch.testing.assert_close(agent.tables["q"][runs, 0, a0], 0.5 * (1 + 0.9 * q1[a_next]), rtol=0, atol=1e-15)

@@ -117,6 +117,22 @@ class Transition:
         return self.terminated | self.truncated
 
 
+class PendingAction:
+    """SARSA's a', drawn at the next state and taken on the next step: ``value`` is ``None`` until an on-policy
+    learner has drawn one. A checkpoint component, so a resumed run takes the action it had already drawn."""
+
+    def __init__(self, device: torch.device | str):
+        self.device = device
+        self.value: Tensor | None = None
+
+    def state_dict(self) -> dict[str, Tensor | None]:
+        return {"value": self.value}
+
+    def load_state_dict(self, state: dict[str, Tensor | None]) -> None:
+        value = state["value"]
+        self.value = None if value is None else value.to(self.device)
+
+
 class Tables:
     """The learned tables of ``R`` runs and their counts; a checkpoint component (``state_dict`` /
     ``load_state_dict``).
@@ -295,7 +311,8 @@ class TabularAgent(Agent):
         self.history = EpisodeHistory(self.device)
         self.components["tables"] = self.tables
         self.components["history"] = self.history
-        self._next_action: Tensor | None = None
+        self.pending_action = PendingAction(self.device)
+        self.components["pending_action"] = self.pending_action
         self._epsilon = self.epsilon()
 
     @property
@@ -347,7 +364,7 @@ class TabularAgent(Agent):
         decay = self.config.epsilon_varies
         for _ in range(steps):
             obs = self.obs
-            action = choose(obs) if self._next_action is None else self._next_action
+            action = choose(obs) if self.pending_action.value is None else self.pending_action.value
             reset_obs, reward, terminated, truncated, info = self.envs.step(action)
             next_obs = info["final_obs"]
             done = terminated | truncated
@@ -364,7 +381,7 @@ class TabularAgent(Agent):
             if decay:
                 self._epsilon = torch.where(done, self.epsilon(), self._epsilon)
             if next_action:
-                self._next_action = torch.where(done, choose(reset_obs), t.next_action)
+                self.pending_action.value = torch.where(done, choose(reset_obs), t.next_action)
             self.obs = reset_obs
 
     def learn_episodes(self, episodes: int, chunk: int = 1000, max_steps: int | None = None) -> TabularAgent:
@@ -436,13 +453,3 @@ class TabularAgent(Agent):
             title = f"{self.name} on {th_envs.env_name(self.env_spec)}: run 0 after {self.global_step} steps"
             pictures.append(plot.values(mdp, self.solution(0), run_dir / "values.png", title=title))
         return pictures
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["next_action"] = self._next_action
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        next_action = state.get("next_action")
-        self._next_action = None if next_action is None else next_action.to(self.device)

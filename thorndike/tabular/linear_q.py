@@ -48,7 +48,7 @@ from thorndike.config import check, describe
 from thorndike.core import exploration
 from thorndike.core.targets import q_learning_target, sarsa_target
 from thorndike.core.tile_coding import TileCoder
-from thorndike.tabular.base import EpisodeHistory, TabularConfig, Transition, write_episode_curve
+from thorndike.tabular.base import EpisodeHistory, PendingAction, TabularConfig, Transition, write_episode_curve
 
 __all__ = ["FeatureTransition", "LinearQ", "LinearQConfig", "LinearWeights"]
 
@@ -159,10 +159,11 @@ class LinearQ(Agent):
         self.history = EpisodeHistory(self.device)
         self.components["weights"] = self.weights
         self.components["history"] = self.history
+        self.pending_action = PendingAction(self.device)
+        self.components["pending_action"] = self.pending_action
         self.runs = torch.arange(config.n_runs, device=self.device)
         self._actions = torch.arange(self.n_actions, device=self.device)
         self._row_start = self._action_rows(self.runs)
-        self._next_action: Tensor | None = None
         self._epsilon = self.epsilon()
 
     @property
@@ -247,7 +248,8 @@ class LinearQ(Agent):
         active = self.features(self.obs)
         for _ in range(steps):
             obs = self.obs
-            action = self.behaviour_action(active) if self._next_action is None else self._next_action
+            pending = self.pending_action.value
+            action = self.behaviour_action(active) if pending is None else pending
             reset_obs, reward, terminated, truncated, info = self.envs.step(action)
             next_obs = info["final_obs"]
             done = terminated | truncated
@@ -266,7 +268,7 @@ class LinearQ(Agent):
             if decay:
                 self._epsilon = torch.where(done, self.epsilon(), self._epsilon)
             if sarsa:
-                self._next_action = torch.where(done, self.behaviour_action(reset_active), t.next_action)
+                self.pending_action.value = torch.where(done, self.behaviour_action(reset_active), t.next_action)
             self.obs = reset_obs
             active = reset_active
 
@@ -298,13 +300,6 @@ class LinearQ(Agent):
         """``curve.png`` and ``episodes.png`` (the return per episode, mean over the runs)."""
         return super().write_pictures(run_dir) + write_episode_curve(self, self.history, run_dir)
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["next_action"] = self._next_action
-        return state
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        next_action = state.get("next_action")
-        self._next_action = None if next_action is None else next_action.to(self.device)
         self._epsilon = self.epsilon()
