@@ -13,7 +13,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
-__all__ = ["layer_init", "mlp", "adam", "NatureCNN"]
+__all__ = ["layer_init", "mlp", "adam", "NatureCNN", "conv_output_size"]
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -57,27 +57,36 @@ def mlp(sizes: list[int], activation: type[nn.Module] = nn.Tanh, output_gain: fl
     return nn.Sequential(*layers)
 
 
+def conv_output_size(size: int, kernel_size: int, stride: int) -> int:
+    """Output length of an unpadded convolution along one dimension of length ``size``."""
+    return (size - kernel_size) // stride + 1
+
+
 class NatureCNN(nn.Module):
-    """Nature-DQN torso for 84x84 frames: [B, C, 84, 84] -> [B, features].
+    """Nature-DQN torso: [B, C, H, W] -> [B, features]; 84x84 frames by default, any size from 36x36 up.
 
     uint8 inputs are scaled by 1/255 inside forward (so replay buffers can store bytes);
     floating-point inputs are assumed to be already scaled.
     """
 
-    def __init__(self, in_channels: int = 4, features: int = 512) -> None:
+    # (out_channels, kernel_size, stride) of the three convolutions.
+    CONVOLUTIONS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+
+    def __init__(self, in_channels: int = 4, features: int = 512, height: int = 84, width: int = 84) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            layer_init(nn.Conv2d(in_channels, 32, kernel_size=8, stride=4)),
-            nn.ReLU(),
-            layer_init(nn.Conv2d(32, 64, kernel_size=4, stride=2)),
-            nn.ReLU(),
-            layer_init(nn.Conv2d(64, 64, kernel_size=3, stride=1)),
-            nn.ReLU(),
-            nn.Flatten(),
-            # 84 -> 20 -> 9 -> 7 spatially, so 64 * 7 * 7 = 3136.
-            layer_init(nn.Linear(64 * 7 * 7, features)),
-            nn.ReLU(),
-        )
+        layers: list[nn.Module] = []
+        channels, out_height, out_width = in_channels, height, width
+        for out_channels, kernel_size, stride in self.CONVOLUTIONS:
+            layers += [layer_init(nn.Conv2d(channels, out_channels, kernel_size, stride)), nn.ReLU()]
+            channels = out_channels
+            out_height = conv_output_size(out_height, kernel_size, stride)
+            out_width = conv_output_size(out_width, kernel_size, stride)
+        if out_height < 1 or out_width < 1:
+            raise ValueError(f"NatureCNN needs frames of at least 36x36 pixels, got {height}x{width}")
+        self.out_features = features
+        # The flattened size follows from the frame size: 84 -> 20 -> 9 -> 7 spatially gives 64 * 7 * 7 = 3136.
+        layers += [nn.Flatten(), layer_init(nn.Linear(channels * out_height * out_width, features)), nn.ReLU()]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype == torch.uint8:
