@@ -15,7 +15,7 @@ import functools
 
 from thorndike.envs import NATIVE_ENVS
 from thorndike.envs.batched.acrobot import Acrobot
-from thorndike.envs.batched.base import BatchedEnv, StepInfo
+from thorndike.envs.batched.base import BatchedEnv
 from thorndike.envs.batched.cartpole import CartPole
 from thorndike.envs.batched.mountain_car import MountainCar, MountainCarContinuous
 from thorndike.envs.batched.pendulum import Pendulum
@@ -40,7 +40,6 @@ __all__ = [
     "MountainCar",
     "MountainCarContinuous",
     "Pendulum",
-    "StepInfo",
     "TabularEnv",
     "batched",
     "toy_text_env",
