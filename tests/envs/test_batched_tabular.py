@@ -370,8 +370,11 @@ def test_make_builds_the_native_toy_text_envs() -> None:
     assert env.reset(seed=0).tolist() == [0] * 64
     assert isinstance(th.envs.make("FrozenLake-v1", n_envs=64, seed=0, backend="gymnasium"), GymnasiumVecEnv)
     assert isinstance(th.envs.make("FrozenLake-v1", n_envs=2, seed=0, backend="torch"), TabularEnv)
-    # keyword arguments describe a Gymnasium configuration, so they go to Gymnasium
-    assert isinstance(th.envs.make("FrozenLake-v1", n_envs=2, seed=0, is_slippery=False), GymnasiumVecEnv)
+    # keyword arguments the model honours give the native env of that configuration; others go to Gymnasium
+    deterministic = th.envs.make("FrozenLake-v1", n_envs=2, seed=0, env_kwargs={"is_slippery": False})
+    assert isinstance(deterministic, TabularEnv) and torch.equal(deterministic.mdp.P, toy_text.frozen_lake(
+        is_slippery=False).P)
+    assert isinstance(th.envs.make("Taxi-v4", n_envs=2, seed=0, fickle_passenger=True), GymnasiumVecEnv)
     for env_id in TOY_TEXT:
         native, wrapped = th.envs.make(env_id, n_envs=2), gym.make(env_id)
         assert native.env_id == env_id
