@@ -26,7 +26,9 @@ from thorndike.envs.wrappers import WrapperSpec, register_wrapper, resolve_wrapp
 
 EnvSpec = str | Callable[[], gym.Env]
 
-# Native batched torch envs register here by Gymnasium id: a callable (n_envs, device) -> VecEnv (see envs/batched).
+# Native batched torch envs register here by Gymnasium id: a callable (n_envs, device, **env_kwargs) -> VecEnv (see
+# envs/batched). ``make`` uses it for env_kwargs only when it honours them: its ``accepts(env_kwargs)`` when it has
+# one, else its signature.
 NATIVE_ENVS: dict[str, Callable[..., VecEnv]] = {}
 
 BACKENDS = ("auto", "gymnasium", "torch")
