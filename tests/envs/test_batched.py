@@ -15,7 +15,8 @@ from gymnasium.wrappers import TimeLimit
 
 import thorndike as th
 from thorndike.envs import GymnasiumVecEnv, NormalizeObservation
-from thorndike.envs.batched import ENVS, Acrobot, BatchedEnv, CartPole, MountainCar, Pendulum, StepInfo
+from thorndike.envs.batched import ENVS, Acrobot, BatchedEnv, CartPole, MountainCar, Pendulum
+from thorndike.envs.vec_env import INFO_KEYS
 
 ENV_IDS = [env.env_id for env in ENVS]
 NATIVE = {env.env_id: env for env in ENVS}
@@ -127,9 +128,8 @@ def assert_steps_equal(env, actions, expected) -> None:
         r_obs, r_reward, r_terminated, r_truncated, r_info = env.step(a)
         assert torch.equal(r_obs, obs) and torch.equal(r_reward, reward)
         assert torch.equal(r_terminated, terminated) and torch.equal(r_truncated, truncated)
-        assert torch.equal(r_info["final_obs"], info["final_obs"])
-        assert torch.equal(r_info["episode_returns"], info["episode_returns"])
-        assert torch.equal(r_info["episode_lengths"], info["episode_lengths"])
+        for key in INFO_KEYS:
+            assert torch.equal(r_info[key], info[key]), key
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -235,33 +235,27 @@ def test_episode_statistics_count_each_finished_episode() -> None:
         lengths += 1
         done = terminated | truncated
         assert torch.equal(done, lengths == 13)
-        # the fixed-shape entries hold every copy's running episode; the lazy ones the episodes that ended
+        # every copy's running episode, up to and including the step that ends it
         torch.testing.assert_close(info["episode_return"], returns)
         assert torch.equal(info["episode_length"], lengths)
-        assert torch.equal(info["episode_lengths"], lengths[done])
-        torch.testing.assert_close(info["episode_returns"], returns[done])
-        assert info["episode_returns"].dtype == torch.float64 and info["episode_lengths"].dtype == torch.int64
+        assert torch.equal(info["done"], done)
+        assert info["episode_return"].dtype == torch.float64 and info["episode_length"].dtype == torch.int64
         finished += int(done.sum())
         returns[done] = 0.0
         lengths[done] = 0
     assert finished == 5 * 3 + 1  # copy 4 ends at steps 1, 14, 27 and 40; the others three times each
 
 
-def test_step_info_computes_the_variable_length_entries_on_demand() -> None:
+def test_step_info_is_a_plain_dict_of_fixed_shape_entries() -> None:
     env = CartPole(3)
     env.reset(seed=0)
     env.set_state(torch.tensor([[0.0, 0.0, 0.2, 2.0], [0.0] * 4, [0.0] * 4]), elapsed_steps=4)
     info = env.step(torch.tensor([1, 1, 1]))[4]
-    assert isinstance(info, StepInfo)
-    assert dict.__contains__(info, "episode_returns") is False  # nothing computed during the step
-    assert "episode_returns" in info and len(info) == 6
-    assert info.get("episode_lengths").tolist() == [5]
-    assert set(dict(info)) == set({**info}) == set(info.keys()) == {
-        "final_obs", "done", "episode_return", "episode_length", "episode_returns", "episode_lengths"}
-    assert info["episode_returns"].tolist() == [1.0]  # set_state moved the clock, not the return since reset
-    assert info.get("missing", 7) == 7
-    with pytest.raises(KeyError):
-        info["missing"]
+    assert type(info) is dict and tuple(info) == INFO_KEYS
+    assert info["done"].tolist() == [True, False, False]
+    assert info["episode_length"].tolist() == [5, 5, 5]
+    assert info["episode_return"].tolist() == [1.0] * 3  # set_state moved the clock, not the return since reset
+    assert info["final_obs"].shape == (3, 4)
 
 
 # A state and an action under which nothing terminates for a few steps: at rest upright, hanging, or in the valley.
@@ -284,7 +278,7 @@ def test_time_limit_truncates_at_the_registered_step(env_id: str) -> None:
     steps = [env.step(actions) for _ in range(3)]
     assert [truncated.tolist() for _, _, _, truncated, _ in steps] == [[False, False], [False, False], [True, True]]
     assert not any(terminated.any() for _, _, terminated, _, _ in steps)
-    assert steps[-1][4]["episode_lengths"].tolist() == [limit, limit]
+    assert steps[-1][4]["episode_length"].tolist() == [limit, limit] and steps[-1][4]["done"].all()
 
 
 def test_pendulum_and_mountain_car_truncate_a_whole_episode_at_the_limit() -> None:
@@ -294,7 +288,7 @@ def test_pendulum_and_mountain_car_truncate_a_whole_episode_at_the_limit() -> No
             _, _, terminated, truncated, info = env.step(actions)
             assert not terminated.any()
             assert bool(truncated.all()) == (step == env.max_episode_steps)
-        assert info["episode_lengths"].tolist() == [env.max_episode_steps] * 3
+        assert info["episode_length"].tolist() == [env.max_episode_steps] * 3 and info["done"].all()
 
 
 def test_truncation_and_termination_can_coincide_as_in_gymnasium() -> None:

@@ -20,6 +20,7 @@ from tests.envs.test_batched import assert_steps_equal
 from thorndike.envs import GymnasiumVecEnv, gridworld, toy_text
 from thorndike.envs.batched import TOY_TEXT, TabularEnv, batched, tabular, toy_text_env
 from thorndike.envs.tabular import TabularMDP, random_mdp
+from thorndike.envs.vec_env import INFO_KEYS
 from thorndike.planning import value_iteration
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -42,7 +43,7 @@ def rollout(env: TabularEnv, seed: int, steps: int) -> list[torch.Tensor]:
     for _ in range(steps):
         actions = torch.as_tensor(rng.integers(0, env.n_actions, env.n_envs))
         obs, reward, terminated, truncated, info = env.step(actions)
-        outputs += [obs, reward, terminated, truncated, info["final_obs"], info["episode_returns"]]
+        outputs += [obs, reward, terminated, truncated, *(info[key] for key in INFO_KEYS)]
     return outputs
 
 
@@ -274,7 +275,7 @@ def test_same_step_autoreset_keeps_the_true_final_observation() -> None:
     assert reward.tolist() == [1.0, 0.0, 0.0, 0.0]
     assert obs.tolist() == [0, 4, 0, 2]  # the ended copies are already back at the start
     assert info["final_obs"].tolist() == [15, 4, 5, 2]
-    assert info["episode_returns"].tolist() == [1.0, 0.0] and info["episode_lengths"].tolist() == [8, 8]
+    assert info["episode_return"].tolist() == [1.0, 0.0, 0.0, 0.0] and info["episode_length"].tolist() == [8] * 4
     state, elapsed = env.get_state()
     assert state.tolist() == [0, 4, 0, 2] and elapsed.tolist() == [0, 8, 0, 8]
     obs.zero_()  # the returned tensors are the caller's
@@ -297,9 +298,9 @@ def test_episode_statistics_count_each_finished_episode() -> None:
         assert torch.equal(truncated, lengths == 6)
         torch.testing.assert_close(info["episode_return"], returns)
         assert torch.equal(info["episode_length"], lengths)
-        torch.testing.assert_close(info["episode_returns"], returns[done])
-        assert torch.equal(info["episode_lengths"], lengths[done])
-        assert info["episode_returns"].dtype == torch.float64 and info["episode_lengths"].dtype == torch.int64
+        assert torch.equal(info["done"], done)
+        assert info["episode_return"].dtype == torch.float64 and info["episode_length"].dtype == torch.int64
+        assert type(info) is dict and set(info) == set(INFO_KEYS)
         terminations += int(terminated.sum())
         truncations += int(truncated.sum())
         returns[done] = 0.0
@@ -369,8 +370,11 @@ def test_make_builds_the_native_toy_text_envs() -> None:
     assert env.reset(seed=0).tolist() == [0] * 64
     assert isinstance(th.envs.make("FrozenLake-v1", n_envs=64, seed=0, backend="gymnasium"), GymnasiumVecEnv)
     assert isinstance(th.envs.make("FrozenLake-v1", n_envs=2, seed=0, backend="torch"), TabularEnv)
-    # keyword arguments describe a Gymnasium configuration, so they go to Gymnasium
-    assert isinstance(th.envs.make("FrozenLake-v1", n_envs=2, seed=0, is_slippery=False), GymnasiumVecEnv)
+    # keyword arguments the model honours give the native env of that configuration; others go to Gymnasium
+    deterministic = th.envs.make("FrozenLake-v1", n_envs=2, seed=0, env_kwargs={"is_slippery": False})
+    assert isinstance(deterministic, TabularEnv) and torch.equal(deterministic.mdp.P, toy_text.frozen_lake(
+        is_slippery=False).P)
+    assert isinstance(th.envs.make("Taxi-v4", n_envs=2, seed=0, fickle_passenger=True), GymnasiumVecEnv)
     for env_id in TOY_TEXT:
         native, wrapped = th.envs.make(env_id, n_envs=2), gym.make(env_id)
         assert native.env_id == env_id

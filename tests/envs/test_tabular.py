@@ -226,7 +226,7 @@ def test_works_with_thorndike_vector_envs() -> None:
         assert terminated.tolist() == [True, True, False]
         assert reward[:2].tolist() == [5.0, 5.0]
         assert info["final_obs"][:2].tolist() == [2, 2] and obs[:2].tolist() == [0, 0]
-        assert info["episode_returns"].tolist() == [5.0, 5.0]
+        assert info["episode_return"][:2].tolist() == [5.0, 5.0] and info["done"].tolist() == [True, True, False]
         # the checkpoint path of the vector env pickles the copies
         venv.load_state_dict(pickle.loads(pickle.dumps(venv.state_dict())))
 

@@ -28,7 +28,7 @@ def test_same_step_autoreset_keeps_the_true_final_observation() -> None:
             assert not torch.allclose(obs[0], torch.as_tensor(single_obs))
             # ... and keeps the ended episode's last one for bootstrapping
             torch.testing.assert_close(info["final_obs"][0], torch.as_tensor(single_obs))
-            assert info["episode_lengths"][0] == t and info["episode_returns"][0] == t
+            assert info["done"][0] and info["episode_length"][0] == t and info["episode_return"][0] == t
             break
         torch.testing.assert_close(obs[0], torch.as_tensor(single_obs))
     else:
@@ -43,11 +43,11 @@ def test_episode_statistics_count_raw_rewards_of_each_finished_episode() -> None
         _, reward, terminated, truncated, info = venv.step(torch.ones(3, dtype=torch.long))
         lengths += 1
         done = terminated | truncated
-        expected = lengths[done]
-        assert torch.equal(info["episode_lengths"], expected)
+        assert torch.equal(info["done"], done)
+        assert torch.equal(info["episode_length"], lengths)
         # CartPole pays +1 per step, so the raw return equals the length even though rewards are normalised
-        assert torch.equal(info["episode_returns"], expected.double())
-        seen += expected.tolist()
+        assert torch.equal(info["episode_return"], lengths.double())
+        seen += lengths[done].tolist()
         lengths[done] = 0
         assert not torch.allclose(reward, torch.ones(3))
     assert len(seen) >= 3

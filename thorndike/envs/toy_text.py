@@ -19,11 +19,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
 
 from thorndike.envs.gridworld import Grid, row_major_grid
 from thorndike.envs.tabular import TabularMDP
 
-__all__ = ["cliff_walking", "frozen_lake", "from_gymnasium", "taxi"]
+__all__ = ["cliff_walking", "frozen_lake", "from_gymnasium", "taxi", "toy_text_model"]
 
 FROZEN_LAKE_ACTIONS = ("Left", "Down", "Right", "Up")
 TAXI_ACTIONS = ("South", "North", "East", "West", "Pickup", "Dropoff")
@@ -60,6 +61,31 @@ def from_gymnasium(env: gym.Env | str, gamma: float = 0.99, **make_kwargs: Any) 
     )
 
 
+def toy_text_model(env_id: str, gamma: float = 0.99, **env_kwargs: Any) -> TabularMDP:
+    """The TabularMDP of ``gym.make(env_id, **env_kwargs)`` for a FrozenLake, Taxi or CliffWalking id, with its action
+    names and (FrozenLake, CliffWalking) its :class:`Grid`.
+
+    Built from the env Gymnasium makes with exactly these arguments, so the model is the table and time limit that
+    env steps by (``max_episode_steps`` included). Raises ValueError for a configuration whose dynamics are not in
+    the table (Taxi's ``fickle_passenger``).
+    """
+    env = gym.make(env_id, **env_kwargs)
+    mdp = from_gymnasium(env, gamma=gamma)
+    base = env.unwrapped
+    if isinstance(base, FrozenLakeEnv):
+        mdp.action_names = list(FROZEN_LAKE_ACTIONS)
+        mdp.grid = _frozen_lake_grid(base.desc, mdp)
+    elif isinstance(base, TaxiEnv):
+        mdp.action_names = list(TAXI_ACTIONS)
+    elif isinstance(base, CliffWalkingEnv):
+        mdp.action_names = list(CLIFF_WALKING_ACTIONS)
+        # The cliff cells are never occupied (stepping in sends the agent back to the start): drawn as walls.
+        nrow, ncol = base.shape
+        cliff = tuple(range((nrow - 1) * ncol + 1, nrow * ncol - 1))
+        mdp.grid = row_major_grid(mdp, nrow, ncol, CLIFF_WALKING_ACTIONS, ((0, 1), (1, 0), (0, -1), (-1, 0)), cliff)
+    return mdp
+
+
 def frozen_lake(
     map_name: str = "4x4", is_slippery: bool = True, gamma: float = 0.99, desc: list[str] | None = None
 ) -> TabularMDP:
@@ -69,11 +95,7 @@ def frozen_lake(
     """
     # The registered 8x8 id carries its longer time limit (200 steps instead of 100).
     env_id = "FrozenLake8x8-v1" if map_name == "8x8" and desc is None else "FrozenLake-v1"
-    env = gym.make(env_id, map_name=map_name, is_slippery=is_slippery, desc=desc)
-    mdp = from_gymnasium(env, gamma=gamma)
-    mdp.action_names = list(FROZEN_LAKE_ACTIONS)
-    mdp.grid = _frozen_lake_grid(env.unwrapped.desc, mdp)
-    return mdp
+    return toy_text_model(env_id, gamma=gamma, map_name=map_name, is_slippery=is_slippery, desc=desc)
 
 
 def taxi(gamma: float = 0.99, is_rainy: bool = False) -> TabularMDP:
@@ -82,20 +104,13 @@ def taxi(gamma: float = 0.99, is_rainy: bool = False) -> TabularMDP:
     The four states reached by a correct drop-off are terminal (the others where the passenger sits at the
     destination cannot be reached from the start distribution).
     """
-    mdp = from_gymnasium("Taxi-v4", gamma=gamma, is_rainy=is_rainy)
-    mdp.action_names = list(TAXI_ACTIONS)
-    return mdp
+    return toy_text_model("Taxi-v4", gamma=gamma, is_rainy=is_rainy)
 
 
 def cliff_walking(gamma: float = 0.99, is_slippery: bool = False) -> TabularMDP:
     """CliffWalking (``CliffWalking-v1``): 4x12 grid, -1 per step, -100 and back to the start for stepping into the
     cliff (not terminal), terminal at the goal. Actions: Up, Right, Down, Left."""
-    mdp = from_gymnasium("CliffWalking-v1", gamma=gamma, is_slippery=is_slippery)
-    mdp.action_names = list(CLIFF_WALKING_ACTIONS)
-    # The cliff cells are never occupied (stepping in sends the agent back to the start): drawn as walls.
-    cliff = tuple(range(3 * 12 + 1, 3 * 12 + 11))
-    mdp.grid = row_major_grid(mdp, 4, 12, CLIFF_WALKING_ACTIONS, ((0, 1), (1, 0), (0, -1), (-1, 0)), cliff)
-    return mdp
+    return toy_text_model("CliffWalking-v1", gamma=gamma, is_slippery=is_slippery)
 
 
 def _terminal_states(

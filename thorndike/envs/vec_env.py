@@ -1,12 +1,20 @@
 """A vectorised environment that speaks torch tensors, over Gymnasium's vector envs.
 
 Every algorithm sees one convention (DESIGN.md, "Data flow"): ``step`` returns the next observation, with
-same-step autoreset, so the step that ends an episode already returns the new episode's first observation; the
-ended episode's true last observation is in ``info["final_obs"]`` (equal to ``obs`` for copies that did not end),
-for bootstrapping on truncation. Finished episodes' returns and lengths are in ``info["episode_returns"]`` and
-``info["episode_lengths"]`` (one entry per episode that ended on this step).
+same-step autoreset, so the step that ends an episode already returns the new episode's first observation.
+Every :class:`VecEnv` (native batched torch envs, :class:`GymnasiumVecEnv` over Gymnasium's sync or async vector
+env, and the normalisation wrappers) returns the same ``info``: a plain ``dict`` of fixed-shape tensors on the env's
+device, so reading it never waits for the device and its shapes never depend on the data:
 
-Native batched torch envs (``backend="torch"``) implement the same :class:`VecEnv` protocol.
+- ``final_obs`` ``[N, ...]``: the ended episode's true last observation where a copy's episode ended on this step
+  (for bootstrapping on truncation), else the same as ``obs``;
+- ``done`` ``[N]`` bool: ``terminated | truncated``;
+- ``episode_return`` ``[N]`` float64: each copy's return so far, including this step's reward; for copies that are
+  ``done``, the return of the episode that just ended;
+- ``episode_length`` ``[N]`` int64: likewise, the number of steps.
+
+The statistics of the episodes that ended are ``info["episode_return"][info["done"]]`` (a boolean-mask gather, so
+a host sync: the caller decides when to pay it).
 """
 
 from __future__ import annotations
@@ -19,13 +27,34 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 Info = dict[str, Any]
 
+INFO_KEYS = ("final_obs", "done", "episode_return", "episode_length")
+"""The entries of every VecEnv step's ``info`` (see the module docstring)."""
+
+VECTORIZATIONS = ("sync", "async")
+
 
 class VecEnv(Protocol):
-    """What an algorithm needs from a batch of environments."""
+    """What an algorithm needs from a batch of ``n_envs`` environments, all tensors on ``device``.
+
+    ``reset(seed)`` starts every copy (copy i seeded with ``seed + i`` where that applies) and returns the first
+    observations ``[N, ...]``. ``step(actions)`` returns ``(obs, reward, terminated, truncated, info)``: ``obs``
+    ``[N, ...]`` is the next observation with same-step autoreset (a copy whose episode ended already shows its new
+    episode's first observation), ``reward`` ``[N]`` float32, ``terminated`` and ``truncated`` ``[N]`` bool, and
+    ``info`` a plain ``dict`` with exactly these fixed-shape entries:
+
+    - ``final_obs`` ``[N, ...]``: the true last observation where an episode ended, else equal to ``obs``;
+    - ``done`` ``[N]`` bool: ``terminated | truncated``;
+    - ``episode_return`` ``[N]`` float64: each copy's return so far including this step's reward; for copies that
+      are ``done``, the return of the episode that just ended;
+    - ``episode_length`` ``[N]`` int64: likewise, the episode's length in steps.
+
+    ``state_dict`` / ``load_state_dict`` checkpoint the copies (as exactly as the env allows); ``close`` releases
+    them.
+    """
 
     n_envs: int
     device: torch.device
@@ -44,7 +73,12 @@ class VecEnv(Protocol):
 
 
 class GymnasiumVecEnv:
-    """``n_envs`` copies of a Gymnasium env in a ``SyncVectorEnv`` (same-step autoreset), as torch tensors.
+    """``n_envs`` copies of a Gymnasium env in a Gymnasium vector env (same-step autoreset), as torch tensors.
+
+    ``vectorization="sync"`` steps the copies one after another in this process (``SyncVectorEnv``); ``"async"``
+    steps each in its own subprocess (``AsyncVectorEnv``), which pays off when one copy's step is slow (physics
+    simulators, emulators) and costs inter-process traffic when it is fast. Both give the same outputs for the same
+    seed and actions.
 
     Box actions outside the space are clipped to its bounds before they reach the env (the algorithm keeps the
     unclipped action for its log-probabilities).
@@ -55,14 +89,29 @@ class GymnasiumVecEnv:
         env_fn: Callable[[], gym.Env],
         n_envs: int,
         device: torch.device | str = "cpu",
+        vectorization: str = "sync",
     ):
+        if vectorization not in VECTORIZATIONS:
+            raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
         self.n_envs = n_envs
         self.device = torch.device(device)
-        self._venv = SyncVectorEnv([env_fn for _ in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP)
-        if len({id(env) for env in self._venv.envs}) < n_envs:
-            raise ValueError(
-                "the env builder returned the same env object for several copies, so they would share one state; "
-                "make it return a new env on each call (e.g. `lambda: mdp.copy()` instead of `lambda: mdp`)"
+        self.vectorization = vectorization
+        if vectorization == "sync":
+            self._venv: SyncVectorEnv | AsyncVectorEnv = SyncVectorEnv(
+                [env_fn for _ in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP
+            )
+            if len({id(env) for env in self._venv.envs}) < n_envs:
+                raise ValueError(
+                    "the env builder returned the same env object for several copies, so they would share one "
+                    "state; make it return a new env on each call (e.g. `lambda: mdp.copy()` instead of `lambda: mdp`)"
+                )
+        else:
+            # The outermost wrapper lets the parent fetch and replace each subprocess's env (checkpoints).
+            def snapshotting_env_fn() -> gym.Env:
+                return _PicklableEnv(env_fn())
+
+            self._venv = AsyncVectorEnv(
+                [snapshotting_env_fn for _ in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP
             )
         self.single_observation_space = self._venv.single_observation_space
         self.single_action_space = self._venv.single_action_space
@@ -98,21 +147,23 @@ class GymnasiumVecEnv:
 
         self._returns += reward_t
         self._lengths += 1
-        obs_t = self._to_tensor(obs)
-        info: Info = {
-            "final_obs": obs_t,
-            "episode_returns": self._returns[done].to(self.device),
-            "episode_lengths": self._lengths[done].to(self.device),
-        }
-        if done.any():
+        episode_return, episode_length = self._returns.clone(), self._lengths.clone()
+        self._returns.masked_fill_(done, 0.0)
+        self._lengths.masked_fill_(done, 0)
+        final = obs
+        ended = np.flatnonzero(done.numpy())  # host data already: Gymnasium's outputs are NumPy arrays
+        if ended.size:
             final = obs.copy()
-            for i in np.flatnonzero(done.numpy()):
+            for i in ended:
                 final[i] = raw_info["final_obs"][i]
-            info["final_obs"] = self._to_tensor(final)
-            self._returns[done] = 0.0
-            self._lengths[done] = 0
+        info: Info = {
+            "final_obs": self._to_tensor(final),
+            "done": done.to(self.device),
+            "episode_return": episode_return.to(self.device),
+            "episode_length": episode_length.to(self.device),
+        }
         return (
-            obs_t,
+            self._to_tensor(obs),
             reward_t.to(torch.float32).to(self.device),
             terminated_t.to(self.device),
             truncated_t.to(self.device),
@@ -121,33 +172,77 @@ class GymnasiumVecEnv:
 
     def render(self) -> np.ndarray | None:
         """The first copy's frame (the env must have been made with ``render_mode="rgb_array"``)."""
-        return self._venv.envs[0].render()
+        if isinstance(self._venv, SyncVectorEnv):
+            return self._venv.envs[0].render()
+        return self._venv.call("render")[0]
 
     def state_dict(self) -> dict[str, Any]:
-        """The copies' full state (pickled envs: dynamics, episode clocks, RNGs) and the episode counters."""
-        try:
-            envs = [pickle.dumps(env) for env in self._venv.envs]
-        except Exception as err:  # e.g. envs holding a native handle
-            if not self._warned_unpicklable:
-                warnings.warn(
-                    f"this env cannot be pickled ({err}); a resumed run will start new episodes, so it will not "
-                    "repeat an uninterrupted run exactly",
-                    stacklevel=2,
-                )
-                self._warned_unpicklable = True
-            envs = None
+        """The copies' full state (pickled envs: dynamics, episode clocks, RNGs) and the episode counters.
+
+        Both vectorizations save the same thing (async fetches each subprocess's pickled env), so a checkpoint of
+        one loads into the other. An env that cannot be pickled is warned about once and saved without its copies.
+        """
+        if isinstance(self._venv, SyncVectorEnv):
+            try:
+                envs: list[bytes] | None = [pickle.dumps(env) for env in self._venv.envs]
+            except Exception as err:  # e.g. envs holding a native handle
+                self._warn_unpicklable(str(err))
+                envs = None
+        else:
+            snapshots = self._venv.get_attr(_PicklableEnv.ATTRIBUTE)
+            errors = [snapshot for snapshot in snapshots if isinstance(snapshot, str)]
+            envs = None if errors else list(snapshots)
+            if errors:
+                self._warn_unpicklable(errors[0])
         return {"envs": envs, "returns": self._returns.clone(), "lengths": self._lengths.clone()}
+
+    def _warn_unpicklable(self, reason: str) -> None:
+        if not self._warned_unpicklable:
+            warnings.warn(
+                f"this env cannot be pickled ({reason}); a resumed run will start new episodes, so it will not "
+                "repeat an uninterrupted run exactly",
+                stacklevel=3,
+            )
+            self._warned_unpicklable = True
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["envs"] is not None:
-            for env in self._venv.envs:
-                env.close()
-            self._venv.envs = [pickle.loads(blob) for blob in state["envs"]]
+            if len(state["envs"]) != self.n_envs:
+                raise ValueError(f"the checkpoint holds {len(state['envs'])} env copies, this env has {self.n_envs}")
+            if isinstance(self._venv, SyncVectorEnv):
+                for env in self._venv.envs:
+                    env.close()
+                self._venv.envs = [pickle.loads(blob) for blob in state["envs"]]
+            else:
+                self._venv.set_attr(_PicklableEnv.ATTRIBUTE, list(state["envs"]))
         self._returns.copy_(state["returns"])
         self._lengths.copy_(state["lengths"])
 
     def close(self) -> None:
         self._venv.close()
+
+
+class _PicklableEnv(gym.Wrapper):
+    """The outermost wrapper of each async copy: reading :attr:`ATTRIBUTE` (``AsyncVectorEnv.get_attr``) pickles
+    the env inside, setting it (``set_attr``) replaces that env with an unpickled one.
+
+    Reading never raises, since an exception in a worker shuts the worker down: an env that cannot be pickled
+    gives the reason as a string instead of bytes.
+    """
+
+    ATTRIBUTE = "thorndike_pickled_env"
+
+    @property
+    def thorndike_pickled_env(self) -> bytes | str:
+        try:
+            return pickle.dumps(self.env)
+        except Exception as err:  # reported to the parent, which warns
+            return f"{type(err).__name__}: {err}"
+
+    @thorndike_pickled_env.setter
+    def thorndike_pickled_env(self, blob: bytes) -> None:
+        self.env.close()
+        self.env = pickle.loads(blob)
 
 
 def _is_float_space(space: gym.Space) -> bool:

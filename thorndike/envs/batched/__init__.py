@@ -11,15 +11,13 @@ Gymnasium id, so ``th.envs.make(env_id, n_envs, seed)`` (backend ``"auto"`` or `
 
 from __future__ import annotations
 
-import functools
-
 from thorndike.envs import NATIVE_ENVS
 from thorndike.envs.batched.acrobot import Acrobot
-from thorndike.envs.batched.base import BatchedEnv, StepInfo
+from thorndike.envs.batched.base import BatchedEnv
 from thorndike.envs.batched.cartpole import CartPole
 from thorndike.envs.batched.mountain_car import MountainCar, MountainCarContinuous
 from thorndike.envs.batched.pendulum import Pendulum
-from thorndike.envs.batched.tabular import TOY_TEXT, TabularEnv, batched, toy_text_env
+from thorndike.envs.batched.tabular import TOY_TEXT, NativeToyText, TabularEnv, ToyTextModel, batched, toy_text_env
 
 # The classic-control classes, one per Gymnasium id (the toy-text ids share TabularEnv, see TOY_TEXT).
 ENVS: tuple[type[BatchedEnv], ...] = (CartPole, Acrobot, MountainCar, MountainCarContinuous, Pendulum)
@@ -27,9 +25,10 @@ ENVS: tuple[type[BatchedEnv], ...] = (CartPole, Acrobot, MountainCar, MountainCa
 # Each class is the (n_envs, device) -> VecEnv callable that ``thorndike.envs.make`` calls.
 for _env in ENVS:
     NATIVE_ENVS[_env.env_id] = _env
-# A toy-text id's callable builds TabularEnv over the id's model in its registered configuration.
+# A toy-text id's callable builds TabularEnv over the id's model, in its registered configuration or the one its
+# keyword arguments ask for.
 for _env_id in TOY_TEXT:
-    NATIVE_ENVS[_env_id] = functools.partial(toy_text_env, _env_id)
+    NATIVE_ENVS[_env_id] = NativeToyText(_env_id)
 
 __all__ = [
     "ENVS",
@@ -39,9 +38,10 @@ __all__ = [
     "CartPole",
     "MountainCar",
     "MountainCarContinuous",
+    "NativeToyText",
     "Pendulum",
-    "StepInfo",
     "TabularEnv",
+    "ToyTextModel",
     "batched",
     "toy_text_env",
 ]

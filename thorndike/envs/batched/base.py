@@ -3,13 +3,14 @@
 A subclass describes one Gymnasium env (its spaces, reset bounds, time limit and ``_dynamics``); :class:`BatchedEnv`
 turns that into the :class:`~thorndike.envs.vec_env.VecEnv` protocol with the conventions of
 :class:`~thorndike.envs.vec_env.GymnasiumVecEnv`: same-step autoreset, ``info["final_obs"]``, time limits reported
-as ``truncated``, Box actions clipped to the space, and episode statistics.
+as ``truncated``, Box actions clipped to the space, and the fixed-shape ``info`` of the
+:class:`~thorndike.envs.vec_env.VecEnv` protocol (``final_obs``, ``done``, ``episode_return``, ``episode_length``).
 
 The step never synchronises with the host: no ``.item()``, no branch on a tensor's value, no shape that depends on
 data. Copies that end are reset with ``torch.where`` against freshly sampled initial states, so a step costs the same
-on CPU and GPU whatever happens, and could later be captured by ``torch.compile`` or a CUDA graph. The variable-length
-episode statistics Gymnasium users expect (``info["episode_returns"]``) need a boolean-mask gather, which is a sync;
-:class:`StepInfo` computes them only when they are read.
+on CPU and GPU whatever happens, and could later be captured by ``torch.compile`` or a CUDA graph. For the same
+reason ``info`` holds only fixed-shape entries: the statistics of the episodes that ended are a boolean-mask gather
+(``info["episode_return"][info["done"]]``), a sync the caller chooses when to pay.
 """
 
 from __future__ import annotations
@@ -33,66 +34,7 @@ _UNIFORM_BITS = {torch.float32: (torch.int32, 24), torch.float64: (torch.int64, 
 _MASK_INT = {2: (torch.int16, 0x0101), 4: (torch.int32, 0x01010101)}
 
 
-class StepInfo(dict):
-    """The ``info`` of a native step: fixed-shape entries computed in the step, variable-length ones on first read.
-
-    Always present (shape ``[N]`` or ``[N, ...]``, no host sync to build): ``final_obs``, ``done``,
-    ``episode_return`` (each copy's return so far, including this step's reward; for copies that are ``done`` the
-    return of the episode that just ended) and ``episode_length`` (likewise, the length).
-
-    Computed when first read, as in :class:`~thorndike.envs.vec_env.GymnasiumVecEnv`: ``episode_returns`` (float64)
-    and ``episode_lengths`` (int64), one entry per episode that ended on this step, in env-index order. Their length
-    depends on the data, so building them waits for the device; reading them is the caller's choice.
-    """
-
-    _LAZY: ClassVar[dict[str, str]] = {"episode_returns": "episode_return", "episode_lengths": "episode_length"}
-
-    def __missing__(self, key: str) -> Tensor:
-        if key not in self._LAZY:
-            raise KeyError(key)
-        value = dict.__getitem__(self, self._LAZY[key])[dict.__getitem__(self, "done")]
-        self[key] = value
-        return value
-
-    def _fill(self) -> None:
-        for key in self._LAZY:
-            self[key]  # noqa: B018  (computes and stores the entry)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._LAZY or dict.__contains__(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
-
-    def __len__(self) -> int:
-        return dict.__len__(self) + sum(not dict.__contains__(self, key) for key in self._LAZY)
-
-    # Whole-dict views (iteration, ``dict(info)``, ``{**info}``, printing) see every entry, lazy ones included.
-    def __iter__(self) -> Any:
-        self._fill()
-        return dict.__iter__(self)
-
-    def keys(self) -> Any:
-        self._fill()
-        return dict.keys(self)
-
-    def values(self) -> Any:
-        self._fill()
-        return dict.values(self)
-
-    def items(self) -> Any:
-        self._fill()
-        return dict.items(self)
-
-    def copy(self) -> StepInfo:
-        return StepInfo(dict.items(self))
-
-    def __repr__(self) -> str:
-        self._fill()
-        return f"StepInfo({dict.__repr__(self)})"
-
-
-Step = tuple[Tensor, Tensor, Tensor, Tensor, StepInfo]
+Step = tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]
 
 
 class Advance(NamedTuple):
@@ -264,12 +206,12 @@ class BatchedEnv(ABC):
         random = self._step_random()
         out = self._advance(self._state, self._elapsed, self._returns, self._prepare_actions(actions), random)
         self._state, self._elapsed, self._returns = out.state, out.elapsed_steps, out.returns
-        info = StepInfo(
-            final_obs=out.final_obs,
-            done=out.done,
-            episode_return=out.episode_return,
-            episode_length=out.episode_length,
-        )
+        info = {
+            "final_obs": out.final_obs,
+            "done": out.done,
+            "episode_return": out.episode_return,
+            "episode_length": out.episode_length,
+        }
         return out.obs, out.reward, out.terminated, out.truncated, info
 
     def _advance(self, state: Tensor, elapsed: Tensor, returns: Tensor, actions: Tensor, random: Tensor) -> Advance:

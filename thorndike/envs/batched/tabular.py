@@ -24,15 +24,18 @@ integer scaling of ``u`` when it is uniform over its support (Taxi, the gridworl
 Deterministic models draw no random numbers for transitions at all.
 
 The Gymnasium ids in :data:`TOY_TEXT` are registered as native envs: their model is built with
-:mod:`thorndike.envs.toy_text` once per process, and ``th.envs.make("FrozenLake-v1", n_envs)`` gives this env
-(``backend="gymnasium"`` gives Gymnasium's; so do keyword arguments such as ``is_slippery=False``, which ``make``
-passes to Gymnasium; batch ``toy_text.frozen_lake(is_slippery=False)`` with :func:`batched` for a native one).
+:mod:`thorndike.envs.toy_text` once per process and configuration, and ``th.envs.make("FrozenLake-v1", n_envs)``
+gives this env (``backend="gymnasium"`` gives Gymnasium's). Keyword arguments that only change the table, such as
+``env_kwargs={"is_slippery": False}`` or ``{"map_name": "8x8"}``, give the native env of that configuration; others
+(Taxi's ``fickle_passenger``, ``render_mode``) make ``make`` fall back to Gymnasium (see :class:`ToyTextModel`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -43,7 +46,7 @@ from thorndike.envs import toy_text
 from thorndike.envs.batched.base import BatchedEnv
 from thorndike.envs.tabular import TabularMDP
 
-__all__ = ["TOY_TEXT", "TabularEnv", "batched", "toy_text_env"]
+__all__ = ["TOY_TEXT", "NativeToyText", "TabularEnv", "ToyTextModel", "batched", "toy_text_env"]
 
 # Up to this many transitions per (s, a), sampling counts levels column by column; beyond, it binary-searches.
 # Measured on CPU at 4096 copies: about 15 us per column against about 220 us for one searchsorted.
@@ -52,14 +55,52 @@ _SCAN_MAX_SUCCESSORS = 8
 # Start distributions whose positive entries differ by less than this (relative) are sampled as uniform.
 _UNIFORM_RTOL = 1e-12
 
-TOY_TEXT: dict[str, Callable[[], TabularMDP]] = {
-    "FrozenLake-v1": lambda: toy_text.frozen_lake("4x4"),  # Gymnasium's default: 4x4, slippery
-    "FrozenLake8x8-v1": lambda: toy_text.frozen_lake("8x8"),
-    "CliffWalking-v1": toy_text.cliff_walking,
-    "CliffWalkingSlippery-v1": lambda: toy_text.cliff_walking(is_slippery=True),
-    "Taxi-v4": toy_text.taxi,  # Gymnasium 1.4 registers Taxi-v4 only (v3 is deprecated)
+# Gymnasium keyword arguments that change only what is in the toy-text env's table P (or its time limit), so the
+# TabularMDP converted from that table honours them. Others (Taxi's fickle_passenger, render_mode) are refused.
+_FROZEN_LAKE_KWARGS = frozenset({"map_name", "desc", "is_slippery", "success_rate", "reward_schedule"})
+_TIME_LIMIT = frozenset({"max_episode_steps"})
+
+
+@dataclass(frozen=True)
+class ToyTextModel:
+    """How to build the TabularMDP of one Gymnasium toy-text id, and which of its keyword arguments the model honours.
+
+    Calling it with keyword arguments (``TOY_TEXT["FrozenLake-v1"](is_slippery=False)``) builds the model of
+    ``gym.make(env_id, **env_kwargs)``; an argument outside :attr:`kwargs` raises ValueError naming it.
+    """
+
+    env_id: str
+    kwargs: frozenset[str]
+    """The Gymnasium keyword arguments the model honours (the others change dynamics outside the table, or only how
+    the env is shown)."""
+
+    def unsupported(self, env_kwargs: Mapping[str, Any]) -> list[str]:
+        """The keyword arguments in ``env_kwargs`` that the model cannot honour, sorted."""
+        return sorted(set(env_kwargs) - self.kwargs)
+
+    def __call__(self, gamma: float = 0.99, **env_kwargs: Any) -> TabularMDP:
+        unsupported = self.unsupported(env_kwargs)
+        if unsupported:
+            raise ValueError(
+                f"the TabularMDP model of {self.env_id} cannot honour {', '.join(map(repr, unsupported))}; "
+                f"it takes {', '.join(sorted(self.kwargs))}"
+            )
+        return toy_text.toy_text_model(self.env_id, gamma=gamma, **env_kwargs)
+
+
+TOY_TEXT: dict[str, ToyTextModel] = {
+    model.env_id: model
+    for model in (
+        ToyTextModel("FrozenLake-v1", _FROZEN_LAKE_KWARGS | _TIME_LIMIT),  # Gymnasium's default: 4x4, slippery
+        ToyTextModel("FrozenLake8x8-v1", _FROZEN_LAKE_KWARGS | _TIME_LIMIT),
+        ToyTextModel("CliffWalking-v1", frozenset({"is_slippery"}) | _TIME_LIMIT),
+        ToyTextModel("CliffWalkingSlippery-v1", frozenset({"is_slippery"}) | _TIME_LIMIT),
+        # Gymnasium 1.4 registers Taxi-v4 only (v3 is deprecated)
+        ToyTextModel("Taxi-v4", frozenset({"is_rainy", "rainy_probability"}) | _TIME_LIMIT),
+    )
 }
-"""The Gymnasium ids with a native version: each builds the TabularMDP of the id's default configuration."""
+"""The Gymnasium ids with a native version: each builds the TabularMDP of the id, in its registered configuration or
+with the keyword arguments it is given."""
 
 
 class TabularEnv(BatchedEnv):
@@ -269,21 +310,55 @@ def toy_text_env(
     device: torch.device | str = "cpu",
     one_hot: bool = False,
     max_episode_steps: int | None = None,
+    **env_kwargs: Any,
 ) -> TabularEnv:
-    """The native version of a Gymnasium toy-text id in :data:`TOY_TEXT`, in its registered configuration and
-    time limit; what ``th.envs.make`` calls as ``(n_envs=..., device=...)``."""
+    """The native version of a Gymnasium toy-text id in :data:`TOY_TEXT`: its registered configuration and time limit,
+    changed by ``env_kwargs`` as ``gym.make(env_id, **env_kwargs)`` would change them (ValueError for an argument
+    the model cannot honour, see :class:`ToyTextModel`)."""
     if env_id not in TOY_TEXT:
         raise ValueError(f"no native tabular env for {env_id!r}; known ids: {', '.join(TOY_TEXT)}")
     # A shallow copy shares the cached model's tensors (never modified) but not its attributes or env-view state.
-    mdp = _toy_text_mdp(env_id).copy()
+    mdp = _toy_text_mdp(env_id, **env_kwargs).copy()
     return TabularEnv(mdp, n_envs, device=device, one_hot=one_hot, max_episode_steps=max_episode_steps,
                       env_id=env_id)
 
 
+class NativeToyText:
+    """The :data:`thorndike.envs.NATIVE_ENVS` entry of a toy-text id: ``(n_envs, device, **env_kwargs) -> TabularEnv``.
+
+    :meth:`accepts` tells ``make`` whether the native env honours a set of keyword arguments (the model's, plus the
+    native options ``one_hot`` and ``max_episode_steps``); when it does not, ``make`` falls back to Gymnasium.
+    """
+
+    _NATIVE_OPTIONS = frozenset({"one_hot", "max_episode_steps"})
+
+    def __init__(self, env_id: str):
+        self.env_id = env_id
+
+    def accepts(self, env_kwargs: Mapping[str, Any]) -> bool:
+        return not TOY_TEXT[self.env_id].unsupported({k: v for k, v in env_kwargs.items()
+                                                      if k not in self._NATIVE_OPTIONS})
+
+    def __call__(self, n_envs: int, device: torch.device | str = "cpu", **env_kwargs: Any) -> TabularEnv:
+        return toy_text_env(self.env_id, n_envs, device=device, **env_kwargs)
+
+    def __repr__(self) -> str:
+        return f"NativeToyText({self.env_id!r})"
+
+
+def _toy_text_mdp(env_id: str, **env_kwargs: Any) -> TabularMDP:
+    """Each configuration's model, converted from Gymnasium's table once per process (Taxi's takes about 0.2 s)."""
+    try:
+        key = tuple(sorted(env_kwargs.items()))
+        hash(key)
+    except TypeError:  # an unhashable argument (a desc given as a list of strings): built each time
+        return TOY_TEXT[env_id](**env_kwargs)
+    return _cached_toy_text_mdp(env_id, key)
+
+
 @functools.cache
-def _toy_text_mdp(env_id: str) -> TabularMDP:
-    """Each id's model, converted from Gymnasium's table once per process (Taxi's takes about 0.2 s)."""
-    return TOY_TEXT[env_id]()
+def _cached_toy_text_mdp(env_id: str, kwargs: tuple[tuple[str, Any], ...]) -> TabularMDP:
+    return TOY_TEXT[env_id](**dict(kwargs))
 
 
 def _row_cumsum(values: Tensor, crow: Tensor, row_of: Tensor, position: Tensor, max_degree: int) -> Tensor:
