@@ -12,6 +12,7 @@ import difflib
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from thorndike.config import ConfigError, RunOptions, field_help, unknown_field_error
 from thorndike.core.checkpoint import CheckpointError
@@ -41,6 +42,28 @@ def _parse_fields(cls: type, argv: list[str]) -> dict[str, str]:
     return vars(values)
 
 
+def parse_key_values(items: list[str], flag: str) -> dict[str, Any]:
+    """``["is_slippery=false", "map_name=8x8"]`` -> ``{"is_slippery": False, "map_name": "8x8"}`` (YAML values)."""
+    import yaml
+
+    values = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} takes KEY=VALUE pairs, got {item!r} (e.g. {flag} is_slippery=false)")
+        values[key] = yaml.safe_load(text) if text else ""
+    return values
+
+
+def parse_wrapper(item: str) -> str | dict[str, Any]:
+    """``"time_limit:max_episode_steps=50"`` -> ``{"name": "time_limit", "max_episode_steps": 50}``; a bare name
+    stays a name."""
+    name, sep, rest = item.partition(":")
+    if not sep:
+        return name
+    return {"name": name, **parse_key_values(rest.split(","), "--wrappers NAME:")}
+
+
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     import thorndike as th
     from thorndike.registry import get_algorithm
@@ -56,7 +79,9 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
             raise ConfigError("train needs ALGO and --env (or --resume RUN)")
         cls = get_algorithm(args.algo)
         fields = _parse_fields(cls, rest)
-        agent = th.make(args.algo, env=args.env, seed=args.seed, config=args.config, **fields)
+        agent = th.make(args.algo, env=args.env, seed=args.seed, config=args.config,
+                        env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
+                        wrappers=[parse_wrapper(w) for w in args.wrappers], **fields)
         agent.learn(args.steps)
     result = agent.evaluate(episodes=10)
     print(f"run folder: {agent.run_dir}")
@@ -228,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="total env steps (all copies; per run for the tabular learners)")
     train.add_argument("--config", help="YAML file of config fields, or the name of one shipped in thorndike/configs "
                        "(e.g. ppo_cartpole_fast)")
+    train.add_argument("--env-kwargs", nargs="+", metavar="KEY=VALUE", default=[],
+                       help="keyword arguments of the env's constructor, e.g. --env-kwargs is_slippery=false "
+                       "map_name=8x8 (values read as YAML)")
+    train.add_argument("--wrappers", nargs="+", metavar="NAME", default=[],
+                       help="registered wrappers applied to each env copy, in order (NAME or NAME:key=value,...)")
     train.add_argument("--resume", metavar="RUN", help="continue RUN from its newest valid checkpoint")
     train.add_argument("--help-fields", action="store_true", help="list the algorithm's config fields")
 

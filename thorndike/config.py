@@ -39,6 +39,8 @@ class RunOptions:
     device: str = describe("torch device: cpu, cuda, or auto (cuda when available)", "cpu")
     threads: int = describe("torch CPU threads (1 is fastest for small networks)", 1)
     backend: str = describe("env backend: auto, gymnasium or torch", "auto")
+    vectorization: str = describe("Gymnasium copies in this process (sync) or one subprocess each (async, for envs "
+                                  "whose step is slow)", "sync")
     run_root: str = describe("folder under which runs/<algo>-<env>-<seed>-<time>/ is created", "runs")
     checkpoint_every: int = describe("env steps between checkpoints (0: a tenth of the run)", 0)
     keep_checkpoints: int = describe("how many recent checkpoints to keep (0: all)", 3)
@@ -57,6 +59,7 @@ class RunOptions:
               "cpu, cuda, cuda:N or auto")
         check(self.threads >= 1, "threads", self.threads, ">= 1")
         check(self.backend in ("auto", "gymnasium", "torch"), "backend", self.backend, "auto, gymnasium or torch")
+        check(self.vectorization in ("sync", "async"), "vectorization", self.vectorization, "sync or async")
         check(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
         check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0")
         check(self.eval_episodes >= 1, "eval_episodes", self.eval_episodes, ">= 1")

@@ -8,7 +8,10 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+import warnings
+
 import gymnasium as gym
+import torch
 import yaml
 
 from thorndike.config import RunOptions, build_config, unknown_field_error
@@ -51,13 +54,21 @@ def algorithms() -> list[tuple[str, str, str]]:
     rows = []
     for name in sorted(ALGORITHMS):
         cls = get_algorithm(name)
-        spaces = ", ".join(s.__name__ for s in cls.action_spaces)
+        spaces = ", ".join(s.__name__ for s in cls.action_spaces) or "no env"
         rows.append((name, spaces, (cls.__doc__ or "").strip().splitlines()[0]))
     return rows
 
 
-def algorithms_supporting(action_space: gym.Space) -> list[str]:
-    return [name for name in sorted(ALGORITHMS) if isinstance(action_space, get_algorithm(name).action_spaces)]
+def algorithms_supporting(observation_space: gym.Space, action_space: gym.Space) -> list[str]:
+    """The registered algorithms whose ``check_spaces`` accepts this pair of spaces."""
+    names = []
+    for name in sorted(ALGORITHMS):
+        try:
+            get_algorithm(name).check_spaces(observation_space, action_space)
+        except ValueError:
+            continue
+        names.append(name)
+    return names
 
 
 def tuned_config(algo: str, env: Any) -> dict[str, Any]:
@@ -104,30 +115,35 @@ def split_fields(cls: type, values: dict[str, Any]) -> tuple[dict[str, Any], dic
     return config, options
 
 
-def make(algo: str, env: Any, seed: int = 0, config: str | Path | None = None, tuned: bool = True,
-         **fields: Any) -> Any:
+def make(algo: str, env: Any = None, seed: int = 0, config: str | Path | None = None, tuned: bool = True,
+         env_kwargs: dict[str, Any] | None = None, wrappers: list[Any] | None = None, **fields: Any) -> Any:
     """Build an agent: ``th.make("ppo", env="CartPole-v1", seed=0, n_envs=8)``.
 
     Config values are taken in this order, later ones winning: the Config's defaults, the tuned values for this
     env in ``thorndike/configs/<algo>.yaml`` (unless ``tuned=False``), the YAML file ``config``, then ``fields``.
-    Run options (``device``, ``checkpoint_every``, ``stop_return``, ...) may be given the same way.
+    Run options (``device``, ``checkpoint_every``, ``stop_return``, ...) may be given the same way. ``env_kwargs``
+    go to the env's constructor (``{"is_slippery": False}``) and ``wrappers`` wrap each copy (registered names, or
+    ``{"name": ..., **kwargs}``); both are recorded, so ``th.load`` rebuilds the same env.
     """
     cls = get_algorithm(algo)
+    if env is None and cls.action_spaces:
+        raise ValueError(f"{cls.name} learns by acting in an env: pass env=... (a Gymnasium id such as "
+                         "'CartPole-v1', 'package.module:function', a callable or a TabularMDP)")
     values = tuned_config(cls.name, env) if tuned else {}
     if config is not None:
         values.update(read_config_file(config))
     values.update(fields)
     config_values, option_values = split_fields(cls, values)
     return cls(env, build_config(cls.Config, config_values), seed=seed,
-               options=build_config(RunOptions, option_values))
+               options=build_config(RunOptions, option_values), env_kwargs=env_kwargs, wrappers=wrappers)
 
 
 def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Any:
     cls = get_algorithm(state["algo"])
-    if env is None:
+    recorded = state["env"]
+    if env is None and recorded is not None:
         from thorndike.envs import NATIVE_ENVS, env_builder
 
-        recorded = state["env"]
         if recorded not in NATIVE_ENVS:
             try:
                 env_builder(recorded)
@@ -137,9 +153,15 @@ def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Any
                     f"({recorded!r}), which a file cannot hold; pass it again: th.load(path, env=...) or, on the "
                     "command line, train with a registered id"
                 ) from None
-    run_options = build_config(RunOptions, {**state["options"], **options})
-    agent = cls(env if env is not None else state["env"], build_config(cls.Config, state["config"]),
-                seed=state["seed"], options=run_options)
+    saved_options = dict(state["options"])
+    if "device" not in options and saved_options.get("device", "cpu").startswith("cuda") and \
+            not torch.cuda.is_available():
+        warnings.warn(f"this agent was trained on {saved_options['device']}, which is not available here; loading "
+                      "it on the CPU", stacklevel=3)
+        saved_options["device"] = "cpu"
+    run_options = build_config(RunOptions, {**saved_options, **options})
+    agent = cls(env if env is not None else recorded, build_config(cls.Config, state["config"]), seed=state["seed"],
+                options=run_options, env_kwargs=state.get("env_kwargs"), wrappers=state.get("wrappers"))
     agent.load_state_dict(state)
     return agent
 
@@ -172,6 +194,6 @@ def resume(run_dir: str | Path, **options: Any) -> Any:
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
     path, state = resume_state(run_dir)
     agent = _from_state(state, None, options)
-    agent.run_dir = run_dir
-    agent.last_checkpoint = path
+    agent.run.run_dir = run_dir
+    agent.run.last_checkpoint = path
     return agent

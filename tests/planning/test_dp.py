@@ -361,7 +361,7 @@ def test_frozen_lake_8x8_dp_value_matches_rollouts_in_gymnasium() -> None:
     mdp = toy_text.frozen_lake("8x8", is_slippery=True, gamma=gamma)
     sol = value_iteration(mdp)
     n_envs, horizon = 100, 2000
-    venv = th.envs.make("FrozenLake8x8-v1", n_envs=n_envs, seed=0, max_episode_steps=1000)
+    venv = th.envs.make("FrozenLake8x8-v1", n_envs=n_envs, seed=0, backend="gymnasium", max_episode_steps=1000)
     obs = venv.reset(seed=0)
     started = torch.zeros(n_envs, dtype=torch.long)
     returns: list[torch.Tensor] = []
@@ -371,7 +371,8 @@ def test_frozen_lake_8x8_dp_value_matches_rollouts_in_gymnasium() -> None:
         t += 1
         ended = torch.nonzero(terminated | truncated).squeeze(1)
         counted = started[ended] < horizon
-        returns.append((info["episode_returns"] * gamma ** (info["episode_lengths"] - 1).double())[counted])
+        discounted = info["episode_return"] * gamma ** (info["episode_length"] - 1).double()
+        returns.append(discounted[ended][counted])
         started[ended] = t
     G = torch.cat(returns)
     assert len(G) > 2000

@@ -48,7 +48,10 @@ def minibatches(
     if minibatch_size >= size:
         yield batch
         return
-    order = torch.randperm(size, generator=generator).to(next(iter(batch.values())).device)
+    device = next(iter(batch.values())).device
+    # The permutation is drawn where the generator lives (torch requires it) and moved to the data.
+    order = torch.randperm(size, generator=generator, device=generator.device if generator is not None else device)
+    order = order.to(device)
     for start in range(0, size, minibatch_size):
         index = order[start : start + minibatch_size]
         yield {name: t[index] for name, t in batch.items()}

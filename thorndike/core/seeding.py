@@ -9,18 +9,20 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch's global generators; return a torch.Generator for the algorithm's sampling.
+def seed_everything(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """Seed Python, NumPy and torch's global generators; return a torch.Generator on ``device`` for the algorithm's
+    sampling.
 
     Sampling actions and shuffling minibatches go through the returned generator, so that evaluation (which has
-    its own) never shifts the training stream.
+    its own) never shifts the training stream. It lives on the algorithm's device: torch refuses a CPU generator
+    for sampling a CUDA tensor.
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator(device=torch.device(device)).manual_seed(seed)
 
 
 def rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -34,6 +36,7 @@ def rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
         states["cuda"] = torch.cuda.get_rng_state_all()
     if generator is not None:
         states["generator"] = generator.get_state()
+        states["generator_device"] = generator.device.type
     return states
 
 
@@ -45,4 +48,7 @@ def set_rng_states(states: dict[str, Any], generator: torch.Generator | None = N
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
     if generator is not None and "generator" in states:
-        generator.set_state(states["generator"])
+        # A generator's state is device-specific (a CUDA state cannot seed a CPU generator): a checkpoint loaded
+        # on another kind of device keeps the new generator's seed, so it goes on correctly but not bit for bit.
+        if states.get("generator_device", "cpu") == generator.device.type:
+            generator.set_state(states["generator"])

@@ -20,7 +20,7 @@ def record_gif(agent: Any, path: str | Path, episodes: int = 1, seed: int = 0, f
     # Gymnasium renders with pygame; off-screen rendering needs no display, window or sound device.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    env = env_builder(agent.env_spec, render_mode="rgb_array")()
+    env = env_builder(agent.env_spec, **agent.env_setup.kwargs, render_mode="rgb_array")()
     frames: list[np.ndarray] = []
     try:
         for episode in range(episodes):

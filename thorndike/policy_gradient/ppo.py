@@ -15,23 +15,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from thorndike.agent import Agent
 from thorndike.config import check, describe
+from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
 from thorndike.core.buffers import RolloutBuffer, minibatches
 from thorndike.core.compile import maybe_compile
 from thorndike.core.diagnostics import explained_variance
-from thorndike.core.distributions import Categorical, DiagGaussian
 from thorndike.core.losses import approx_kl, clipped_surrogate, value_loss
-from thorndike.core.networks import adam, mlp
+from thorndike.core.networks import adam
 from thorndike.core.returns import gae, normalize
+from thorndike.core.rollout import collect_rollout, rollout_fields
 from thorndike.core.schedules import Constant, Linear
-
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-
+from thorndike.core.spaces import storage_spec
 
 @dataclass
 class PPOConfig:
@@ -80,34 +78,6 @@ class PPOConfig:
         check(self.activation in ACTIVATIONS, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
 
 
-class ActorCritic(nn.Module):
-    """Separate actor and critic MLPs; a state-independent log std for continuous actions."""
-
-    def __init__(self, obs_dim: int, action_space: gym.Space, config: PPOConfig):
-        super().__init__()
-        hidden = list(config.hidden_sizes)
-        activation = ACTIVATIONS[config.activation]
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        n_out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        # Small final gain: the initial policy is near uniform (or near zero mean), as in the PPO paper's code.
-        self.actor = mlp([obs_dim, *hidden, n_out], activation, output_gain=0.01)
-        self.critic = mlp([obs_dim, *hidden, 1], activation, output_gain=1.0)
-        if not self.discrete:
-            self.log_std = nn.Parameter(torch.full((n_out,), config.log_std_init))
-
-    def distribution(self, obs: Tensor) -> Categorical | DiagGaussian:
-        out = self.actor(obs.flatten(1))
-        return Categorical(out) if self.discrete else DiagGaussian(out, self.log_std)
-
-    def value(self, obs: Tensor) -> Tensor:
-        return self.critic(obs.flatten(1)).squeeze(-1)
-
-    def greedy(self, obs: Tensor) -> Tensor:
-        """The most likely action: the largest logit, or the Gaussian's mean (no distribution built)."""
-        out = self.actor(obs.flatten(1))
-        return out.argmax(-1) if self.discrete else out
-
-
 class PPO(Agent):
     """Proximal Policy Optimization with clipped surrogate, GAE and minibatch epochs."""
 
@@ -117,22 +87,23 @@ class PPO(Agent):
 
     def build(self) -> None:
         config: PPOConfig = self.config
-        obs_space, action_space = self.envs.single_observation_space, self.envs.single_action_space
-        self.model = ActorCritic(int(np.prod(obs_space.shape)), action_space, config).to(self.device)
+        # Rewards are scaled below the episode ledger (logged returns stay raw); observations are normalised by the
+        # model, so the rollout stores raw observations.
+        envs = self.connect_env(config.n_envs, normalize_reward=config.normalize_reward, gamma=config.gamma)
+        self.model = ActorCritic(envs.observation_space, envs.action_space, config.hidden_sizes, config.activation,
+                                 config.log_std_init, normalize_obs=config.normalize_obs).to(self.device)
+        if config.normalize_obs:
+            self.model.normalizer.update(self.obs)  # the first rollout is normalised by the reset observations
         self.optimizer = adam(self.model.parameters(), lr=config.lr, eps=1e-5, device=self.device)
         self.components = {"model": self.model, "optimizer": self.optimizer}
         # The two hot functions, compiled when options.compile is set (eager if compiling fails).
         compile_on = self.options.compile
         self.rollout_step = maybe_compile(self.sample_actions, compile_on, self.device, "the PPO rollout step")
         self.loss = maybe_compile(self.minibatch_loss, compile_on, self.device, "the PPO loss")
-        action_shape = () if self.model.discrete else action_space.shape
-        action_dtype = torch.long if self.model.discrete else torch.float32
-        f32, boolean = torch.float32, torch.bool
-        self.buffer = RolloutBuffer(config.n_steps, config.n_envs, {
-            "obs": (obs_space.shape, f32), "actions": (action_shape, action_dtype), "log_probs": ((), f32),
-            "rewards": ((), f32), "terminated": ((), boolean), "truncated": ((), boolean),
-            "final_obs": (obs_space.shape, f32), "values": ((), f32), "next_values": ((), f32),
-        }, device=self.device)
+        action_spec = ((), torch.long) if self.model.discrete else (envs.action_space.shape, torch.float32)
+        self.buffer = RolloutBuffer(config.n_steps, config.n_envs,
+                                    rollout_fields(storage_spec(envs.observation_space), action_spec),
+                                    device=self.device)
 
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
         if deterministic:
@@ -150,30 +121,10 @@ class PPO(Agent):
                 run.log(stats)
         return self
 
-    @torch.no_grad()
     def collect(self) -> None:
-        """Fill the buffer with n_steps x n_envs transitions under the current policy."""
-        buf, model = self.buffer, self.model
-        for t in range(self.config.n_steps):
-            obs = self.obs
-            actions, log_probs = self.rollout_step(obs)
-            next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
-            # Checked every step: a NaN observation would otherwise crash the next sampling opaquely.
-            self.check_finite("observation", next_obs[None], self.global_step + self.config.n_envs)
-            self.check_finite("reward", rewards[None], self.global_step + self.config.n_envs)
-            buf.add(t, obs=obs, actions=actions, log_probs=log_probs, rewards=rewards,
-                    terminated=terminated, truncated=truncated, final_obs=info["final_obs"])
-            self.obs = next_obs
-            self.global_step += self.config.n_envs
-            self.record_episodes(info)
-        # The critic runs once over the whole rollout. V(s_{t+1}) is the next row's value, except where the episode
-        # was cut short: there the bootstrap is the value of the final observation, which autoreset replaced.
-        T, N = self.config.n_steps, self.config.n_envs
-        values = model.value(buf["obs"].flatten(0, 1)).view(T, N)
-        following = torch.cat([values[1:], model.value(self.obs).unsqueeze(0)])
-        final_values = model.value(buf["final_obs"].flatten(0, 1)).view(T, N)
-        buf["values"].copy_(values)
-        buf["next_values"].copy_(torch.where(buf["truncated"], final_values, following))
+        """Fill the buffer with n_steps x n_envs transitions under the current policy (pi_old)."""
+        collect_rollout(self.interaction, self.buffer, self.rollout_step, self.model.value, self.global_step)
+        self.global_step += self.config.n_steps * self.config.n_envs
 
     def targets(self) -> tuple[Tensor, Tensor]:
         """GAE(lambda) advantages and the critic's regression targets (lambda-returns)."""
@@ -249,6 +200,10 @@ class PPO(Agent):
             if stopped_early:
                 break
         self.check_finite("loss", torch.as_tensor(totals["policy_loss"] + totals["value_loss"]))
+        if config.normalize_obs:
+            # The statistics stay fixed while a batch is collected and learned from, so pi_old and the ratio's
+            # denominator see the same normalised observations; then they take in what the rollout returned.
+            self.model.normalizer.update(torch.cat([self.buffer["obs"][1:], self.obs.unsqueeze(0)]).flatten(0, 1))
         stats = {k: float(v) / max(n_updates, 1) for k, v in totals.items()}
         stats.update(self.diagnostics(batch))
         stats["explained_variance"] = float(explained_variance(batch["values"], batch["returns"]))

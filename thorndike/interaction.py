@@ -1,0 +1,176 @@
+"""The interaction part of the lifecycle: the env copies, the current observations, the episode ledger, acting and
+evaluating. RL algorithms that step envs compose it with the run (:mod:`thorndike.run`); algorithms that learn from
+data or from a game do not need it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from thorndike import envs as th_envs
+from thorndike.core.ledger import EpisodeLedger
+
+__all__ = ["EnvInteraction", "EnvSetup", "EvalResult", "Policy"]
+
+# What acting calls: (observations [B, ...], deterministic, generator or None) -> actions [B, ...].
+Policy = Any
+
+
+@dataclass
+class EvalResult:
+    """The outcome of an evaluation: the mean, the std and every episode's return and length."""
+
+    mean: float
+    std: float
+    returns: list[float]
+    lengths: list[int]
+
+    def __str__(self) -> str:
+        return f"mean return {self.mean:.2f} +/- {self.std:.2f} over {len(self.returns)} episodes"
+
+
+@dataclass
+class EnvSetup:
+    """How the env copies are built: the env (an id, ``"module:function"``, a callable or a TabularMDP), its
+    keyword arguments, the wrappers applied to each copy (registered names, or ``{"name": ..., **kwargs}``), the
+    backend and the vectorisation. Checkpoints and ``config.yaml`` record it, so ``th.load`` rebuilds the same env.
+    """
+
+    env: th_envs.EnvSpec
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    wrappers: list[Any] = field(default_factory=list)
+    backend: str = "auto"
+    vectorization: str = "sync"
+
+    @property
+    def name(self) -> str:
+        return th_envs.env_name(self.env)
+
+    def record(self) -> dict[str, Any]:
+        """The plain-data description written to ``config.yaml`` and checkpoints."""
+        env = self.env if isinstance(self.env, str) else self.name
+        return {"env": env, "env_kwargs": dict(self.kwargs), "wrappers": list(self.wrappers)}
+
+    def make(self, n_envs: int, device: torch.device, **extra: Any) -> th_envs.VecEnv:
+        return th_envs.make(self.env, n_envs=n_envs, backend=self.backend, device=device, env_kwargs=self.kwargs,
+                            wrappers=self.wrappers, vectorization=self.vectorization, **extra)
+
+
+class EnvInteraction:
+    """``n_envs`` env copies stepping together, their current observations and the ledger of finished episodes.
+
+    ``step(actions, step)`` steps every copy, moves ``obs`` on (same-step autoreset) and records the episodes that
+    ended at global step ``step``. Reward scaling, when an algorithm wants it, is an env wrapper below the ledger, so
+    the ledger and evaluation always see raw returns. ``ledger_keep`` bounds the episodes the ledger keeps (None:
+    all of them, as the tabular learners' per-run histories need).
+    """
+
+    def __init__(self, setup: EnvSetup, n_envs: int, seed: int, device: torch.device, normalize_reward: bool = False,
+                 gamma: float = 0.99, ledger_keep: int | None = 100) -> None:
+        self.setup, self.device = setup, device
+        self.envs = setup.make(n_envs, device, normalize_reward=normalize_reward, gamma=gamma)
+        self.n_envs = n_envs
+        self.obs = self.envs.reset(seed=seed)
+        self.ledger = EpisodeLedger(n_envs, device, keep=ledger_keep)
+        self.seed = seed
+        self._eval_env: th_envs.VecEnv | None = None
+
+    @property
+    def observation_space(self) -> gym.Space:
+        return self.envs.single_observation_space
+
+    @property
+    def action_space(self) -> gym.Space:
+        return self.envs.single_action_space
+
+    def step(self, actions: Tensor, step: int) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        """Step every copy; ``obs`` becomes the next observations and finished episodes are recorded at ``step``."""
+        next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+        self.ledger.record(info, step)
+        self.obs = next_obs
+        return next_obs, rewards, terminated, truncated, info
+
+    def episode_columns(self) -> dict[str, float]:
+        """The log's episode columns: episodes finished so far and the mean return of the last 20."""
+        self.ledger.flush()
+        recent = self.ledger.recent_returns(20)
+        return {"episodes": self.ledger.total, "return_mean": statistics.fmean(recent) if recent else float("nan")}
+
+    # ---- acting and evaluating ------------------------------------------------------------------------------
+
+    def as_batch(self, obs: Any) -> tuple[Tensor, bool, bool]:
+        """Observations as a batch tensor on the device: (batch, was one observation, was NumPy)."""
+        as_numpy = not isinstance(obs, Tensor)
+        obs_t = torch.as_tensor(np.asarray(obs) if as_numpy else obs, device=self.device)
+        space = self.observation_space
+        if obs_t.is_floating_point() or (isinstance(space, gym.spaces.Box) and space.dtype == np.float32):
+            obs_t = obs_t.to(torch.float32)
+        single = obs_t.shape == self.obs.shape[1:]
+        return (obs_t.unsqueeze(0) if single else obs_t), single, as_numpy
+
+    @torch.no_grad()
+    def act(self, policy: Policy, obs: Any, deterministic: bool = True) -> Any:
+        """Actions of ``policy`` for raw observations: one or a batch, NumPy or torch (answered in kind)."""
+        batch, single, as_numpy = self.as_batch(obs)
+        actions = policy(batch, deterministic, None)
+        if single:
+            actions = actions[0]
+        return actions.cpu().numpy() if as_numpy else actions
+
+    @torch.no_grad()
+    def evaluate(self, policy: Policy, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
+                 max_episode_steps: int = 10_000) -> EvalResult:
+        """Play ``episodes`` whole episodes (one per env copy, in parallel) and report their raw returns.
+
+        Evaluation uses its own envs and random generator, so it never changes what training does next. An episode
+        still running after ``max_episode_steps`` (a greedy policy can walk in circles in an env without a time
+        limit) is cut there and reported with its return so far.
+        """
+        if not isinstance(episodes, int) or episodes < 1:
+            raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+        seed = self.seed + 1_000_003 if seed is None else seed
+        if self._eval_env is None or self._eval_env.n_envs != episodes:
+            if self._eval_env is not None:
+                self._eval_env.close()
+            self._eval_env = self.setup.make(episodes, self.device)
+        env = self._eval_env
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        obs = env.reset(seed=seed)
+        returns = torch.zeros(episodes, dtype=torch.float64, device=self.device)
+        lengths = torch.zeros(episodes, dtype=torch.int64, device=self.device)
+        running = torch.ones(episodes, dtype=torch.bool, device=self.device)
+        # Every copy counts its first episode only. All copies step together, so after t steps each running copy
+        # has length t and the step cap is a plain counter.
+        for _ in range(max_episode_steps):
+            actions = policy(obs, deterministic, generator)
+            obs, rewards, terminated, truncated, _ = env.step(actions)
+            returns += torch.where(running, rewards, 0.0)
+            lengths += running
+            running &= ~(terminated | truncated)
+            if not running.any():
+                break
+        values = returns.cpu().tolist()
+        return EvalResult(mean=float(statistics.fmean(values)), std=float(statistics.pstdev(values)), returns=values,
+                          lengths=lengths.cpu().tolist())
+
+    # ---- state ----------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"envs": self.envs.state_dict(), "obs": self.obs, "ledger": self.ledger.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.envs.load_state_dict(state["envs"])
+        self.obs = state["obs"].to(self.device)
+        self.ledger.load_state_dict(state["ledger"])
+
+    def close(self) -> None:
+        self.envs.close()
+        if self._eval_env is not None:
+            self._eval_env.close()

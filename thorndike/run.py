@@ -1,0 +1,228 @@
+"""The run part of the lifecycle, which every algorithm has, with or without an env.
+
+A :class:`Run` owns what makes a training run a run: the seed and the algorithm's random generator, the counters
+(``global_step``, ``iteration``, ``total_steps``), the run folder with ``config.yaml``, the logger (``progress.csv``
+and TensorBoard), the progress bar, the evaluation and stop schedule, periodic checkpoints and the state an exact
+resume needs. It knows nothing of envs or of any algorithm's config: what it needs from its owner it asks through
+:class:`RunOwner` (the full state for a checkpoint, an evaluation, the episode columns of the log, the pictures to
+draw), so an algorithm that learns from a dataset (BC), from preference pairs (DPO) or from self-play (AlphaZero)
+gets checkpoints, resume, logs and the CLI the same way as one that steps envs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import yaml
+
+from thorndike.config import RunOptions
+from thorndike.core.checkpoint import checkpoint_path, load_latest_checkpoint, prune_checkpoints, save_checkpoint
+from thorndike.core.logger import Logger
+from thorndike.core.seeding import seed_everything
+
+__all__ = ["Run", "RunOwner", "Session", "resolve_device", "resume_state"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of ``RunOptions.device``; "cuda" on a machine or torch build without CUDA is one clear
+    error, not a traceback from deep inside the first rollout."""
+    from thorndike.config import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"torch {torch.__version__}" + (" (a CPU-only build)" if torch.version.cuda is None else "")
+            raise ConfigError(f"device={name!r} but CUDA is not available here ({build}); use device='cpu', or "
+                              "device='auto' to take a GPU only when there is one")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+class RunOwner(Protocol):
+    """What a run asks of the algorithm that owns it."""
+
+    name: str
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def evaluate(self, episodes: int) -> Any: ...  # anything with a float ``mean``
+
+    def episode_columns(self) -> dict[str, float]: ...
+
+    def write_pictures(self, run_dir: Path) -> list[Path]: ...
+
+
+class Run:
+    """Seed, generator, counters, run folder, logger, progress bar, evaluation schedule and checkpoints of a run.
+
+    ``label`` names the run in its folder (``runs/<algo>-<label>-<seed>-<time>``) and its progress bar (the env's
+    name, or the data's); ``record`` is what ``config.yaml`` holds besides the seed and options.
+    """
+
+    def __init__(self, algo: str, label: str, seed: int, options: RunOptions, device: torch.device,
+                 record: dict[str, Any]) -> None:
+        self.algo, self.label, self.seed, self.options, self.device = algo, label, seed, options, device
+        self.record = record
+        self.generator = seed_everything(seed, device)
+        self.global_step = 0
+        self.iteration = 0
+        self.total_steps: int | None = None
+        self.last_checkpoint_step = 0
+        self.run_dir: Path | None = None
+        self.last_checkpoint: Path | None = None
+
+    # ---- state ----------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"global_step": self.global_step, "iteration": self.iteration, "total_steps": self.total_steps,
+                "last_checkpoint_step": self.last_checkpoint_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.global_step = state["global_step"]
+        self.iteration = state["iteration"]
+        self.total_steps = state["total_steps"]
+        self.last_checkpoint_step = state["last_checkpoint_step"]
+
+    # ---- the folder -----------------------------------------------------------------------------------------
+
+    def _new_run_dir(self) -> Path:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        parts = [self.algo, self.label, str(self.seed), stamp] if self.label else [self.algo, str(self.seed), stamp]
+        run_dir = Path(self.options.run_root) / "-".join(parts).replace("/", "_")
+        run_dir.mkdir(parents=True, exist_ok=False)
+        return run_dir
+
+    def write_config(self) -> None:
+        assert self.run_dir is not None
+        import dataclasses
+
+        text = yaml.safe_dump({"algo": self.algo, **_plain(self.record), "seed": self.seed,
+                               "options": _plain(dataclasses.asdict(self.options))}, sort_keys=False)
+        (self.run_dir / "config.yaml").write_text(text)
+
+    def checkpoint(self, state: dict[str, Any]) -> Path:
+        """Write ``state`` as the checkpoint of this step into ``run_dir/checkpoints`` and prune old ones."""
+        assert self.run_dir is not None
+        folder = self.run_dir / "checkpoints"
+        self.last_checkpoint = save_checkpoint(state, checkpoint_path(folder, self.global_step))
+        prune_checkpoints(folder, self.options.keep_checkpoints)
+        return self.last_checkpoint
+
+    def steps_this_iteration(self, every: int) -> int:
+        """Steps until the next log row, every ``every`` steps and never past ``total_steps``: for learners that log
+        every so many single steps rather than once per rollout."""
+        assert self.total_steps is not None, "call inside learn(), after session() has set total_steps"
+        return min(every, self.total_steps - self.global_step)
+
+    # ---- the session ----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self, total_steps: int, owner: RunOwner) -> Iterator[Session]:
+        """Open (or reopen, on resume) the run folder; on a clean exit write ``final.pt`` and the pictures. An error
+        or interrupt leaves the last checkpoint as it was and says how to resume."""
+        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+        resuming = self.run_dir is not None and self.total_steps is not None
+        if not resuming:
+            self.run_dir = self._new_run_dir()
+            self.write_config()
+        self.total_steps = total_steps
+        logger = Logger(self.run_dir, resume_step=self.global_step if resuming else None,
+                        tensorboard=self.options.tensorboard)
+        session = Session(self, owner, logger)
+        try:
+            yield session
+        except BaseException as err:
+            kept = f"the last checkpoint is {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint yet"
+            err.add_note(f"thorndike: training stopped at step {self.global_step}; {kept}; resume with "
+                         f"`thorndike train --resume {self.run_dir}`")
+            raise
+        finally:
+            session.close()
+        save_checkpoint(owner.state_dict(), self.run_dir / "final.pt")
+        if self.options.pictures:
+            owner.write_pictures(self.run_dir)
+
+
+class Session:
+    """Per-iteration bookkeeping of a ``learn`` call: log row, progress bar, evaluation, checkpoint, stop."""
+
+    def __init__(self, run: Run, owner: RunOwner, logger: Logger) -> None:
+        self.run, self.owner, self.logger = run, owner, logger
+        options = run.options
+        self.stopped = False
+        self.start_time = time.perf_counter()
+        self.start_step = run.global_step
+        self.checkpoint_every = options.checkpoint_every or max(run.total_steps // 10, 1)
+        self.last_eval: float | None = None
+        self._next_eval = run.global_step + options.eval_every if options.eval_every else None
+        self.bar = None
+        if options.progress:
+            from tqdm.auto import tqdm
+
+            desc = f"{run.algo} {run.label}".strip()
+            self.bar = tqdm(total=run.total_steps, initial=run.global_step, unit="step", dynamic_ncols=True,
+                            desc=desc)
+
+    def running(self) -> bool:
+        return not self.stopped and self.run.global_step < self.run.total_steps
+
+    def log(self, stats: dict[str, float]) -> None:
+        """End of an iteration: evaluate if due, write the row, update the bar, checkpoint if due."""
+        run, owner, options = self.run, self.owner, self.run.options
+        run.iteration += 1
+        row: dict[str, Any] = {"iteration": run.iteration, **owner.episode_columns()}
+        eval_mean = math.nan
+        if self._next_eval is not None and run.global_step >= self._next_eval:
+            self._next_eval += options.eval_every
+            eval_mean = owner.evaluate(options.eval_episodes).mean
+            self.last_eval = eval_mean
+            if options.stop_return is not None and eval_mean >= options.stop_return:
+                self.stopped = True
+        row["eval_mean"] = eval_mean
+        row.update(stats)
+        elapsed = time.perf_counter() - self.start_time
+        row["time/elapsed_s"] = elapsed
+        row["time/steps_per_s"] = (run.global_step - self.start_step) / max(elapsed, 1e-9)
+        self.logger.log(run.global_step, row)
+        if self.bar is not None:
+            self.bar.n = run.global_step
+            postfix = {"steps/s": f"{row['time/steps_per_s']:.0f}"}
+            if "return_mean" in row:
+                postfix["return"] = f"{row['return_mean']:.1f}"
+            if self.last_eval is not None:
+                postfix["eval"] = f"{self.last_eval:.1f}"
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.refresh()
+        if run.global_step - run.last_checkpoint_step >= self.checkpoint_every:
+            run.last_checkpoint_step = run.global_step
+            run.checkpoint(owner.state_dict())
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.logger.close()
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, so config.yaml stays plain YAML."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def resume_state(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The newest valid checkpoint of a run (damaged ones are reported and skipped)."""
+    return load_latest_checkpoint(Path(run_dir) / "checkpoints")
