@@ -34,14 +34,16 @@ Details the notes leave open, decided here:
   policy then never arrives; the tests show it). Sessions are cut at ``max_episode_steps``.
 
 Many runs at once, as in the tabular learners: ``n_runs`` independent searches, each with its own policy matrix and
-``n_sessions`` env copies (``n_envs = n_runs * n_sessions``, copy c belongs to run c // n_sessions). One iteration
-steps all copies together until every copy has finished one session; copies that finished early keep stepping (a
-vector env steps all its copies) but those transitions are masked out. Each iteration begins with a reset of all
-copies, so every session starts from the env's start distribution.
+``n_sessions`` env copies (``n_env_copies() = n_runs * n_sessions``, copy c belongs to run c // n_sessions). One
+iteration steps all copies together until every copy has finished one session; copies that finished early keep
+stepping (a vector env steps all its copies) but those transitions are masked out. Each iteration begins with a reset
+of all copies, so every session starts from the env's start distribution.
 
 Steps are counted per run, like the tabular learners: an iteration of T lockstep steps adds T * n_sessions to
 ``global_step`` (every step the run's copies took, also those masked out after a copy's session ended: that is what
-the iteration cost). ``learn(total_steps)`` stops at the first iteration boundary at or past ``total_steps``.
+the iteration cost). ``learn(total_steps)`` stops at the first iteration boundary at or past ``total_steps``. Every
+session is one episode of ``agent.ledger`` (an :class:`~thorndike.core.ledger.EpisodeLedger`: its copy, return,
+length and the step count at the end of its iteration).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.core import exploration
-from thorndike.tabular.base import require_discrete_spaces
+from thorndike.core.ledger import EpisodeLedger
+from thorndike.tabular.base import require_discrete_spaces, run_of_row
 
 __all__ = ["CEMCurves", "CEMTables", "Sessions", "TabularCEM", "TabularCEMConfig", "elite_counts", "new_policy",
            "select_elites"]
@@ -215,6 +218,12 @@ class Sessions:
         """Lockstep steps the iteration took (the longest session)."""
         return self.states.shape[0]
 
+    def as_finished_episodes(self) -> dict[str, Tensor]:
+        """The sessions as the fixed-shape entries a VecEnv step reports for episodes that ended (every copy's
+        session counts, cut at ``max_episode_steps`` or not), for :meth:`EpisodeLedger.record`."""
+        return {"done": torch.ones_like(self.lengths, dtype=torch.bool), "episode_return": self.returns,
+                "episode_length": self.lengths}
+
 
 # ---- the agent ---------------------------------------------------------------------------------------------------
 
@@ -237,9 +246,13 @@ class TabularCEM(Agent):
         self.n_actions = int(self.envs.single_action_space.n)
         self.tables = CEMTables(config.n_runs, self.n_states, self.n_actions, config.keep_iterations, self.device)
         self.curves = CEMCurves()
-        self.components["tables"] = self.tables
-        self.components["curves"] = self.curves
-        self.run_of_copy = torch.arange(config.n_envs, device=self.device) // config.n_sessions
+        self.ledger = EpisodeLedger(self.n_env_copies(), self.device)  # every session: copy c is run c // N's
+        self.components |= {"tables": self.tables, "curves": self.curves, "ledger": self.ledger}
+        self.run_of_copy = torch.arange(self.n_env_copies(), device=self.device) // config.n_sessions
+
+    def n_env_copies(self) -> int:
+        """n_sessions env copies per run."""
+        return self.config.n_runs * self.config.n_sessions
 
     @property
     def policy_matrix(self) -> Tensor:
@@ -297,6 +310,7 @@ class TabularCEM(Agent):
                 self.update(counts)
                 self.global_step += sessions.steps * N
                 self.episodes += R * N
+                self.ledger.record(sessions.as_finished_episodes(), self.global_step)
                 self.curves.add(return_mean=returns.mean(1), threshold=threshold, elites=elite.sum(1).double(),
                                 step=torch.full((R,), float(self.global_step)))
                 run.log({
@@ -320,8 +334,7 @@ class TabularCEM(Agent):
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
         """The most probable action (deterministic) or a sample of pi(.|s); row ``b`` follows run ``b % n_runs``."""
         obs = obs.long().to(self.device)
-        runs = torch.arange(len(obs), device=self.device) % self.config.n_runs
-        probs = self.tables.policy[runs, obs]
+        probs = self.tables.policy[run_of_row(len(obs), self.config.n_runs, self.device), obs]
         if deterministic:
             return exploration.greedy(probs)
         return exploration.sample(probs, generator)

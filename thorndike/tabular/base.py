@@ -11,9 +11,14 @@ costs about what one run costs. Counters are per run: ``global_step`` is the num
 ``learn(total_steps)`` gives every run ``total_steps`` steps. The agent's seed fixes every run; runs differ because
 they draw different random numbers from it.
 
-The family's base class, :class:`TabularAgent`, sits between :class:`~thorndike.agent.Agent` and the algorithms so
-that the tables, the behaviour policy and the episode history are written once; each algorithm file still holds its
-own config and its own ``learn`` loop (collect -> targets -> update -> log).
+The family's parts are written once here and composed, not inherited: :class:`Tables` (the learned tables and their
+counts), :class:`BehaviourPolicy` (epsilon schedule and epsilon-greedy / Boltzmann / UCB sampling over action values
+its owner supplies), :class:`RunStepper` (the lockstep step loop: true next states, SARSA's pending a', episode
+counts after the update, the :class:`~thorndike.core.ledger.EpisodeLedger`) and :class:`RunHistory` (the ledger read
+by run). :class:`TabularAgent`, one level below :class:`~thorndike.agent.Agent`, is the control learners' base; the
+prediction learners' base (:mod:`thorndike.tabular.prediction`) and linear Q (:mod:`thorndike.tabular.linear_q`)
+sit on ``Agent`` too and use the same parts. Each algorithm file still holds its own config and its own ``learn``
+loop (collect -> targets -> update -> log).
 """
 
 from __future__ import annotations
@@ -31,10 +36,13 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.core import exploration
+from thorndike.core.ledger import EpisodeLedger
 from thorndike.core.targets import incremental_update
 from thorndike.planning.result import PlanningResult
 
-__all__ = ["EpisodeHistory", "TabularAgent", "TabularConfig", "Tables", "Transition", "require_discrete_spaces"]
+__all__ = ["BehaviourPolicy", "PendingAction", "RunHistory", "RunStepper", "TabularAgent", "TabularConfig", "Tables",
+           "Transition", "exact_values", "learn_episodes", "require_discrete_spaces", "run_of_row",
+           "write_episode_curve"]
 
 ALPHA_SCHEDULES = ("constant", "1/n")
 
@@ -111,6 +119,10 @@ class Transition:
     reset_obs: Tensor
     # The behaviour policy's action at next_obs, drawn before the update (SARSA's a'); None unless asked for.
     next_action: Tensor | None = None
+    # What the learner acts on at obs and next_obs when the step loop encodes states (linear Q: the active features,
+    # [R, n]); None for tables, which act on the states themselves.
+    active: Tensor | None = None
+    next_active: Tensor | None = None
 
     @property
     def done(self) -> Tensor:
@@ -151,7 +163,6 @@ class Tables:
         self.visits = torch.zeros((n_runs, n_states, n_actions), dtype=torch.int64, device=device)
         self.episodes = torch.zeros(n_runs, dtype=torch.int64, device=device)
         self.runs = torch.arange(n_runs, device=device)
-        self.one = torch.ones((), dtype=torch.int64, device=device)  # the increment of a visit count
 
     def __getitem__(self, name: str) -> Tensor:
         return self.tensors[name]
@@ -186,76 +197,177 @@ class Tables:
         self.episodes.copy_(state["episodes"])
 
 
-class EpisodeHistory:
-    """Every finished episode of every run, in the order they ended: run, return, length and the run's step.
+class RunHistory:
+    """A tabular agent's finished episodes read by run: its :class:`~thorndike.core.ledger.EpisodeLedger` (env copy
+    ``r`` is run ``r``) with the copy column named ``run``. ``matrix("return", R, k)`` gives ``[R, k]``: each run's
+    first ``k`` episodes (NaN where a run has fewer), the form learning-curve studies average over runs."""
 
-    Steps append fixed-shape ``[R]`` tensors (no host sync); :meth:`flush` compacts them. ``matrix("return", k)``
-    gives ``[R, k]``: each run's first ``k`` episodes (NaN where a run has fewer), the form learning-curve studies
-    average over runs.
-    """
+    def __init__(self, ledger: EpisodeLedger) -> None:
+        self.ledger = ledger
 
-    FIELDS = ("run", "return", "length", "step")
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.columns = {"run": torch.zeros(0, dtype=torch.int64), "return": torch.zeros(0, dtype=torch.float64),
-                        "length": torch.zeros(0, dtype=torch.int64), "step": torch.zeros(0, dtype=torch.int64)}
-        self._pending: list[tuple[Tensor, Tensor, Tensor, int]] = []
-
-    def add(self, done: Tensor, returns: Tensor, lengths: Tensor, step: int) -> None:
-        self._pending.append((done, returns, lengths, step))
-
-    def record(self, done: Tensor, info: dict[str, Any], step: int) -> None:
-        """Add a step's finished episodes from its ``info``. Native envs report fixed-shape returns, so nothing
-        waits for the device; Gymnasium's adapter lists only the episodes that ended, in env-index order."""
-        if "episode_return" in info:
-            returns, lengths = info["episode_return"], info["episode_length"]
-        else:
-            returns = torch.zeros(done.shape, dtype=torch.float64, device=done.device)
-            lengths = torch.zeros(done.shape, dtype=torch.int64, device=done.device)
-            returns[done] = info["episode_returns"].to(returns)
-            lengths[done] = info["episode_lengths"].to(lengths)
-        self.add(done, returns, lengths, step)
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        done = torch.stack([p[0] for p in self._pending]).cpu()
-        returns = torch.stack([p[1] for p in self._pending]).cpu().double()
-        lengths = torch.stack([p[2] for p in self._pending]).cpu().long()
-        steps = torch.tensor([p[3] for p in self._pending], dtype=torch.int64)
-        self._pending.clear()
-        t, run = done.nonzero(as_tuple=True)  # row-major: time first, then run, as the episodes ended
-        new = {"run": run, "return": returns[t, run], "length": lengths[t, run], "step": steps[t]}
-        self.columns = {k: torch.cat([self.columns[k], new[k]]) for k in self.FIELDS}
+    @property
+    def columns(self) -> dict[str, Tensor]:
+        """run, return, length and step of every finished episode, in the order they ended."""
+        return {("run" if name == "copy" else name): column for name, column in self.ledger.columns.items()}
 
     def __len__(self) -> int:
-        self.flush()
-        return len(self.columns["run"])
+        return len(self.ledger)
 
     def of_run(self, run: int, field: str = "return") -> Tensor:
         """All of one run's episodes' ``field`` (return, length or step), in order."""
-        self.flush()
-        return self.columns[field][self.columns["run"] == run]
+        return self.ledger.of_copy(run, field)
 
-    def matrix(self, field: str, n_runs: int, episodes: int | None = None) -> Tensor:
+    def matrix(self, field: str, n_runs: int | None = None, episodes: int | None = None) -> Tensor:
         """``[R, k]`` float64: run r's first k episodes' ``field``; k defaults to the fewest any run finished."""
-        self.flush()
-        per_run = [self.of_run(r, field).double() for r in range(n_runs)]
-        k = min(len(p) for p in per_run) if episodes is None else episodes
-        out = torch.full((n_runs, k), float("nan"), dtype=torch.float64)
-        for r, values in enumerate(per_run):
-            out[r, : min(k, len(values))] = values[:k]
-        return out
+        return self.ledger.matrix(field, n_runs, episodes)
 
-    def state_dict(self) -> dict[str, Any]:
-        self.flush()
-        return {k: v.clone() for k, v in self.columns.items()}
+    def state_dict(self) -> dict[str, Tensor]:
+        """A copy of the columns (what the ledger's checkpoint holds, named by run)."""
+        return {name: column.clone() for name, column in self.columns.items()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._pending.clear()
-        self.columns = {k: state[k].clone() for k in self.FIELDS}
 
+class BehaviourPolicy:
+    """How a learner acts while it learns, over action values its owner supplies (a table's rows, or linear Q).
+
+    epsilon-greedy, Boltzmann, UCB or greedy (``TabularConfig.exploration``); each run's epsilon follows the episodes
+    it has finished (``episodes`` ``[R]``, counted by the owner) and is refreshed only when one ends (:meth:`start`,
+    :meth:`episodes_ended`), so acting costs no schedule arithmetic. Draws come from ``generator``.
+    """
+
+    def __init__(self, config: TabularConfig, episodes: Tensor, generator: torch.Generator) -> None:
+        self.config = config
+        self.episodes = episodes
+        self.generator = generator
+        self.current = self.epsilon()
+
+    @property
+    def counts_visits(self) -> bool:
+        """Whether :meth:`probs` and :meth:`sample` need the visit counts n(s, .) (UCB's bonus)."""
+        return self.config.exploration == "ucb"
+
+    def epsilon(self) -> Tensor:
+        """Each run's epsilon ``[R]`` from the episodes it has finished (``epsilon_schedule``)."""
+        return self.config.epsilon_at(self.episodes)
+
+    def start(self) -> None:
+        """Recompute each run's epsilon (at the start of a collect, or after a checkpoint was loaded)."""
+        self.current = self.epsilon()
+
+    def episodes_ended(self, done: Tensor) -> None:
+        """Refresh the epsilon of the runs whose episode just ended (``done`` ``[R]``)."""
+        if self.config.epsilon_varies:
+            self.current = torch.where(done, self.epsilon(), self.current)
+
+    def probs(self, q: Tensor, counts: Tensor | None = None) -> Tensor:
+        """pi_behaviour(.|s_r) ``[R, A]`` (float64) from each run's action values ``q`` ``[R, A]`` (and, for UCB,
+        its visit counts ``counts`` ``[R, A]``)."""
+        config = self.config
+        return exploration.behaviour_probs(config.exploration, q, self.current, config.temperature, counts,
+                                           config.ucb_c)
+
+    def sample(self, q: Tensor, counts: Tensor | None = None) -> Tensor:
+        """a ~ pi_behaviour(.|s_r) for each run ``[R]`` (epsilon-greedy breaks ties among the best at random)."""
+        if self.config.exploration == "epsilon_greedy":
+            return exploration.epsilon_greedy_sample(q, self.current, self.generator)
+        return exploration.sample(self.probs(q, counts), self.generator)
+
+    def evaluation_action(self, q: Tensor, runs: Tensor, deterministic: bool,
+                          generator: torch.Generator | None) -> Tensor:
+        """Acting outside learning, row ``b`` of ``q`` ``[B, A]`` being run ``runs[b]``'s: the greedy action (lowest
+        index among ties), or an epsilon-greedy draw with that run's epsilon."""
+        if deterministic:
+            return exploration.greedy(q)
+        return exploration.sample(exploration.epsilon_greedy_probs(q, self.epsilon()[runs]), generator)
+
+
+class RunStepper:
+    """The step loop of the tabular learners and linear Q: ``R`` runs, one env copy each, stepped in lockstep.
+
+    :meth:`collect` yields one :class:`Transition` per step, with s' the true next state (``final_obs`` where an
+    episode ended), and after the caller's update counts the step: visits ``n(s, a)`` (``visits`` ``[R, S, A]``, for
+    tables), each run's finished ``episodes`` ``[R]`` and the behaviour's epsilon, the episodes in ``ledger``, and
+    the agent's ``global_step`` and ``obs``. ``encode`` turns states into what the learner acts on (linear Q: the
+    active features), once per state; without it the states are used as they are. SARSA's a' (``next_action=True``)
+    is drawn before the update and is the next step's action where the episode goes on (``pending_action``, a
+    checkpoint component, so a resumed run takes the action it had already drawn).
+    """
+
+    def __init__(self, agent: Agent, ledger: EpisodeLedger, episodes: Tensor, visits: Tensor | None = None,
+                 behaviour: BehaviourPolicy | None = None, encode: Callable[[Tensor], Tensor] | None = None) -> None:
+        self.agent = agent
+        self.ledger = ledger
+        self.episodes = episodes
+        self.visits = visits
+        self.behaviour = behaviour
+        self.encode = encode
+        self.pending_action = PendingAction(agent.device)
+        self.runs = torch.arange(len(episodes), device=agent.device)
+        self.one = torch.ones((), dtype=torch.int64, device=agent.device)  # the increment of a visit count
+
+    def collect(self, steps: int, choose: Callable[[Tensor], Tensor],
+                next_action: bool = False) -> Iterator[Transition]:
+        """Step every run ``steps`` times, acting with ``choose`` (encoded states ``[R, ...]`` -> actions ``[R]``)."""
+        agent, encode = self.agent, self.encode
+        if self.behaviour is not None:
+            self.behaviour.start()
+        state = agent.obs if encode is None else encode(agent.obs)
+        for _ in range(steps):
+            obs = agent.obs
+            pending = self.pending_action.value
+            action = choose(state) if pending is None else pending
+            reset_obs, reward, terminated, truncated, info = agent.envs.step(action)
+            next_obs = info["final_obs"]
+            done = terminated | truncated
+            agent.global_step += 1
+            self.ledger.record(info, agent.global_step, done=done)
+            agent.record_episodes(info)  # the lifecycle's counters (progress bar, log)
+            if encode is None:
+                next_state, reset_state = next_obs, reset_obs
+            else:  # one encoding for both the true next states and the states the runs go on from
+                both = encode(torch.cat([next_obs, reset_obs]))
+                next_state, reset_state = both[: len(done)], both[len(done):]
+            t = Transition(obs, action, reward.double(), next_obs, terminated, truncated, reset_obs,
+                           active=None if encode is None else state, next_active=None if encode is None else next_state)
+            if next_action:
+                t.next_action = choose(next_state)
+            yield t
+            if self.visits is not None:
+                self.visits.index_put_((self.runs, obs, action), self.one, accumulate=True)
+            # Episodes count after the update, so the update of an episode's last step still used its epsilon.
+            self.episodes += done
+            if self.behaviour is not None:
+                self.behaviour.episodes_ended(done)
+            if next_action:
+                self.pending_action.value = torch.where(done, choose(reset_state), t.next_action)
+            agent.obs = reset_obs
+            state = reset_state
+
+
+def run_of_row(n_rows: int, n_runs: int, device: torch.device) -> Tensor:
+    """The run whose policy acts on each row of a batch of observations outside learning: row ``b`` -> ``b % R``."""
+    return torch.arange(n_rows, device=device) % n_runs
+
+
+def learn_episodes(agent: Agent, finished: Tensor, episodes: int, chunk: int, max_steps: int | None) -> None:
+    """Call ``agent.learn`` ``chunk`` more steps at a time until every run has finished ``episodes`` episodes
+    (``finished`` ``[R]``, counted by the agent); ``max_steps`` (per run) stops a policy that never ends one."""
+    if episodes < 1 or chunk < 1:
+        raise ValueError(f"episodes and chunk must be >= 1, got {episodes} and {chunk}")
+    while int(finished.min()) < episodes:
+        if max_steps is not None and agent.global_step >= max_steps:
+            raise RuntimeError(f"after {agent.global_step} steps run {int(finished.argmin())} has "
+                               f"finished only {int(finished.min())} of {episodes} episodes; raise "
+                               "max_steps or give the env a time limit")
+        target = agent.global_step + chunk
+        agent.learn(target if max_steps is None else min(target, max_steps))
+
+
+def exact_values(agent: Agent, policy: Tensor) -> Tensor:
+    """V^pi ``[R, S]`` of ``policy`` (``[R, S]`` actions or ``[R, S, A]`` probabilities), solved exactly on the
+    agent's env model with its gamma: a learned policy or value judged without sampling noise."""
+    from thorndike.planning import evaluate_policies
+
+    return evaluate_policies(th_envs.require_tabular_model(agent.env_spec), policy, gamma=agent.config.gamma)
 
 def require_discrete_spaces(who: str, observation_space: gym.Space, action_space: gym.Space,
                             alternative: str) -> None:
@@ -268,7 +380,7 @@ def require_discrete_spaces(who: str, observation_space: gym.Space, action_space
         )
 
 
-def write_episode_curve(agent: Agent, history: EpisodeHistory, run_dir: Path) -> list[Path]:
+def write_episode_curve(agent: Agent, history: RunHistory, run_dir: Path) -> list[Path]:
     """``episodes.png``: the return per episode, mean over the agent's runs with a standard-error band (nothing
     when no run has finished an episode yet)."""
     from thorndike import plot
@@ -284,17 +396,16 @@ def write_episode_curve(agent: Agent, history: EpisodeHistory, run_dir: Path) ->
 
 
 class TabularAgent(Agent):
-    """Base of the tabular learners: Discrete observations and actions, ``n_runs`` runs, ``q`` tables ``[R, S, A]``.
+    """Base of the tabular control learners: Discrete observations and actions, ``n_runs`` runs, ``q`` tables
+    ``[R, S, A]``, acting with the :class:`BehaviourPolicy`.
 
     A subclass sets ``Config`` (a :class:`TabularConfig`), optionally ``table_names`` (action-value tables other
-    than ``q``) and ``state_table_names`` (state-value tables such as prediction's ``v``), and writes ``learn``. It
-    reads its data from :meth:`collect`, updates with ``self.tables.update`` and logs with the session.
-    ``evaluate`` plays greedy policies: env copy ``b`` follows run ``b % n_runs``.
+    than ``q``), and writes ``learn``. It reads its data from :meth:`collect`, updates with ``self.tables.update``
+    and logs with the session. ``evaluate`` plays greedy policies: env copy ``b`` follows run ``b % n_runs``.
     """
 
     action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete,)
     table_names: ClassVar[tuple[str, ...]] = ("q",)
-    state_table_names: ClassVar[tuple[str, ...]] = ()
 
     # ---- spaces and tables ----------------------------------------------------------------------------------
 
@@ -303,17 +414,21 @@ class TabularAgent(Agent):
         require_discrete_spaces(f"{cls.name} is tabular", observation_space, action_space,
                                 "linear_q (features) or a deep method such as ppo")
 
+    def n_env_copies(self) -> int:
+        """One env copy per run."""
+        return self.config.n_runs
+
     def build(self) -> None:
         self.n_states = int(self.envs.single_observation_space.n)
         self.n_actions = int(self.envs.single_action_space.n)
         self.tables = Tables(self.config.n_runs, self.n_states, self.n_actions, self.config.q_init, self.device,
-                             self.table_names, self.state_table_names)
-        self.history = EpisodeHistory(self.device)
-        self.components["tables"] = self.tables
-        self.components["history"] = self.history
-        self.pending_action = PendingAction(self.device)
-        self.components["pending_action"] = self.pending_action
-        self._epsilon = self.epsilon()
+                             self.table_names)
+        self.ledger = EpisodeLedger(self.n_env_copies(), self.device)
+        self.history = RunHistory(self.ledger)
+        self.behaviour = BehaviourPolicy(self.config, self.tables.episodes, self.generator)
+        self.stepper = RunStepper(self, self.ledger, self.tables.episodes, self.tables.visits, self.behaviour)
+        self.pending_action = self.stepper.pending_action
+        self.components |= {"tables": self.tables, "ledger": self.ledger, "pending_action": self.pending_action}
 
     @property
     def q(self) -> Tensor:
@@ -328,20 +443,19 @@ class TabularAgent(Agent):
 
     def epsilon(self) -> Tensor:
         """Each run's current epsilon ``[R]``, from the episodes it has finished (``epsilon_schedule``)."""
-        return self.config.epsilon_at(self.tables.episodes)
+        return self.behaviour.epsilon()
+
+    def visit_counts(self, states: Tensor) -> Tensor | None:
+        """n(s_r, .) ``[R, A]`` when the behaviour needs them (UCB), else None."""
+        return self.tables.visits[self.tables.runs, states] if self.behaviour.counts_visits else None
 
     def behaviour_probs(self, states: Tensor) -> Tensor:
         """pi_behaviour(.|s_r) for each run, ``[R, A]`` (float64)."""
-        config = self.config
-        counts = self.tables.visits[self.tables.runs, states] if config.exploration == "ucb" else None
-        return exploration.behaviour_probs(config.exploration, self.behaviour_q(states), self._epsilon,
-                                           config.temperature, counts, config.ucb_c)
+        return self.behaviour.probs(self.behaviour_q(states), self.visit_counts(states))
 
     def behaviour_action(self, states: Tensor) -> Tensor:
         """a ~ pi_behaviour(.|s_r) for each run ``[R]``."""
-        if self.config.exploration == "epsilon_greedy":
-            return exploration.epsilon_greedy_sample(self.behaviour_q(states), self._epsilon, self.generator)
-        return exploration.sample(self.behaviour_probs(states), self.generator)
+        return self.behaviour.sample(self.behaviour_q(states), self.visit_counts(states))
 
     def alpha(self, states: Tensor, actions: Tensor) -> Tensor | float:
         """The step size of this update for each run: alpha, or 1 / n(s, a) counting this update."""
@@ -353,49 +467,15 @@ class TabularAgent(Agent):
 
     def collect(self, steps: int, next_action: bool = False,
                 choose: Callable[[Tensor], Tensor] | None = None) -> Iterator[Transition]:
-        """Step every run ``steps`` times with the behaviour policy (or ``choose``), yielding each transition.
-
-        With ``next_action=True`` the behaviour's action at the next state is drawn before the caller updates (SARSA's
-        a') and is the action taken on the following step when the episode goes on. Visit counts ``n(s, a)`` grow
-        after the caller's update (``alpha()`` counts the current update itself).
-        """
-        choose = choose or self.behaviour_action
-        self._epsilon = self.epsilon()
-        decay = self.config.epsilon_varies
-        for _ in range(steps):
-            obs = self.obs
-            action = choose(obs) if self.pending_action.value is None else self.pending_action.value
-            reset_obs, reward, terminated, truncated, info = self.envs.step(action)
-            next_obs = info["final_obs"]
-            done = terminated | truncated
-            self.global_step += 1
-            self.history.record(done, info, self.global_step)
-            self.record_episodes(info)  # the lifecycle's counters (progress bar, log)
-            t = Transition(obs, action, reward.double(), next_obs, terminated, truncated, reset_obs)
-            if next_action:
-                t.next_action = choose(next_obs)
-            yield t
-            self.tables.visits.index_put_((self.tables.runs, obs, action), self.tables.one, accumulate=True)
-            # Episodes count after the update, so the update of an episode's last step still used its epsilon.
-            self.tables.episodes += done
-            if decay:
-                self._epsilon = torch.where(done, self.epsilon(), self._epsilon)
-            if next_action:
-                self.pending_action.value = torch.where(done, choose(reset_obs), t.next_action)
-            self.obs = reset_obs
+        """Step every run ``steps`` times with the behaviour policy (or ``choose``), yielding each transition
+        (see :class:`RunStepper`; ``next_action=True`` draws SARSA's a'). Visit counts ``n(s, a)`` grow after the
+        caller's update (``alpha()`` counts the current update itself)."""
+        return self.stepper.collect(steps, choose or self.behaviour_action, next_action)
 
     def learn_episodes(self, episodes: int, chunk: int = 1000, max_steps: int | None = None) -> TabularAgent:
         """Learn until every run has finished ``episodes`` episodes (textbook curves are drawn per episode), in
         ``learn`` calls of ``chunk`` more steps; ``max_steps`` (per run) stops a policy that never ends an episode."""
-        if episodes < 1 or chunk < 1:
-            raise ValueError(f"episodes and chunk must be >= 1, got {episodes} and {chunk}")
-        while int(self.tables.episodes.min()) < episodes:
-            if max_steps is not None and self.global_step >= max_steps:
-                raise RuntimeError(f"after {self.global_step} steps run {int(self.tables.episodes.argmin())} has "
-                                   f"finished only {int(self.tables.episodes.min())} of {episodes} episodes; raise "
-                                   "max_steps or give the env a time limit")
-            target = self.global_step + chunk
-            self.learn(target if max_steps is None else min(target, max_steps))
+        learn_episodes(self, self.tables.episodes, episodes, chunk, max_steps)
         return self
 
     def log_stats(self) -> dict[str, float]:
@@ -408,11 +488,8 @@ class TabularAgent(Agent):
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
         """Greedy (or behaviour, when not deterministic) actions; row ``b`` of ``obs`` follows run ``b % n_runs``."""
         obs = obs.long().to(self.device)
-        runs = torch.arange(len(obs), device=self.device) % self.config.n_runs
-        q = self.q[runs, obs]
-        if deterministic:
-            return exploration.greedy(q)
-        return exploration.sample(exploration.epsilon_greedy_probs(q, self.epsilon()[runs]), generator)
+        runs = run_of_row(len(obs), self.config.n_runs, self.device)
+        return self.behaviour.evaluation_action(self.q[runs, obs], runs, deterministic, generator)
 
     def greedy_policy(self) -> Tensor:
         """Each run's greedy policy ``[R, S]`` (lowest index among ties)."""
@@ -435,10 +512,7 @@ class TabularAgent(Agent):
         """V^pi ``[R, S]`` of each run's greedy policy (or of ``policy``: ``[R, S]`` actions or ``[R, S, A]``
         probabilities), solved exactly on the env's model with this agent's gamma: the learned policy judged
         without sampling noise."""
-        from thorndike.planning import evaluate_policies
-
-        policy = self.greedy_policy() if policy is None else policy
-        return evaluate_policies(self.model(), policy, gamma=self.config.gamma)
+        return exact_values(self, self.greedy_policy() if policy is None else policy)
 
     def write_pictures(self, run_dir: Path) -> list[Path]:
         """``curve.png``; ``episodes.png``, the return per episode averaged over the runs; and, when the env is a

@@ -27,8 +27,10 @@ the update is exactly tabular Q-learning's (n = 1): a check of the code on Froze
 :class:`~thorndike.tabular.q_learning.QLearning`.
 
 Many runs at once, as the tabular learners: the weights are ``[R, A, F]`` (float64), run ``r`` has its own env
-copy, weights, epsilon and episode history (:class:`~thorndike.tabular.base.EpisodeHistory`), and one step of all
-runs is a few tensor ops with advanced indexing (no Python loop over runs).
+copy, weights, epsilon and episodes (in an :class:`~thorndike.core.ledger.EpisodeLedger`), and one step of all runs is
+a few tensor ops with advanced indexing (no Python loop over runs). Linear Q sits on :class:`~thorndike.agent.Agent`
+and uses the tabular family's parts (:mod:`thorndike.tabular.base`): the behaviour policy over its linear Q, and the
+step loop with the tile coder (or one-hot) as its state encoding.
 """
 
 from __future__ import annotations
@@ -45,10 +47,18 @@ from torch import Tensor
 
 from thorndike.agent import Agent
 from thorndike.config import check, describe
-from thorndike.core import exploration
+from thorndike.core.ledger import EpisodeLedger
 from thorndike.core.targets import q_learning_target, sarsa_target
 from thorndike.core.tile_coding import TileCoder
-from thorndike.tabular.base import EpisodeHistory, PendingAction, TabularConfig, Transition, write_episode_curve
+from thorndike.tabular.base import (
+    BehaviourPolicy,
+    RunHistory,
+    RunStepper,
+    TabularConfig,
+    Transition,
+    run_of_row,
+    write_episode_curve,
+)
 
 __all__ = ["FeatureTransition", "LinearQ", "LinearQConfig", "LinearWeights"]
 
@@ -85,12 +95,9 @@ class LinearQConfig(TabularConfig):
               "epsilon_greedy, boltzmann or greedy for linear_q (ucb counts visits of a table entry)")
 
 
-@dataclass
-class FeatureTransition(Transition):
-    """A :class:`Transition` with the active features of ``obs`` and ``next_obs``, ``[R, n]`` each."""
-
-    active: Tensor | None = None
-    next_active: Tensor | None = None
+# A Transition whose ``active`` / ``next_active`` hold the active features of ``obs`` / ``next_obs``, ``[R, n]`` each
+# (the step loop sets them when it encodes states, as it does for linear Q).
+FeatureTransition = Transition
 
 
 class LinearWeights:
@@ -131,6 +138,10 @@ class LinearQ(Agent):
             raise ValueError(f"{cls.name} needs Discrete observations or flat Box observations [d], got "
                              f"{observation_space}")
 
+    def n_env_copies(self) -> int:
+        """One env copy per run."""
+        return self.config.n_runs
+
     def build(self) -> None:
         config = self.config
         space = self.envs.single_observation_space
@@ -156,15 +167,16 @@ class LinearQ(Agent):
         # Every Q(s, a) starts at q_init: the n active weights share it.
         self.weights = LinearWeights(config.n_runs, self.n_actions, self.n_features, config.q_init / self.n_active,
                                      self.device)
-        self.history = EpisodeHistory(self.device)
-        self.components["weights"] = self.weights
-        self.components["history"] = self.history
-        self.pending_action = PendingAction(self.device)
-        self.components["pending_action"] = self.pending_action
+        self.ledger = EpisodeLedger(self.n_env_copies(), self.device)
+        self.history = RunHistory(self.ledger)
+        self.behaviour = BehaviourPolicy(config, self.weights.episodes, self.generator)
+        self.stepper = RunStepper(self, self.ledger, self.weights.episodes, behaviour=self.behaviour,
+                                  encode=self.features)
+        self.pending_action = self.stepper.pending_action
+        self.components |= {"weights": self.weights, "ledger": self.ledger, "pending_action": self.pending_action}
         self.runs = torch.arange(config.n_runs, device=self.device)
         self._actions = torch.arange(self.n_actions, device=self.device)
         self._row_start = self._action_rows(self.runs)
-        self._epsilon = self.epsilon()
 
     @property
     def w(self) -> Tensor:
@@ -214,63 +226,24 @@ class LinearQ(Agent):
             return sarsa_target(t.reward, self.config.gamma, q_next, t.next_action, t.terminated)
         return q_learning_target(t.reward, self.config.gamma, q_next, t.terminated)
 
-    # ---- behaviour policy -----------------------------------------------------------------------------------
+    # ---- behaviour policy and collecting --------------------------------------------------------------------
 
     def epsilon(self) -> Tensor:
         """Each run's current epsilon ``[R]``, from the episodes it has finished (``epsilon_schedule``)."""
-        return self.config.epsilon_at(self.weights.episodes)
-
-    def behaviour_probs(self, active: Tensor) -> Tensor:
-        """pi_behaviour(.|s_r) ``[R, A]`` from each run's Q at its active features."""
-        config = self.config
-        return exploration.behaviour_probs(config.exploration, self.q_values(active), self._epsilon,
-                                           config.temperature)
+        return self.behaviour.epsilon()
 
     def behaviour_action(self, active: Tensor) -> Tensor:
-        """a ~ pi_behaviour(.|s_r) for every run ``[R]`` (ties among the best actions broken at random)."""
-        if self.config.exploration == "epsilon_greedy":
-            return exploration.epsilon_greedy_sample(self.q_values(active), self._epsilon, self.generator)
-        return exploration.sample(self.behaviour_probs(active), self.generator)
+        """a ~ pi_behaviour(.|s_r) for every run ``[R]`` from its Q at its active features."""
+        return self.behaviour.sample(self.q_values(active))
 
-    # ---- collecting and learning ----------------------------------------------------------------------------
+    def collect(self, steps: int) -> Iterator[Transition]:
+        """Step every run ``steps`` times with the behaviour policy, yielding each transition with the active
+        features of ``obs`` and ``next_obs`` (``active``, ``next_active``; each state's features are computed once).
 
-    def collect(self, steps: int) -> Iterator[FeatureTransition]:
-        """Step every run ``steps`` times with the behaviour policy, yielding each transition with its features.
-
-        The same protocol as :meth:`TabularAgent.collect <thorndike.tabular.base.TabularAgent.collect>`: ``next_obs``
-        is the true next state (``final_obs`` where an episode ended), SARSA's a' is drawn at it before the caller's
-        update and is the next step's action when the episode goes on; episodes (and epsilon) count after the
-        update. Each state's features are computed once (as s' of one step and s of the next).
+        The tabular learners' step loop (:class:`~thorndike.tabular.base.RunStepper`): ``next_obs`` is the true next
+        state, SARSA's a' is drawn at it before the caller's update, episodes (and epsilon) count after the update.
         """
-        sarsa = self.config.target == "sarsa"
-        decay = self.config.epsilon_varies
-        self._epsilon = self.epsilon()
-        active = self.features(self.obs)
-        for _ in range(steps):
-            obs = self.obs
-            pending = self.pending_action.value
-            action = self.behaviour_action(active) if pending is None else pending
-            reset_obs, reward, terminated, truncated, info = self.envs.step(action)
-            next_obs = info["final_obs"]
-            done = terminated | truncated
-            self.global_step += 1
-            self.history.record(done, info, self.global_step)
-            self.record_episodes(info)  # the lifecycle's counters (progress bar, log)
-            # One feature computation for both the true next states and the states the runs go on from.
-            both = self.features(torch.cat([next_obs, reset_obs]))
-            next_active, reset_active = both[: len(done)], both[len(done):]
-            t = FeatureTransition(obs, action, reward.double(), next_obs, terminated, truncated, reset_obs,
-                                  active=active, next_active=next_active)
-            if sarsa:
-                t.next_action = self.behaviour_action(next_active)
-            yield t
-            self.weights.episodes += done
-            if decay:
-                self._epsilon = torch.where(done, self.epsilon(), self._epsilon)
-            if sarsa:
-                self.pending_action.value = torch.where(done, self.behaviour_action(reset_active), t.next_action)
-            self.obs = reset_obs
-            active = reset_active
+        return self.stepper.collect(steps, self.behaviour_action, next_action=self.config.target == "sarsa")
 
     def log_stats(self) -> dict[str, float]:
         return {"epsilon": float(self.epsilon().mean()), "w_abs_mean": float(self.w.abs().mean()),
@@ -290,16 +263,9 @@ class LinearQ(Agent):
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
         """Greedy (or epsilon-greedy) actions; row ``b`` of ``obs`` follows run ``b % n_runs``."""
         obs = obs.to(self.device)
-        runs = torch.arange(obs.shape[0], device=self.device) % self.config.n_runs
-        q = self.q_values(self.features(obs), runs)
-        if deterministic:
-            return exploration.greedy(q)
-        return exploration.sample(exploration.epsilon_greedy_probs(q, self.epsilon()[runs]), generator)
+        runs = run_of_row(obs.shape[0], self.config.n_runs, self.device)
+        return self.behaviour.evaluation_action(self.q_values(self.features(obs), runs), runs, deterministic, generator)
 
     def write_pictures(self, run_dir: Path) -> list[Path]:
         """``curve.png`` and ``episodes.png`` (the return per episode, mean over the runs)."""
         return super().write_pictures(run_dir) + write_episode_curve(self, self.history, run_dir)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self._epsilon = self.epsilon()

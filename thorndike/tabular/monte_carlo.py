@@ -146,7 +146,7 @@ class MCPrediction(PredictionAgent):
         """Give every run ``total_steps`` steps of the evaluated policy; V changes when an episode ends."""
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration(), choose=self.fixed_policy_action):
+                for t in self.collect(self.steps_this_iteration()):
                     self.buffer.append(t.obs, t.action, t.reward, t.next_obs, t.terminated)
                     episodes = self.buffer.take(t.done)
                     if episodes is not None:

@@ -12,17 +12,21 @@ prediction method and live here:
 - :class:`ValueCurve`: V of each run after each of its first ``k`` episodes, ``[R, k + 1, S]``, the data of an
   RMS-error-against-episodes figure (Sutton and Barto figure 6.2), recorded without a Python loop over runs.
 
-:class:`PredictionAgent` puts them on top of :class:`~thorndike.tabular.base.TabularAgent`: ``values()`` is the
-learned V, ``exact_values()`` the true V^pi of the evaluated policy (solved on the env's model), and acting
-follows pi. Terminal states' V is 0 by definition; when the env's model is known the table starts there at 0.
+:class:`PredictionAgent`, one level below :class:`~thorndike.agent.Agent`, composes them with the tabular family's
+parts (tables, step loop, episode ledger; :mod:`thorndike.tabular.base`): ``values()`` is the learned V,
+``exact_values()`` the true V^pi of the evaluated policy (solved on the env's model), and acting follows pi. It
+learns no Q, so it has no ``q``. Terminal states' V is 0 by definition; when the env's model is known the table
+starts there at 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
+import gymnasium as gym
 import torch
 from torch import Tensor
 
@@ -30,8 +34,19 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.core import exploration
+from thorndike.core.ledger import EpisodeLedger
 from thorndike.planning.result import PlanningResult
-from thorndike.tabular.base import TabularAgent, TabularConfig
+from thorndike.tabular.base import (
+    RunHistory,
+    RunStepper,
+    Tables,
+    TabularConfig,
+    Transition,
+    exact_values,
+    learn_episodes,
+    require_discrete_spaces,
+    run_of_row,
+)
 
 __all__ = ["EpisodeBuffer", "Episodes", "FixedPolicy", "PredictionAgent", "PredictionConfig", "TensorStore",
            "ValueCurve"]
@@ -237,32 +252,49 @@ class ValueCurve:
         self.values.copy_(state["values"])
 
 
-class PredictionAgent(TabularAgent):
-    """Base of the prediction learners: follows a fixed policy pi and learns V^pi in the state table ``v``
-    ``[R, S]``. A subclass writes ``learn``; it acts with ``choose=self.fixed_policy_action`` and calls
-    :meth:`record_curve` after each step's update."""
+class PredictionAgent(Agent):
+    """Base of the prediction learners: ``n_runs`` runs follow a fixed policy pi and learn V^pi in the state table
+    ``v`` ``[R, S]``. It composes the family's parts (:class:`~thorndike.tabular.base.Tables`,
+    :class:`~thorndike.tabular.base.RunStepper`, the episode ledger) with :class:`FixedPolicy` in place of a
+    behaviour policy. A subclass writes ``learn``: it reads :meth:`collect` and calls :meth:`record_curve` after each
+    step's update."""
 
-    table_names = ()
-    state_table_names = ("v",)
+    action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete,)
+
+    @classmethod
+    def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
+        require_discrete_spaces(f"{cls.name} is tabular", observation_space, action_space,
+                                "linear_q (features) or a deep method such as ppo")
+
+    def n_env_copies(self) -> int:
+        """One env copy per run."""
+        return self.config.n_runs
 
     def build(self) -> None:
-        super().build()
-        self.fixed_policy = FixedPolicy(self.config.n_runs, self.n_states, self.n_actions, self.device)
-        self.components["fixed_policy"] = self.fixed_policy
+        config = self.config
+        self.n_states = int(self.envs.single_observation_space.n)
+        self.n_actions = int(self.envs.single_action_space.n)
+        self.tables = Tables(config.n_runs, self.n_states, self.n_actions, config.q_init, self.device, names=(),
+                             state_names=("v",))
+        self.ledger = EpisodeLedger(self.n_env_copies(), self.device)
+        self.history = RunHistory(self.ledger)
+        self.stepper = RunStepper(self, self.ledger, self.tables.episodes, self.tables.visits)
+        self.fixed_policy = FixedPolicy(config.n_runs, self.n_states, self.n_actions, self.device)
+        self.components |= {"tables": self.tables, "ledger": self.ledger, "fixed_policy": self.fixed_policy}
         mdp = th_envs.tabular_model(self.env_spec)
         if mdp is not None:
             # V(terminal) = 0 by definition; no update ever writes it, so start it there.
             self.tables["v"][:, mdp.terminal.to(self.device)] = 0.0
-        if self.config.policy == "optimal":
+        if config.policy == "optimal":
             from thorndike.planning import value_iteration
 
-            self.set_policy(value_iteration(self.model(), gamma=self.config.gamma).policy)
+            self.set_policy(value_iteration(self.model(), gamma=config.gamma).policy)
         self.curve: ValueCurve | None = None
-        if self.config.curve_episodes > 0:
-            self.curve = ValueCurve(self.config.curve_episodes, self.tables["v"])
+        if config.curve_episodes > 0:
+            self.curve = ValueCurve(config.curve_episodes, self.tables["v"])
             self.components["curve"] = self.curve
 
-    # ---- the evaluated policy -------------------------------------------------------------------------------
+    # ---- the evaluated policy and collecting ----------------------------------------------------------------
 
     def set_policy(self, pi: Tensor) -> None:
         """Evaluate ``pi`` from now on: probabilities ``[S, A]`` or actions ``[S]`` (or per run ``[R, S, A]`` /
@@ -270,8 +302,19 @@ class PredictionAgent(TabularAgent):
         self.fixed_policy.set(pi)
 
     def fixed_policy_action(self, states: Tensor) -> Tensor:
-        """a ~ pi(.|s_r) for each run ``[R]`` (the ``choose`` of ``collect``)."""
+        """a ~ pi(.|s_r) for each run ``[R]``."""
         return self.fixed_policy.sample(states, self.generator)
+
+    def collect(self, steps: int) -> Iterator[Transition]:
+        """Step every run ``steps`` times following pi, yielding each transition (see
+        :class:`~thorndike.tabular.base.RunStepper`)."""
+        return self.stepper.collect(steps, self.fixed_policy_action)
+
+    def learn_episodes(self, episodes: int, chunk: int = 1000, max_steps: int | None = None) -> PredictionAgent:
+        """Learn until every run has finished ``episodes`` episodes, in ``learn`` calls of ``chunk`` more steps;
+        ``max_steps`` (per run) stops a policy that never ends an episode."""
+        learn_episodes(self, self.tables.episodes, episodes, chunk, max_steps)
+        return self
 
     def record_curve(self, done: Tensor) -> None:
         """Call after a step's update: keeps V of the runs whose episode just ended (when ``curve_episodes``)."""
@@ -284,20 +327,29 @@ class PredictionAgent(TabularAgent):
             raise ValueError("value_curve() needs curve_episodes > 0 in the config")
         return self.curve.values.clone()
 
-    # ---- results and acting ---------------------------------------------------------------------------------
+    def log_stats(self) -> dict[str, float]:
+        return {"v_mean": float(self.values().mean()), "episodes_per_run": float(self.tables.episodes.double().mean())}
 
-    @property
-    def q(self) -> Tensor:
-        raise AttributeError(f"{self.name} learns state values only: use agent.values() ([R, S])")
+    # ---- results and acting ---------------------------------------------------------------------------------
 
     def values(self) -> Tensor:
         """The learned V ``[R, S]``."""
         return self.tables["v"]
 
+    def __getattr__(self, name: str) -> Any:
+        """Reached only for attributes the agent does not have: asking for the control learners' ``q`` says what a
+        prediction learner has instead."""
+        hint = f": {self.name} learns state values only, use agent.values() ([R, S])" if name == "q" else ""
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}{hint}", name=name, obj=self)
+
+    def model(self) -> th_envs.TabularMDP:
+        """The env's :class:`TabularMDP` (for exact evaluation), or an error saying there is none."""
+        return th_envs.require_tabular_model(self.env_spec)
+
     def exact_values(self, policy: Tensor | None = None) -> Tensor:
         """The true V^pi ``[R, S]`` of the evaluated policy (or of ``policy`` ``[R, S]`` / ``[R, S, A]``), solved on
         the env's model with this agent's gamma: the oracle the learned ``values()`` estimate."""
-        return super().exact_values(self.fixed_policy.probs.cpu() if policy is None else policy)
+        return exact_values(self, self.fixed_policy.probs.cpu() if policy is None else policy)
 
     def greedy_policy(self) -> Tensor:
         """The most probable action of the evaluated policy in each state ``[R, S]``."""
@@ -306,7 +358,7 @@ class PredictionAgent(TabularAgent):
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
         """Acting follows the evaluated policy (its most probable action when ``deterministic``)."""
         obs = obs.long().to(self.device)
-        probs = self.fixed_policy.probs[torch.arange(len(obs), device=self.device) % self.config.n_runs, obs]
+        probs = self.fixed_policy.probs[run_of_row(len(obs), self.config.n_runs, self.device), obs]
         return probs.argmax(-1) if deterministic else exploration.sample(probs, generator)
 
     def solution(self, run: int = 0) -> PlanningResult:
@@ -321,12 +373,9 @@ class PredictionAgent(TabularAgent):
         evaluated policy's most probable actions (no Q panel: prediction learns V only)."""
         from thorndike import plot
 
-        pictures = Agent.write_pictures(self, run_dir)  # TabularAgent's version draws Q, which is not learned here
+        pictures = super().write_pictures(run_dir)
         mdp = th_envs.tabular_model(self.env_spec)
         if mdp is not None and getattr(mdp, "grid", None) is not None:
             title = f"{self.name} on {th_envs.env_name(self.env_spec)}: run 0's V after {self.global_step} steps"
             pictures.append(plot.values(mdp, self.solution(0), run_dir / "values.png", title=title, q_values=False))
         return pictures
-
-    def log_stats(self) -> dict[str, float]:
-        return {"v_mean": float(self.values().mean()), "episodes_per_run": float(self.tables.episodes.double().mean())}
