@@ -122,21 +122,19 @@ class Agent(ABC):
 
     @classmethod
     def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
-        if not isinstance(action_space, cls.action_spaces):
-            from thorndike.registry import algorithms_supporting
+        from thorndike.registry import alternatives
 
-            others = [a for a in algorithms_supporting(action_space) if a != cls.name]
-            alternatives = f"algorithms that support it: {', '.join(others)}" if others else (
-                "no thorndike algorithm supports it yet")
+        if not isinstance(action_space, cls.action_spaces):
             supported = ", ".join(s.__name__ for s in cls.action_spaces)
             raise ValueError(
                 f"{cls.name} does not support the action space {action_space} (it supports {supported}); "
-                f"{alternatives}"
+                f"{alternatives(cls.name, observation_space, action_space)}"
             )
         if not isinstance(observation_space, gym.spaces.Box):
             raise ValueError(
                 f"{cls.name} needs Box (array) observations, got {observation_space}; "
-                "wrap the env to give array observations (e.g. one-hot for Discrete)"
+                "wrap the env to give array observations (e.g. one-hot for Discrete); "
+                f"{alternatives(cls.name, observation_space, action_space)}"
             )
 
     # ---- acting and evaluating ------------------------------------------------------------------------------

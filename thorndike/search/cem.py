@@ -228,8 +228,8 @@ class TabularCEM(Agent):
 
     @classmethod
     def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
-        require_discrete_spaces(f"{cls.name} (tabular CEM) keeps a policy matrix pi(a|s)", observation_space,
-                                action_space, "a deep method such as ppo")
+        require_discrete_spaces(cls.name, f"{cls.name} (tabular CEM) keeps a policy matrix pi(a|s)",
+                                observation_space, action_space)
 
     def build(self) -> None:
         config = self.config

@@ -257,14 +257,15 @@ class EpisodeHistory:
         self.columns = {k: state[k].clone() for k in self.FIELDS}
 
 
-def require_discrete_spaces(who: str, observation_space: gym.Space, action_space: gym.Space,
-                            alternative: str) -> None:
-    """Refuse anything but Discrete observations and actions, saying what to use instead (``alternative``)."""
+def require_discrete_spaces(name: str, who: str, observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Refuse anything but Discrete observations and actions, listing the algorithms that support the spaces."""
     if not isinstance(action_space, gym.spaces.Discrete) or not isinstance(observation_space, gym.spaces.Discrete):
+        from thorndike.registry import alternatives
+
         raise ValueError(
             f"{who}: it needs Discrete observations and Discrete actions, got observations {observation_space} and "
-            f"actions {action_space}. Use it on FrozenLake, Taxi, CliffWalking or a TabularMDP; for array "
-            f"observations use {alternative}"
+            f"actions {action_space}. Use it on FrozenLake, Taxi, CliffWalking or a TabularMDP; "
+            f"{alternatives(name, observation_space, action_space)}"
         )
 
 
@@ -300,8 +301,7 @@ class TabularAgent(Agent):
 
     @classmethod
     def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
-        require_discrete_spaces(f"{cls.name} is tabular", observation_space, action_space,
-                                "linear_q (features) or a deep method such as ppo")
+        require_discrete_spaces(cls.name, f"{cls.name} is tabular", observation_space, action_space)
 
     def build(self) -> None:
         self.n_states = int(self.envs.single_observation_space.n)

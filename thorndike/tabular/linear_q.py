@@ -128,8 +128,10 @@ class LinearQ(Agent):
         if isinstance(observation_space, gym.spaces.Discrete):
             return
         if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+            from thorndike.registry import alternatives
+
             raise ValueError(f"{cls.name} needs Discrete observations or flat Box observations [d], got "
-                             f"{observation_space}")
+                             f"{observation_space}; {alternatives(cls.name, observation_space, action_space)}")
 
     def build(self) -> None:
         config = self.config
