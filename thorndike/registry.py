@@ -47,17 +47,29 @@ class Example:
     steps: int
 
 
-# Tabular learners count steps per run, so `steps` is each run's budget and log_every divides it into rows.
-_TABULAR = Example("FrozenLake-v1", {"n_runs": 2, "epsilon": 0.5, "log_every": 50}, 400)
+def _tabular(**fields: Any) -> Example:
+    """A tabular learner on FrozenLake: steps count per run, so 400 is each run's budget, logged every 50."""
+    return Example("FrozenLake-v1", {"n_runs": 2, "epsilon": 0.5, "log_every": 50, **fields}, 400)
 
+
+# Where a learner has variants with more state to carry (decaying epsilon, episode buffers, value curves), the
+# example picks them, so the contract's exact-resume test checkpoints that state too.
 EXAMPLES: dict[str, Example] = {
     "ppo": Example("CartPole-v1", {"n_envs": 4, "n_steps": 16, "minibatch_size": 32, "n_epochs": 2,
                                    "hidden_sizes": (16,), "normalize_obs": True, "normalize_reward": True}, 1024),
-    **{name: _TABULAR for name in ("q_learning", "mc_prediction", "mc_control", "td0", "td_lambda", "sarsa",
-                                   "expected_sarsa", "n_step_sarsa", "n_step_q_learning", "double_q_learning",
-                                   "dyna_q")},
-    "linear_q": Example("MountainCar-v0", {"n_runs": 2, "n_tilings": 4, "tiles": 4, "epsilon": 0.2,
-                                           "log_every": 50}, 400),
+    "q_learning": _tabular(epsilon_decay=0.99),
+    "mc_prediction": _tabular(visit="every", curve_episodes=3),
+    "mc_control": _tabular(step_size="constant", alpha=0.3, epsilon_decay=0.9),
+    "td0": _tabular(curve_episodes=3),
+    "td_lambda": _tabular(mode="offline", curve_episodes=3),
+    "sarsa": _tabular(),
+    "expected_sarsa": _tabular(),
+    "n_step_sarsa": _tabular(),
+    "n_step_q_learning": _tabular(),
+    "double_q_learning": _tabular(),
+    "dyna_q": _tabular(planning_steps=3),
+    "linear_q": Example("MountainCar-v0", {"n_runs": 2, "n_tilings": 4, "tiles": 4, "target": "sarsa", "epsilon": 0.2,
+                                           "epsilon_decay": 0.9, "log_every": 50}, 400),
     # One CEM iteration is at most n_sessions * max_episode_steps = 320 steps (per run), so learn(6000) stops within
     # 320 steps of the budget and each quarter of it (1500 steps) ends in a checkpoint before the budget is spent.
     "cem": Example("FrozenLake-v1", {"n_runs": 2, "n_sessions": 16, "max_episode_steps": 20}, 6000),
