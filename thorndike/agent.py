@@ -123,6 +123,8 @@ class Agent(ABC):
 
             storage_spec(observation_space)  # an unsupported part of a Dict or Tuple is named there
         if problem is not None:
+            from thorndike.registry import alternatives
+
             others = alternatives(cls.name, observation_space, action_space)
             raise ValueError(f"{cls.name} does not support {problem}; {others}")
 
@@ -268,12 +270,3 @@ class Agent(ABC):
         """Write the agent (a full checkpoint; ``th.load`` reads it back) atomically to ``path``."""
         return save_checkpoint(self.state_dict(), path)
 
-
-def alternatives(algo: str, observation_space: gym.Space, action_space: gym.Space) -> str:
-    """"algorithms that support it: ..." for a pair of spaces, leaving out ``algo``."""
-    from thorndike.registry import algorithms_supporting
-
-    others = [a for a in algorithms_supporting(observation_space, action_space) if a != algo]
-    if others:
-        return f"algorithms that support these spaces: {', '.join(others)}"
-    return "no thorndike algorithm supports these spaces yet"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -102,7 +103,10 @@ def coerce(annotation: Any, value: Any) -> Any:
             raise ValueError(f"expected an integer, got {value!r}")
         return int(float(value)) if isinstance(value, str) else int(value)
     if annotation is float:
-        return float(value)
+        number = float(value)
+        if math.isnan(number):  # a field without a range check (q_init, log_std_init) would take it and spread it
+            raise ValueError("expected a number, got NaN")
+        return number
     if annotation is str:
         return str(value)
     return value

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
 import importlib
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import gymnasium as gym
 import torch
@@ -35,6 +36,56 @@ ALGORITHMS: dict[str, str] = {
     "cem": "thorndike.search.cem:TabularCEM",
 }
 
+
+@dataclass(frozen=True)
+class Example:
+    """A tiny run of an algorithm: an env it supports, config fields and run options that make ``learn(steps)``
+    take well under a second, and a step budget spanning several log rows (and at least 3 checkpoints with
+    ``checkpoint_every=steps // 4``). The contract suite (tests/test_contract.py) runs every registered algorithm
+    through its example, so registering an algorithm means giving it one here."""
+
+    env: str
+    fields: dict[str, Any]
+    steps: int
+
+
+def _tabular(**fields: Any) -> Example:
+    """A tabular learner on FrozenLake: steps count per run, so 400 is each run's budget, logged every 50."""
+    return Example("FrozenLake-v1", {"n_runs": 2, "epsilon": 0.5, "log_every": 50, **fields}, 400)
+
+
+# Where a learner has variants with more state to carry (decaying epsilon, episode buffers, value curves), the
+# example picks them, so the contract's exact-resume test checkpoints that state too.
+EXAMPLES: dict[str, Example] = {
+    "ppo": Example("CartPole-v1", {"n_envs": 4, "n_steps": 16, "minibatch_size": 32, "n_epochs": 2,
+                                   "hidden_sizes": (16,), "normalize_obs": True, "normalize_reward": True}, 1024),
+    "q_learning": _tabular(epsilon_decay=0.99),
+    "mc_prediction": _tabular(visit="every", curve_episodes=3),
+    "mc_control": _tabular(step_size="constant", alpha=0.3, epsilon_decay=0.9),
+    "td0": _tabular(curve_episodes=3),
+    "td_lambda": _tabular(mode="offline", curve_episodes=3),
+    "sarsa": _tabular(),
+    "expected_sarsa": _tabular(),
+    "n_step_sarsa": _tabular(),
+    "n_step_q_learning": _tabular(),
+    "double_q_learning": _tabular(),
+    "dyna_q": _tabular(planning_steps=3),
+    "linear_q": Example("MountainCar-v0", {"n_runs": 2, "n_tilings": 4, "tiles": 4, "target": "sarsa", "epsilon": 0.2,
+                                           "epsilon_decay": 0.9, "log_every": 50}, 400),
+    # One CEM iteration is at most n_sessions * max_episode_steps = 320 steps (per run), so learn(6000) stops within
+    # 320 steps of the budget and each quarter of it (1500 steps) ends in a checkpoint before the budget is spent.
+    "cem": Example("FrozenLake-v1", {"n_runs": 2, "n_sessions": 16, "max_episode_steps": 20}, 6000),
+}
+
+
+def example(name: str) -> Example:
+    """The registered algorithm ``name``'s tiny example run, or an error saying it has none."""
+    get_algorithm(name)  # an unknown name gets the error listing close matches
+    if name.lower() not in EXAMPLES:
+        raise KeyError(f"algorithm '{name}' has no example run; add one to thorndike.registry.EXAMPLES")
+    return EXAMPLES[name.lower()]
+
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -59,16 +110,35 @@ def algorithms() -> list[tuple[str, str, str]]:
     return rows
 
 
+# Set while algorithms_supporting probes the classes: their refusals then skip listing the supporters, which would
+# call algorithms_supporting again without end.
+_probing_spaces = contextvars.ContextVar("probing_spaces", default=False)
+
+
 def algorithms_supporting(observation_space: gym.Space, action_space: gym.Space) -> list[str]:
-    """The registered algorithms whose ``check_spaces`` accepts this pair of spaces."""
-    names = []
-    for name in sorted(ALGORITHMS):
-        try:
-            get_algorithm(name).check_spaces(observation_space, action_space)
-        except ValueError:
-            continue
-        names.append(name)
-    return names
+    """Registered algorithms whose ``check_spaces`` accepts these observation and action spaces, sorted."""
+    token = _probing_spaces.set(True)
+    try:
+        supporting = []
+        for name in sorted(ALGORITHMS):
+            try:
+                get_algorithm(name).check_spaces(observation_space, action_space)
+            except Exception:  # any refusal means unsupported
+                continue
+            supporting.append(name)
+        return supporting
+    finally:
+        _probing_spaces.reset(token)
+
+
+def alternatives(name: str, observation_space: gym.Space, action_space: gym.Space) -> str:
+    """The end of a refusal of these spaces by ``name``: the other algorithms that support them, or that none does."""
+    if _probing_spaces.get():
+        return ""
+    others = [a for a in algorithms_supporting(observation_space, action_space) if a != name]
+    if others:
+        return f"algorithms that support these spaces: {', '.join(others)}"
+    return "no thorndike algorithm supports these spaces yet"
 
 
 def tuned_config(algo: str, env: Any) -> dict[str, Any]:

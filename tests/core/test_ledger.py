@@ -71,15 +71,6 @@ def test_state_round_trip() -> None:
     assert ledger.columns["return"][0] == -1.0
 
 
-def test_gymnasium_lists_are_placed_by_the_done_mask() -> None:
-    # until every VecEnv reports the fixed entries: Gymnasium's adapter lists the ended episodes in copy order
-    ledger = EpisodeLedger(3, "cpu")
-    info = {"episode_returns": torch.tensor([2.0, 4.0], dtype=torch.float64), "episode_lengths": torch.tensor([5, 6])}
-    ledger.record(info, step=7, done=torch.tensor([True, False, True]))
-    assert ledger.columns["copy"].tolist() == [0, 2] and ledger.columns["return"].tolist() == [2.0, 4.0]
-    assert ledger.columns["length"].tolist() == [5, 6] and ledger.columns["step"].tolist() == [7, 7]
-
-
 def test_record_never_reads_back_to_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("record synchronised with the device")

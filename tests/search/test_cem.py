@@ -237,26 +237,6 @@ def test_gymnasium_backend_solves_frozen_lake(tmp_path: Path) -> None:
     assert result.returns == [1.0, 1.0] and result.lengths == [6, 6]
 
 
-def test_save_load_round_trip_and_split_run_is_bit_identical(tmp_path: Path) -> None:
-    fields = dict(n_runs=3, n_sessions=40, elite_percentile=60, keep_iterations=2)
-    whole = cem(tmp_path / "whole", "FrozenLake-v1", seed=4, **fields).learn(total_steps=20_000)
-
-    first = cem(tmp_path / "split", "FrozenLake-v1", seed=4, **fields).learn(total_steps=8_000)
-    first.save(tmp_path / "half.pt")
-    loaded = th.load(tmp_path / "half.pt", run_root=str(tmp_path / "split"))
-    assert torch.equal(loaded.policy_matrix, first.policy_matrix)
-    assert torch.equal(loaded.tables.memory, first.tables.memory)
-    assert torch.equal(loaded.curves.matrix("return_mean"), first.curves.matrix("return_mean"))
-    assert loaded.iteration == first.iteration and loaded.global_step == first.global_step
-
-    loaded.learn(total_steps=20_000)
-    assert loaded.iteration == whole.iteration > first.iteration
-    assert torch.equal(loaded.policy_matrix, whole.policy_matrix)
-    assert torch.equal(loaded.tables.memory, whole.tables.memory)
-    for field in ("return_mean", "threshold", "elites", "step"):
-        assert torch.equal(loaded.curves.matrix(field), whole.curves.matrix(field))
-
-
 def test_policy_follows_run_b_mod_n_runs(tmp_path: Path) -> None:
     agent = cem(tmp_path, toy_text.frozen_lake(is_slippery=False), n_runs=2, n_sessions=5)
     agent.tables.policy[0, 3] = torch.tensor([0.1, 0.2, 0.6, 0.1], dtype=torch.float64)
@@ -270,9 +250,7 @@ def test_policy_follows_run_b_mod_n_runs(tmp_path: Path) -> None:
     torch.testing.assert_close(frequencies, agent.policy_matrix[:, 3], rtol=0, atol=0.04)
 
 
-def test_refuses_array_observations_and_bad_config(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="Discrete observations and Discrete actions"):
-        cem(tmp_path, "CartPole-v1")
+def test_out_of_range_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="elite_percentile"):
         cem(tmp_path, "Taxi-v4", elite_percentile=120)
     with pytest.raises(ConfigError, match="smoothing"):

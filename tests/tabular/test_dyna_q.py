@@ -71,18 +71,3 @@ def test_zero_planning_steps_is_q_learning(tmp_path):
     a = make("dyna_q", "thorndike/DynaMaze-v0", tmp_path / "a", planning_steps=0, **fields).learn(500)
     b = make("q_learning", "thorndike/DynaMaze-v0", tmp_path / "b", **fields).learn(500)
     assert torch.equal(a.q, b.q) and (a.q != 0).any()
-
-
-def test_save_load_and_split_run_are_exact(tmp_path):
-    # The model tensors travel in the checkpoint: the planning of the second half replays what the first half saw.
-    fields = dict(n_runs=4, alpha=0.5, epsilon=0.2, gamma=0.95, planning_steps=3)
-    whole = make("dyna_q", "thorndike/DynaMaze-v0", tmp_path / "whole", **fields).learn(300)
-    first = make("dyna_q", "thorndike/DynaMaze-v0", tmp_path / "split", **fields).learn(150)
-    first.save(tmp_path / "half.pt")
-    loaded = th.load(tmp_path / "half.pt", run_root=str(tmp_path / "split2"), tensorboard=False)
-    for name in ("reward", "next_state", "terminated", "observed"):
-        assert torch.equal(getattr(loaded.model, name), getattr(first.model, name))
-    assert loaded.model.observed.any()
-    loaded.learn(300)
-    assert torch.equal(loaded.q, whole.q)
-    assert torch.equal(loaded.model.observed, whole.model.observed)

@@ -44,19 +44,9 @@ class EpisodeLedger:
 
     # ---- recording (no host sync) -----------------------------------------------------------------------------
 
-    def record(self, info: dict[str, Any], step: int, done: Tensor | None = None) -> None:
+    def record(self, info: dict[str, Any], step: int) -> None:
         """Note the episodes that ended on a step from its ``info`` (``done``, ``episode_return``,
         ``episode_length``, ``[N]`` each); ``step`` is the caller's step count. Nothing is read back to the host."""
-        if "episode_return" not in info:
-            # until every VecEnv reports the fixed entries: build them from the list of the episodes that ended
-            # (in copy order) and the step's done mask, which such an env does not put in info (the `done` argument)
-            assert done is not None, "an env without info['done'] needs record(..., done=terminated | truncated)"
-            returns = torch.zeros(done.shape, dtype=torch.float64, device=done.device)
-            lengths = torch.zeros(done.shape, dtype=torch.int64, device=done.device)
-            returns[done] = info["episode_returns"].to(returns)
-            lengths[done] = info["episode_lengths"].to(lengths)
-            self._pending.append((done, returns, lengths, step))
-            return
         self._pending.append((info["done"], info["episode_return"], info["episode_length"], step))
 
     def flush(self) -> None:

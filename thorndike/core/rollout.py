@@ -55,12 +55,13 @@ def rollout_fields(obs_spec: tuple[tuple[int, ...], torch.dtype], action_spec: t
 
 @torch.no_grad()
 def collect_rollout(envs: Stepper, buffer: RolloutBuffer, sample: Callable[[Tensor], tuple[Tensor, Tensor]],
-                    value: Callable[[Tensor], Tensor] | None, first_step: int) -> None:
+                    value: Callable[[Tensor], Tensor] | None, first_step: int, where: str = "") -> None:
     """Fill ``buffer`` (``[T, N]``) with ``T`` steps of every env copy under ``sample`` (obs -> actions, log pi).
 
     ``first_step`` is the global step before collection; step ``t`` of the rollout ends at global step
     ``first_step + (t + 1) * N``, the step its finished episodes are recorded at. With ``value`` (obs -> V(obs)),
-    ``values`` and ``next_values`` are filled as the module docstring says.
+    ``values`` and ``next_values`` are filled as the module docstring says. ``where`` (e.g. "iteration 3") goes into
+    a non-finite error's message.
     """
     T, N = buffer.n_steps, buffer.n_envs
     t = 0
@@ -75,9 +76,9 @@ def collect_rollout(envs: Stepper, buffer: RolloutBuffer, sample: Callable[[Tens
         if isinstance(err, NonFiniteError):
             raise
         # Most likely a NaN observation reached the sampler: name it if so, else re-raise what happened.
-        check_stored(buffer, envs.obs, first_step, rows=t)
+        check_stored(buffer, envs.obs, first_step, t, where)
         raise
-    check_stored(buffer, envs.obs, first_step, rows=T)
+    check_stored(buffer, envs.obs, first_step, T, where)
     if value is not None:
         values = value(buffer["obs"].flatten(0, 1)).view(T, N)
         following = torch.cat([values[1:], value(envs.obs).unsqueeze(0)])
@@ -86,16 +87,16 @@ def collect_rollout(envs: Stepper, buffer: RolloutBuffer, sample: Callable[[Tens
         buffer["next_values"].copy_(torch.where(buffer["truncated"], final_values, following))
 
 
-def check_stored(buffer: RolloutBuffer, current_obs: Tensor, first_step: int, rows: int) -> None:
+def check_stored(buffer: RolloutBuffer, current_obs: Tensor, first_step: int, rows: int, where: str = "") -> None:
     """One finiteness check of the first ``rows`` steps: the observation each step returned (the next row's ``obs``,
     and ``current_obs`` after the last one) and its reward. With ``rows=0``, ``current_obs`` alone (the observation
     the previous step returned)."""
     N = buffer.n_envs
     if rows == 0:
         if current_obs.is_floating_point():
-            check_finite("observation", current_obs.unsqueeze(0), first_step)
+            check_finite("observation", current_obs.unsqueeze(0), first_step, where)
         return
     if current_obs.is_floating_point():
         returned = torch.cat([buffer["obs"][1:rows], current_obs.unsqueeze(0)])
-        check_finite("observation", returned, first_step + N)
-    check_finite("reward", buffer["rewards"][:rows], first_step + N)
+        check_finite("observation", returned, first_step + N, where)
+    check_finite("reward", buffer["rewards"][:rows], first_step + N, where)

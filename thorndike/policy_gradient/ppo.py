@@ -31,6 +31,7 @@ from thorndike.core.rollout import collect_rollout, rollout_fields
 from thorndike.core.schedules import Constant, Linear
 from thorndike.core.spaces import storage_spec
 
+
 @dataclass
 class PPOConfig:
     """PPO's hyperparameters, with the notes' names where they have one (N, T, K, eps, c1, c2)."""
@@ -123,7 +124,8 @@ class PPO(Agent):
 
     def collect(self) -> None:
         """Fill the buffer with n_steps x n_envs transitions under the current policy (pi_old)."""
-        collect_rollout(self.interaction, self.buffer, self.rollout_step, self.model.value, self.global_step)
+        collect_rollout(self.interaction, self.buffer, self.rollout_step, self.model.value, self.global_step,
+                        where=f"iteration {self.iteration + 1}")
         self.global_step += self.config.n_steps * self.config.n_envs
 
     def targets(self) -> tuple[Tensor, Tensor]:

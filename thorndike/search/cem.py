@@ -59,7 +59,6 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.core import exploration
-from thorndike.core.ledger import EpisodeLedger
 from thorndike.tabular.base import require_discrete_spaces, run_of_row
 
 __all__ = ["CEMCurves", "CEMTables", "Sessions", "TabularCEM", "TabularCEMConfig", "elite_counts", "new_policy",
@@ -81,10 +80,6 @@ class TabularCEMConfig:
     gamma: float = describe("sessions are ranked by sum_t gamma^t r_t (1: the plain sum of rewards of the notes)",
                             1.0)
 
-    @property
-    def n_envs(self) -> int:
-        """n_sessions env copies per run (the lifecycle builds ``n_envs`` copies)."""
-        return self.n_runs * self.n_sessions
 
     def __post_init__(self) -> None:
         check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
@@ -237,17 +232,17 @@ class TabularCEM(Agent):
 
     @classmethod
     def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
-        require_discrete_spaces(f"{cls.name} (tabular CEM) keeps a policy matrix pi(a|s)", observation_space,
-                                action_space, "a deep method such as ppo")
+        require_discrete_spaces(cls.name, f"{cls.name} (tabular CEM) keeps a policy matrix pi(a|s)",
+                                observation_space, action_space)
 
     def build(self) -> None:
         config = self.config
+        self.connect_env(self.n_env_copies(), ledger_keep=None)  # every session: copy c is run c // N's
         self.n_states = int(self.envs.single_observation_space.n)
         self.n_actions = int(self.envs.single_action_space.n)
         self.tables = CEMTables(config.n_runs, self.n_states, self.n_actions, config.keep_iterations, self.device)
         self.curves = CEMCurves()
-        self.ledger = EpisodeLedger(self.n_env_copies(), self.device)  # every session: copy c is run c // N's
-        self.components |= {"tables": self.tables, "curves": self.curves, "ledger": self.ledger}
+        self.components |= {"tables": self.tables, "curves": self.curves}
         self.run_of_copy = torch.arange(self.n_env_copies(), device=self.device) // config.n_sessions
 
     def n_env_copies(self) -> int:
@@ -309,7 +304,6 @@ class TabularCEM(Agent):
                                       self.n_actions)
                 self.update(counts)
                 self.global_step += sessions.steps * N
-                self.episodes += R * N
                 self.ledger.record(sessions.as_finished_episodes(), self.global_step)
                 self.curves.add(return_mean=returns.mean(1), threshold=threshold, elites=elite.sum(1).double(),
                                 step=torch.full((R,), float(self.global_step)))
@@ -353,4 +347,5 @@ class TabularCEM(Agent):
         from thorndike.planning import evaluate_policies
 
         policy = self.greedy_policy() if policy is None else policy
-        return evaluate_policies(th_envs.require_tabular_model(self.env_spec), policy, gamma=gamma)
+        model = th_envs.require_tabular_model(self.env_spec, self.env_setup.kwargs)
+        return evaluate_policies(model, policy, gamma=gamma)

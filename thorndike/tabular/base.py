@@ -80,10 +80,6 @@ class TabularConfig:
         return exploration.decayed_epsilon(self.epsilon, self.epsilon_decay, self.epsilon_end, episodes,
                                            self.epsilon_schedule, self.epsilon_decay_episodes)
 
-    @property
-    def n_envs(self) -> int:
-        """One env copy per run (the lifecycle builds ``n_envs`` copies)."""
-        return self.n_runs
 
     def __post_init__(self) -> None:
         check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
@@ -315,12 +311,10 @@ class RunStepper:
             obs = agent.obs
             pending = self.pending_action.value
             action = choose(state) if pending is None else pending
-            reset_obs, reward, terminated, truncated, info = agent.envs.step(action)
-            next_obs = info["final_obs"]
-            done = terminated | truncated
             agent.global_step += 1
-            self.ledger.record(info, agent.global_step, done=done)
-            agent.record_episodes(info)  # the lifecycle's counters (progress bar, log)
+            reset_obs, reward, terminated, truncated, info = agent.interaction.step(action, agent.global_step)
+            next_obs = info["final_obs"]
+            done = info["done"]
             if encode is None:
                 next_state, reset_state = next_obs, reset_obs
             else:  # one encoding for both the true next states and the states the runs go on from
@@ -339,7 +333,6 @@ class RunStepper:
                 self.behaviour.episodes_ended(done)
             if next_action:
                 self.pending_action.value = torch.where(done, choose(reset_state), t.next_action)
-            agent.obs = reset_obs
             state = reset_state
 
 
@@ -367,16 +360,18 @@ def exact_values(agent: Agent, policy: Tensor) -> Tensor:
     agent's env model with its gamma: a learned policy or value judged without sampling noise."""
     from thorndike.planning import evaluate_policies
 
-    return evaluate_policies(th_envs.require_tabular_model(agent.env_spec), policy, gamma=agent.config.gamma)
+    model = th_envs.require_tabular_model(agent.env_spec, agent.env_setup.kwargs)
+    return evaluate_policies(model, policy, gamma=agent.config.gamma)
 
-def require_discrete_spaces(who: str, observation_space: gym.Space, action_space: gym.Space,
-                            alternative: str) -> None:
-    """Refuse anything but Discrete observations and actions, saying what to use instead (``alternative``)."""
+def require_discrete_spaces(name: str, who: str, observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Refuse anything but Discrete observations and actions, listing the algorithms that support the spaces."""
     if not isinstance(action_space, gym.spaces.Discrete) or not isinstance(observation_space, gym.spaces.Discrete):
+        from thorndike.registry import alternatives
+
         raise ValueError(
             f"{who}: it needs Discrete observations and Discrete actions, got observations {observation_space} and "
-            f"actions {action_space}. Use it on FrozenLake, Taxi, CliffWalking or a TabularMDP; for array "
-            f"observations use {alternative}"
+            f"actions {action_space}. Use it on FrozenLake, Taxi, CliffWalking or a TabularMDP; "
+            f"{alternatives(name, observation_space, action_space)}"
         )
 
 
@@ -411,24 +406,23 @@ class TabularAgent(Agent):
 
     @classmethod
     def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
-        require_discrete_spaces(f"{cls.name} is tabular", observation_space, action_space,
-                                "linear_q (features) or a deep method such as ppo")
+        require_discrete_spaces(cls.name, f"{cls.name} is tabular", observation_space, action_space)
 
     def n_env_copies(self) -> int:
         """One env copy per run."""
         return self.config.n_runs
 
     def build(self) -> None:
+        self.connect_env(self.n_env_copies(), ledger_keep=None)  # the ledger keeps every episode of every run
         self.n_states = int(self.envs.single_observation_space.n)
         self.n_actions = int(self.envs.single_action_space.n)
         self.tables = Tables(self.config.n_runs, self.n_states, self.n_actions, self.config.q_init, self.device,
                              self.table_names)
-        self.ledger = EpisodeLedger(self.n_env_copies(), self.device)
         self.history = RunHistory(self.ledger)
         self.behaviour = BehaviourPolicy(self.config, self.tables.episodes, self.generator)
         self.stepper = RunStepper(self, self.ledger, self.tables.episodes, self.tables.visits, self.behaviour)
         self.pending_action = self.stepper.pending_action
-        self.components |= {"tables": self.tables, "ledger": self.ledger, "pending_action": self.pending_action}
+        self.components |= {"tables": self.tables, "pending_action": self.pending_action}
 
     @property
     def q(self) -> Tensor:
@@ -506,7 +500,7 @@ class TabularAgent(Agent):
 
     def model(self) -> th_envs.TabularMDP:
         """The env's :class:`TabularMDP` (for exact evaluation), or an error saying there is none."""
-        return th_envs.require_tabular_model(self.env_spec)
+        return th_envs.require_tabular_model(self.env_spec, self.env_setup.kwargs)
 
     def exact_values(self, policy: Tensor | None = None) -> Tensor:
         """V^pi ``[R, S]`` of each run's greedy policy (or of ``policy``: ``[R, S]`` actions or ``[R, S, A]``
@@ -522,7 +516,7 @@ class TabularAgent(Agent):
 
         pictures = super().write_pictures(run_dir)
         pictures += write_episode_curve(self, self.history, run_dir)
-        mdp = th_envs.tabular_model(self.env_spec)
+        mdp = th_envs.tabular_model(self.env_spec, self.env_setup.kwargs)
         if mdp is not None and mdp.grid is not None and self.q.shape[-1] == len(mdp.grid.action_directions):
             title = f"{self.name} on {th_envs.env_name(self.env_spec)}: run 0 after {self.global_step} steps"
             pictures.append(plot.values(mdp, self.solution(0), run_dir / "values.png", title=title))

@@ -73,7 +73,7 @@ class DoubleQLearning(TabularAgent):
         config = self.config
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration()):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
                     q1_next, q2_next = self.tables.rows("q1", t.next_obs), self.tables.rows("q2", t.next_obs)
                     update_first = torch.rand(t.obs.shape, generator=self.generator, device=self.device) < 0.5
                     target = torch.where(

@@ -47,7 +47,6 @@ from torch import Tensor
 
 from thorndike.agent import Agent
 from thorndike.config import check, describe
-from thorndike.core.ledger import EpisodeLedger
 from thorndike.core.targets import q_learning_target, sarsa_target
 from thorndike.core.tile_coding import TileCoder
 from thorndike.tabular.base import (
@@ -135,8 +134,10 @@ class LinearQ(Agent):
         if isinstance(observation_space, gym.spaces.Discrete):
             return
         if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+            from thorndike.registry import alternatives
+
             raise ValueError(f"{cls.name} needs Discrete observations or flat Box observations [d], got "
-                             f"{observation_space}")
+                             f"{observation_space}; {alternatives(cls.name, observation_space, action_space)}")
 
     def n_env_copies(self) -> int:
         """One env copy per run."""
@@ -144,6 +145,7 @@ class LinearQ(Agent):
 
     def build(self) -> None:
         config = self.config
+        self.connect_env(self.n_env_copies(), ledger_keep=None)  # the ledger keeps every episode of every run
         space = self.envs.single_observation_space
         discrete = isinstance(space, gym.spaces.Discrete)
         kind = config.features if config.features != "auto" else ("one_hot" if discrete else "tiles")
@@ -167,13 +169,12 @@ class LinearQ(Agent):
         # Every Q(s, a) starts at q_init: the n active weights share it.
         self.weights = LinearWeights(config.n_runs, self.n_actions, self.n_features, config.q_init / self.n_active,
                                      self.device)
-        self.ledger = EpisodeLedger(self.n_env_copies(), self.device)
         self.history = RunHistory(self.ledger)
         self.behaviour = BehaviourPolicy(config, self.weights.episodes, self.generator)
         self.stepper = RunStepper(self, self.ledger, self.weights.episodes, behaviour=self.behaviour,
                                   encode=self.features)
         self.pending_action = self.stepper.pending_action
-        self.components |= {"weights": self.weights, "ledger": self.ledger, "pending_action": self.pending_action}
+        self.components |= {"weights": self.weights, "pending_action": self.pending_action}
         self.runs = torch.arange(config.n_runs, device=self.device)
         self._actions = torch.arange(self.n_actions, device=self.device)
         self._row_start = self._action_rows(self.runs)
@@ -253,7 +254,7 @@ class LinearQ(Agent):
         """Give every run ``total_steps`` steps (or stop at the run's ``stop_return``)."""
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration()):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
                     self.update(t.active, t.action, self.targets(t))
                 run.log(self.log_stats())
         return self

@@ -146,7 +146,7 @@ class MCPrediction(PredictionAgent):
         """Give every run ``total_steps`` steps of the evaluated policy; V changes when an episode ends."""
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration()):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
                     self.buffer.append(t.obs, t.action, t.reward, t.next_obs, t.terminated)
                     episodes = self.buffer.take(t.done)
                     if episodes is not None:
@@ -201,7 +201,7 @@ class MCControl(TabularAgent):
         """Give every run ``total_steps`` steps; Q (and so the behaviour policy) changes when an episode ends."""
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration()):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
                     self.buffer.append(t.obs, t.action, t.reward, t.next_obs, t.terminated)
                     episodes = self.buffer.take(t.done)
                     if episodes is not None:

@@ -34,7 +34,6 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.core import exploration
-from thorndike.core.ledger import EpisodeLedger
 from thorndike.planning.result import PlanningResult
 from thorndike.tabular.base import (
     RunHistory,
@@ -263,8 +262,7 @@ class PredictionAgent(Agent):
 
     @classmethod
     def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
-        require_discrete_spaces(f"{cls.name} is tabular", observation_space, action_space,
-                                "linear_q (features) or a deep method such as ppo")
+        require_discrete_spaces(cls.name, f"{cls.name} is tabular", observation_space, action_space)
 
     def n_env_copies(self) -> int:
         """One env copy per run."""
@@ -272,16 +270,16 @@ class PredictionAgent(Agent):
 
     def build(self) -> None:
         config = self.config
+        self.connect_env(self.n_env_copies(), ledger_keep=None)  # the ledger keeps every episode of every run
         self.n_states = int(self.envs.single_observation_space.n)
         self.n_actions = int(self.envs.single_action_space.n)
         self.tables = Tables(config.n_runs, self.n_states, self.n_actions, config.q_init, self.device, names=(),
                              state_names=("v",))
-        self.ledger = EpisodeLedger(self.n_env_copies(), self.device)
         self.history = RunHistory(self.ledger)
         self.stepper = RunStepper(self, self.ledger, self.tables.episodes, self.tables.visits)
         self.fixed_policy = FixedPolicy(config.n_runs, self.n_states, self.n_actions, self.device)
-        self.components |= {"tables": self.tables, "ledger": self.ledger, "fixed_policy": self.fixed_policy}
-        mdp = th_envs.tabular_model(self.env_spec)
+        self.components |= {"tables": self.tables, "fixed_policy": self.fixed_policy}
+        mdp = th_envs.tabular_model(self.env_spec, self.env_setup.kwargs)
         if mdp is not None:
             # V(terminal) = 0 by definition; no update ever writes it, so start it there.
             self.tables["v"][:, mdp.terminal.to(self.device)] = 0.0
@@ -344,7 +342,7 @@ class PredictionAgent(Agent):
 
     def model(self) -> th_envs.TabularMDP:
         """The env's :class:`TabularMDP` (for exact evaluation), or an error saying there is none."""
-        return th_envs.require_tabular_model(self.env_spec)
+        return th_envs.require_tabular_model(self.env_spec, self.env_setup.kwargs)
 
     def exact_values(self, policy: Tensor | None = None) -> Tensor:
         """The true V^pi ``[R, S]`` of the evaluated policy (or of ``policy`` ``[R, S]`` / ``[R, S, A]``), solved on
@@ -374,7 +372,7 @@ class PredictionAgent(Agent):
         from thorndike import plot
 
         pictures = super().write_pictures(run_dir)
-        mdp = th_envs.tabular_model(self.env_spec)
+        mdp = th_envs.tabular_model(self.env_spec, self.env_setup.kwargs)
         if mdp is not None and getattr(mdp, "grid", None) is not None:
             title = f"{self.name} on {th_envs.env_name(self.env_spec)}: run 0's V after {self.global_step} steps"
             pictures.append(plot.values(mdp, self.solution(0), run_dir / "values.png", title=title, q_values=False))

@@ -38,7 +38,7 @@ class QLearning(TabularAgent):
         config = self.config
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration()):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
                     target = q_learning_target(t.reward, config.gamma, self.tables.rows("q", t.next_obs),
                                                t.terminated)
                     self.tables.update("q", t.obs, t.action, target, self.alpha(t.obs, t.action))

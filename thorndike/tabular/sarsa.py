@@ -84,7 +84,7 @@ class SARSA(TabularAgent):
         with self.session(total_steps) as run:
             while run.running():
                 # a' is drawn before the update and is the action taken on the next step (collect keeps it).
-                for t in self.collect(self.steps_this_iteration(), next_action=True):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every), next_action=True):
                     target = sarsa_target(t.reward, config.gamma, self.tables.rows("q", t.next_obs), t.next_action,
                                           t.terminated)
                     self.tables.update("q", t.obs, t.action, target, self.alpha(t.obs, t.action))
@@ -103,7 +103,7 @@ class ExpectedSARSA(TabularAgent):
         config = self.config
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration()):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
                     target = expected_sarsa_target(t.reward, config.gamma, self.tables.rows("q", t.next_obs),
                                                    self.behaviour_probs(t.next_obs), t.terminated)
                     self.tables.update("q", t.obs, t.action, target, self.alpha(t.obs, t.action))
@@ -129,7 +129,7 @@ class NStepSARSA(TabularAgent):
         """Give every run ``total_steps`` steps (or stop at the run's ``stop_return``)."""
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration(), next_action=True):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every), next_action=True):
                     bootstrap = self.tables.rows("q", t.next_obs).gather(-1, t.next_action.unsqueeze(-1)).squeeze(-1)
                     n_step_update(self, self.n_step, t, bootstrap)
                 run.log(self.log_stats())
@@ -156,7 +156,7 @@ class NStepQLearning(TabularAgent):
         """Give every run ``total_steps`` steps (or stop at the run's ``stop_return``)."""
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration()):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
                     n_step_update(self, self.n_step, t, self.tables.rows("q", t.next_obs).amax(-1))
                 run.log(self.log_stats())
         return self

@@ -65,7 +65,7 @@ class TD0(PredictionAgent):
         config, v = self.config, self.tables["v"]
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration()):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
                     target = td_target(t.reward, config.gamma, v[self.tables.runs, t.next_obs], t.terminated)
                     self.tables.update("v", t.obs, None, target, self.state_alpha(t.obs))
                     self.record_curve(t.done)
@@ -136,7 +136,7 @@ class TDLambda(PredictionAgent):
         runs = self.tables.runs
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration()):
+                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
                     if self.buffer is not None:
                         self.buffer.append(t.obs, t.action, t.reward, t.next_obs, t.terminated)
                         episodes = self.buffer.take(t.done)

@@ -1,0 +1,321 @@
+"""The contract every registered algorithm keeps, run on its tiny example (``thorndike.registry.EXAMPLES``): it
+learns and writes its run folder, save -> load acts the same, a SIGKILLed run resumes exactly, a seed fixes the
+run, bad config values are refused by name, and unsupported spaces are refused naming the algorithms that fit.
+
+A new algorithm gets all of this by registering itself and its example."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import re
+import subprocess
+import sys
+import textwrap
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import thorndike as th
+from thorndike.config import ConfigError, build_config
+from thorndike.core.checkpoint import list_checkpoints, load_checkpoint
+from thorndike.registry import ALGORITHMS, EXAMPLES, algorithms_supporting, example, get_algorithm
+
+NAMES = sorted(ALGORITHMS)
+QUIET = dict(progress=False, tensorboard=False, pictures=False)
+
+algorithm_names = pytest.mark.parametrize("name", NAMES, ids=NAMES)
+
+
+def make_example(name: str, run_root: Path, seed: int = 0, **options: Any) -> Any:
+    ex = example(name)
+    return th.make(name, env=ex.env, seed=seed, run_root=str(run_root), **ex.fields, **QUIET, **options)
+
+
+def learning_rows(run_dir: Path) -> list[dict[str, str]]:
+    """progress.csv without the wall-clock columns, which differ between any two runs."""
+    with open(run_dir / "progress.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in csv.DictReader(f)]
+
+
+def final_components(run_dir: Path) -> dict[str, Any]:
+    return load_checkpoint(run_dir / "final.pt")["components"]
+
+
+def same_state(a: Any, b: Any) -> bool:
+    """Whether two checkpoint components are equal in every leaf: tensors bit for bit, other values by ==."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() and all(
+            same_state(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) or isinstance(b, list | tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_same_state_compares_every_leaf() -> None:
+    state = {"w": torch.zeros(3), "opt": {"step": 4, "buf": [torch.ones(2), None]}}
+    assert same_state(state, {"w": torch.zeros(3), "opt": {"step": 4, "buf": [torch.ones(2), None]}})
+    assert not same_state(state, {"w": torch.zeros(3), "opt": {"step": 5, "buf": [torch.ones(2), None]}})
+    assert not same_state(state, {"w": torch.tensor([0.0, 0.0, 1e-9]), "opt": state["opt"]})
+    assert not same_state(state, {"w": torch.zeros(3), "opt": {"step": 4, "buf": [torch.ones(2)]}})
+
+
+# ---- the registry --------------------------------------------------------------------------------------------------
+
+
+def test_every_registered_algorithm_has_an_example_and_nothing_else_does() -> None:
+    assert sorted(EXAMPLES) == NAMES
+    for name in NAMES:
+        ex = example(name)
+        assert isinstance(ex.env, str) and ex.steps >= 4
+        with pytest.raises(ValueError):  # no typo hides in the example's fields
+            th.make(name, env=ex.env, **ex.fields, **QUIET, no_such_field=1)
+
+
+def test_example_of_an_algorithm_without_one_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(EXAMPLES, "ppo")
+    with pytest.raises(KeyError, match="'ppo' has no example run; add one to thorndike.registry.EXAMPLES"):
+        example("ppo")
+    with pytest.raises(ValueError, match="unknown algorithm 'ppoo'"):
+        example("ppoo")
+
+
+# ---- learning, saving, loading -------------------------------------------------------------------------------------
+
+
+@algorithm_names
+def test_tiny_learn_writes_the_run_folder_and_evaluates(tmp_path: Path, name: str) -> None:
+    ex = example(name)
+    agent = make_example(name, tmp_path).learn(ex.steps)
+    assert agent.global_step >= ex.steps
+    assert {"final.pt", "config.yaml", "progress.csv"} <= {p.name for p in agent.run_dir.iterdir()}
+    rows = learning_rows(agent.run_dir)
+    assert len(rows) >= 2 and int(rows[-1]["step"]) == agent.global_step
+    result = agent.evaluate(episodes=2)
+    assert len(result.returns) == len(result.lengths) == 2
+    assert all(math.isfinite(r) for r in result.returns) and math.isfinite(result.mean) and math.isfinite(result.std)
+
+
+def observation_batch(env: str) -> torch.Tensor:
+    return th.envs.make(env, n_envs=8, seed=123).reset(seed=123)
+
+
+@algorithm_names
+def test_save_then_load_acts_the_same(tmp_path: Path, name: str) -> None:
+    ex = example(name)
+    agent = make_example(name, tmp_path).learn(ex.steps)
+    loaded = th.load(agent.save(tmp_path / "agent.pt"))
+    assert type(loaded) is type(agent) and loaded.global_step == agent.global_step
+    batch = observation_batch(ex.env)
+    actions = agent.act(batch, deterministic=True)
+    assert isinstance(actions, torch.Tensor) and len(actions) == 8
+    assert torch.equal(loaded.act(batch, deterministic=True), actions)
+    numpy_actions = loaded.act(batch.cpu().numpy(), deterministic=True)
+    assert isinstance(numpy_actions, np.ndarray)
+    np.testing.assert_array_equal(numpy_actions, actions.cpu().numpy())
+    single = batch[0].cpu().numpy()
+    np.testing.assert_array_equal(loaded.act(single, deterministic=True), agent.act(single, deterministic=True))
+    assert same_state(loaded.state_dict()["components"], agent.state_dict()["components"])
+
+
+# ---- exact resume after SIGKILL ------------------------------------------------------------------------------------
+
+# Runs the example in a fresh interpreter that SIGKILLs itself right after the 2nd periodic checkpoint is renamed
+# into place: the checkpoint writer's os.replace is wrapped, so the kill lands at the same step every time with no
+# hook in the library.
+KILLED_RUN = """
+import os
+import signal
+import thorndike as th
+
+real_replace = os.replace
+checkpoints_written = 0
+
+def replace_then_die_after_the_second_checkpoint(src, dst, *args, **kwargs):
+    global checkpoints_written
+    real_replace(src, dst, *args, **kwargs)
+    if os.path.basename(os.path.dirname(os.fspath(dst))) == "checkpoints":
+        checkpoints_written += 1
+        if checkpoints_written == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace_then_die_after_the_second_checkpoint
+agent = th.make({name!r}, env={env!r}, seed=0, run_root={run_root!r}, **{fields!r}, **{options!r})
+agent.learn({steps!r})
+"""
+
+
+@algorithm_names
+def test_a_sigkilled_run_resumes_exactly(tmp_path: Path, name: str) -> None:
+    ex = example(name)
+    # The same run options for both runs: checkpoint_every changes when checkpoints are written and nothing else.
+    options = dict(checkpoint_every=ex.steps // 4, keep_checkpoints=0)
+    reference = make_example(name, tmp_path / "reference", **options).learn(ex.steps)
+    assert len(list_checkpoints(reference.run_dir / "checkpoints")) >= 3, "the example's budget must span 3"
+
+    script = KILLED_RUN.format(name=name, env=ex.env, run_root=str(tmp_path / "killed"), fields=ex.fields,
+                               options={**QUIET, **options}, steps=ex.steps)
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                            timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    (run_dir,) = (tmp_path / "killed").iterdir()
+    assert not (run_dir / "final.pt").exists()
+    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    assert len(checkpoints) == 2
+
+    agent = th.resume(run_dir, progress=False)
+    resumed_at = agent.global_step
+    assert resumed_at == load_checkpoint(checkpoints[-1])["counters"]["global_step"]
+    assert 0 < resumed_at < ex.steps
+    agent.learn(agent.total_steps)
+
+    assert same_state(final_components(run_dir), final_components(reference.run_dir))
+    resumed_rows, reference_rows = learning_rows(run_dir), learning_rows(reference.run_dir)
+    assert any(int(row["step"]) > resumed_at for row in resumed_rows), "the resumed run must have logged rows"
+    assert resumed_rows == reference_rows
+
+
+# ---- determinism ---------------------------------------------------------------------------------------------------
+
+
+@algorithm_names
+def test_a_seed_fixes_the_run(tmp_path: Path, name: str) -> None:
+    ex = example(name)
+    first = make_example(name, tmp_path / "first", seed=1).learn(ex.steps)
+    again = make_example(name, tmp_path / "again", seed=1).learn(ex.steps)
+    other = make_example(name, tmp_path / "other", seed=2).learn(ex.steps)
+    assert same_state(final_components(first.run_dir), final_components(again.run_dir))
+    assert learning_rows(first.run_dir) == learning_rows(again.run_dir)
+    assert not same_state(final_components(first.run_dir), final_components(other.run_dir))
+
+
+# ---- bad config values ---------------------------------------------------------------------------------------------
+
+OUT_OF_RANGE = (-1, 0, 10**12, -(10**12))
+
+
+def field_kind(annotation: Any) -> Any:
+    """The field's type with ``| None`` removed (``float | None`` probes as ``float``)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return annotation
+
+
+def bad_values(annotation: Any) -> tuple[list[Any], list[Any]]:
+    """(values that must be refused, out-of-range probes that may be accepted) for a field of this type."""
+    kind = field_kind(annotation)
+    if kind is bool:
+        return ["maybe"], []
+    if kind is int:
+        return ["not-a-number"], list(OUT_OF_RANGE)
+    if kind is float:
+        return ["not-a-number", float("nan")], list(OUT_OF_RANGE)
+    if kind is str:
+        return [[1, 2], {"a": 1}], []
+    if typing.get_origin(kind) is tuple:
+        return ["not-a-number"], []
+    raise AssertionError(f"no bad values for a field of type {annotation}; teach the contract about it")
+
+
+@algorithm_names
+def test_bad_config_values_name_the_field(name: str) -> None:
+    config_cls = get_algorithm(name).Config
+    hints = typing.get_type_hints(config_cls)
+    for field in dataclasses.fields(config_cls):
+        refused, probes = bad_values(hints[field.name])
+        for bad in refused:
+            with pytest.raises(ConfigError, match=re.escape(field.name)):
+                build_config(config_cls, {field.name: bad})
+                pytest.fail(f"{field.name}={bad!r} was accepted")
+        for probe in probes:
+            try:
+                build_config(config_cls, {field.name: probe})
+            except ConfigError as err:
+                assert field.name in str(err), f"{field.name}={probe}: {err}"
+
+
+@algorithm_names
+def test_an_unknown_field_is_named_with_close_matches(name: str) -> None:
+    ex = example(name)
+    with pytest.raises(ConfigError, match="unknown config field 'learning_rat'"):
+        th.make(name, env=ex.env, learning_rat=0.1, **QUIET)
+    real = dataclasses.fields(get_algorithm(name).Config)[0].name
+    with pytest.raises(ConfigError, match=f"unknown config field '{real}x'.*Did you mean {real}"):
+        th.make(name, env=ex.env, **{f"{real}x": 1}, **QUIET)
+
+
+# ---- unsupported spaces --------------------------------------------------------------------------------------------
+
+
+class CoinFlips(gym.Env):
+    """A one-step env with MultiBinary actions, which no thorndike algorithm supports."""
+
+    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    action_space = gym.spaces.MultiBinary(3)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return np.zeros(2, np.float32), 0.0, True, False, {}
+
+
+# Box obs / Discrete actions, Box actions, Discrete obs and actions, and actions nobody supports.
+PROBE_ENVS = {"CartPole-v1": "CartPole-v1", "Pendulum-v1": "Pendulum-v1", "FrozenLake-v1": "FrozenLake-v1",
+              "CoinFlips": CoinFlips}
+
+
+def spaces_of(env: Any) -> tuple[gym.Space, gym.Space]:
+    envs = th.envs.make(env, n_envs=1)
+    return envs.single_observation_space, envs.single_action_space
+
+
+def supports(name: str, env: Any) -> bool:
+    try:
+        get_algorithm(name).check_spaces(*spaces_of(env))
+    except ValueError:
+        return False
+    return True
+
+
+def test_algorithms_supporting_asks_each_class() -> None:
+    # Decided by both spaces, not by the action space alone: q_learning takes Discrete actions but not CartPole's
+    # Box observations; linear_q's check accepts both Discrete and flat Box observations; ppo one-hot encodes
+    # Discrete observations.
+    cartpole, frozen_lake = algorithms_supporting(*spaces_of("CartPole-v1")), algorithms_supporting(
+        *spaces_of("FrozenLake-v1"))
+    assert {"ppo", "linear_q"} <= set(cartpole) and "q_learning" not in cartpole
+    assert {"q_learning", "cem", "linear_q", "ppo"} <= set(frozen_lake)
+    assert "ppo" in algorithms_supporting(*spaces_of("Pendulum-v1"))
+    assert "linear_q" not in algorithms_supporting(*spaces_of("Pendulum-v1"))
+    assert algorithms_supporting(*spaces_of(CoinFlips)) == []
+    assert cartpole == sorted(cartpole)
+
+
+@algorithm_names
+def test_unsupported_spaces_name_the_algorithms_that_support_them(tmp_path: Path, name: str) -> None:
+    unsupported = [probe for probe, env in PROBE_ENVS.items() if not supports(name, env)]
+    assert unsupported, f"{name} supports every probe env, even MultiBinary actions"
+    for probe in unsupported:
+        env = PROBE_ENVS[probe]
+        expected = [other for other in NAMES if other != name and supports(other, env)]
+        with pytest.raises(ValueError) as refused:
+            th.make(name, env=env, run_root=str(tmp_path), **QUIET)
+        message = str(refused.value)
+        assert message.startswith(name), message
+        if expected:
+            listed = re.search(r"algorithms that support these spaces: ([\w, ]+)$", message)
+            assert listed is not None, message
+            assert listed.group(1).split(", ") == expected, message
+        else:
+            assert message.endswith("no thorndike algorithm supports these spaces yet"), message
