@@ -60,7 +60,7 @@ class DataFit(Agent):
                     loss.backward()
                     self.optimizer.step()
                     self.global_step += 1
-                run.log({"loss": float(loss), "w": float(self.w.detach())})
+                run.log({"loss": float(loss.detach()), "w": float(self.w.detach())})
         return self
 
     def evaluate(self, episodes: int = 10, **_: object) -> EvalResult:

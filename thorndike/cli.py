@@ -16,6 +16,7 @@ from typing import Any
 
 from thorndike.config import ConfigError, RunOptions, field_help, unknown_field_error
 from thorndike.core.checkpoint import CheckpointError
+from thorndike.envs import MissingDependencyError
 
 
 def _field_parser(algo_cls: type) -> argparse.ArgumentParser:
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         commands = {"demo": cmd_demo, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "list": cmd_list}
         return commands[args.command](args)
-    except (ConfigError, ValueError, FileNotFoundError, CheckpointError) as err:
+    except (ConfigError, ValueError, FileNotFoundError, CheckpointError, MissingDependencyError) as err:
         print(f"thorndike: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from thorndike import envs as th_envs
 from thorndike.core.ledger import EpisodeLedger
+from thorndike.core.spaces import batch_of_one, is_single, is_structured, pack
 
 __all__ = ["EnvInteraction", "EnvSetup", "EvalResult", "Policy"]
 
@@ -107,9 +108,12 @@ class EnvInteraction:
 
     def as_batch(self, obs: Any) -> tuple[Tensor, bool, bool]:
         """Observations as a batch tensor on the device: (batch, was one observation, was NumPy)."""
+        space = self.observation_space
+        if is_structured(space) and not isinstance(obs, Tensor):  # a dict (or tuple) as Gymnasium gives it
+            single = is_single(space, obs)
+            return pack(space, batch_of_one(space, obs) if single else obs, self.device), single, True
         as_numpy = not isinstance(obs, Tensor)
         obs_t = torch.as_tensor(np.asarray(obs) if as_numpy else obs, device=self.device)
-        space = self.observation_space
         if obs_t.is_floating_point() or (isinstance(space, gym.spaces.Box) and space.dtype == np.float32):
             obs_t = obs_t.to(torch.float32)
         single = obs_t.shape == self.obs.shape[1:]

@@ -80,17 +80,3 @@ def test_for_space_only_enables_float_boxes():
     for space in (gym.spaces.Discrete(3), gym.spaces.Box(0, 255, (84, 84), dtype=np.uint8)):
         with pytest.raises(ValueError, match="needs a float Box"):
             ObservationNormalizer.for_space(space)
-
-
-def test_same_outputs_as_the_env_side_wrapper_it_replaces():
-    from types import SimpleNamespace
-
-    from thorndike.envs.normalize import NormalizeObservation
-
-    space = gym.spaces.Box(-np.inf, np.inf, (3,))
-    wrapper = NormalizeObservation(SimpleNamespace(single_observation_space=space, device=torch.device("cpu")))
-    normalizer = ObservationNormalizer.for_space(space)
-    for batch in batches():
-        wrapper._update(batch)
-        normalizer.update(batch)
-        assert torch.equal(normalizer(batch), wrapper.normalize(batch))

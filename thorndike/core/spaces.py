@@ -166,3 +166,27 @@ def pack(
     packed_layout(space)  # the same errors as storage_spec for what cannot be packed
     packed = torch.cat(list(_flat_leaves(space, obs_batch)), dim=1)
     return packed if device is None else packed.to(device)
+
+
+def is_structured(space: gym.Space) -> bool:
+    """A Dict or Tuple space, whose observations are packed into one float vector."""
+    return isinstance(space, gym.spaces.Dict | gym.spaces.Tuple)
+
+
+def batch_of_one(space: gym.Space, obs: Any) -> Any:
+    """One unbatched observation of ``space`` with a batch dim of 1 on every leaf (what :func:`pack` takes)."""
+    if isinstance(space, gym.spaces.Dict):
+        return {key: batch_of_one(sub, obs[key]) for key, sub in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(batch_of_one(sub, sub_obs) for sub, sub_obs in zip(space.spaces, obs, strict=True))
+    return torch.as_tensor(np.asarray(obs)).unsqueeze(0)
+
+
+def is_single(space: gym.spaces.Dict | gym.spaces.Tuple, obs: Any) -> bool:
+    """Whether a structured observation is one observation (its first leaf has the leaf space's shape) rather than
+    a batch."""
+    while isinstance(space, gym.spaces.Dict | gym.spaces.Tuple):
+        first = next(iter(space.spaces.values())) if isinstance(space, gym.spaces.Dict) else space.spaces[0]
+        obs = obs[next(iter(space.spaces))] if isinstance(space, gym.spaces.Dict) else obs[0]
+        space = first
+    return tuple(np.shape(obs)) == tuple(space.shape or ())

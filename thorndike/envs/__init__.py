@@ -19,7 +19,7 @@ import gymnasium as gym
 import torch
 
 from thorndike.envs import gridworld, toy_text
-from thorndike.envs.normalize import NormalizeObservation, NormalizeReward
+from thorndike.envs.normalize import NormalizeReward
 from thorndike.envs.tabular import TabularMDP, random_mdp
 from thorndike.envs.vec_env import INFO_KEYS, VECTORIZATIONS, GymnasiumVecEnv, VecEnv
 from thorndike.envs.wrappers import WrapperSpec, register_wrapper, resolve_wrappers
@@ -40,7 +40,6 @@ __all__ = [
     "GymnasiumVecEnv",
     "INFO_KEYS",
     "MissingDependencyError",
-    "NormalizeObservation",
     "NormalizeReward",
     "TabularMDP",
     "VECTORIZATIONS",
@@ -174,7 +173,6 @@ def make(
     seed: int | None = None,
     backend: str = "auto",
     device: torch.device | str = "cpu",
-    normalize_obs: bool = False,
     normalize_reward: bool = False,
     gamma: float = 0.99,
     vectorization: str = "sync",
@@ -197,8 +195,9 @@ def make(
             ``{"is_slippery": False}``. Keyword arguments given directly to ``make`` are added to them.
         wrappers: registered wrapper names or ``{"name": ..., **kwargs}`` dicts, applied to each Gymnasium copy in
             order (see :mod:`thorndike.envs.wrappers`).
-        normalize_obs, normalize_reward, gamma: running normalisation of observations and rewards (see
-            :mod:`.normalize`).
+        normalize_reward, gamma: reward scaling by the running std of the discounted return (see
+            :mod:`.normalize`). Observations are normalised by the model, not here
+            (:class:`thorndike.core.normalization.ObservationNormalizer`).
 
     Call ``reset()`` yourself before stepping if you pass ``seed=None``. A missing optional dependency (Box2D,
     ale-py, MuJoCo) raises :class:`MissingDependencyError` with the command that installs it.
@@ -244,8 +243,6 @@ def make(
     else:
         builder = _wrapped(env_builder(env, **kwargs), resolved_wrappers)
         venv = GymnasiumVecEnv(builder, n_envs, device=device, vectorization=vectorization)
-    if normalize_obs:
-        venv = NormalizeObservation(venv)
     if normalize_reward:
         venv = NormalizeReward(venv, gamma=gamma)
     if seed is not None:

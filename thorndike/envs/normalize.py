@@ -1,8 +1,9 @@
-"""Observation and reward normalisation as VecEnv wrappers, with statistics that go into checkpoints.
+"""Reward normalisation as a VecEnv wrapper, with statistics that go into checkpoints.
 
 Reward normalisation divides by the running standard deviation of the discounted return (not of the reward),
 as in PPO's reference implementation; episode statistics in ``info`` stay in raw reward units because they are
-counted below these wrappers.
+counted below this wrapper. Observation normalisation is not an env wrapper: it is a model-side component
+(:class:`thorndike.core.normalization.ObservationNormalizer`), so rollout and replay storage keep raw observations.
 """
 
 from __future__ import annotations
@@ -28,49 +29,6 @@ class _Wrapper:
         self.training = mode
         if hasattr(self.env, "train"):
             self.env.train(mode)
-
-
-class NormalizeObservation(_Wrapper):
-    """``(obs - mean) / std`` with running statistics, clipped to ``[-clip, clip]``."""
-
-    def __init__(self, env: VecEnv, clip: float = 10.0, epsilon: float = 1e-8):
-        super().__init__(env)
-        self.clip, self.epsilon = clip, epsilon
-        self.stats = RunningMeanStd(env.single_observation_space.shape, device=env.device)
-        self._refresh()
-
-    def _refresh(self) -> None:
-        # The statistics change once per step but are applied two or more times (observations, final observations,
-        # evaluation), so the float32 shift and scale are derived once here.
-        self._mean = self.stats.mean.to(torch.float32)
-        self._inv_std = (self.stats.var + self.epsilon).rsqrt().to(torch.float32)
-
-    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        return ((obs - self._mean) * self._inv_std).clamp(-self.clip, self.clip)
-
-    def _update(self, obs: torch.Tensor) -> None:
-        if self.training:
-            self.stats.update(obs)
-            self._refresh()
-
-    def reset(self, seed: int | None = None) -> torch.Tensor:
-        obs = self.env.reset(seed=seed)
-        self._update(obs)
-        return self.normalize(obs)
-
-    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Info]:
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        self._update(obs)
-        info["final_obs"] = self.normalize(info["final_obs"])
-        return self.normalize(obs), reward, terminated, truncated, info
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"env": self.env.state_dict(), "obs_stats": self.stats.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.env.load_state_dict(state["env"])
-        self.stats.load_state_dict(state["obs_stats"])
-        self._refresh()
 
 
 class NormalizeReward(_Wrapper):

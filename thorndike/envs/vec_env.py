@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
+from thorndike.core.spaces import batch_of_one, is_structured, pack, storage_spec
+
 Info = dict[str, Any]
 
 INFO_KEYS = ("final_obs", "done", "episode_return", "episode_length")
@@ -116,6 +118,11 @@ class GymnasiumVecEnv:
         self.single_observation_space = self._venv.single_observation_space
         self.single_action_space = self._venv.single_action_space
         self._obs_dtype = torch.float32 if _is_float_space(self.single_observation_space) else None
+        # Dict and Tuple observations travel as one packed float vector (thorndike.core.spaces); an unsupported
+        # sub-space is refused here, by name, before any step.
+        self._structured = is_structured(self.single_observation_space)
+        if self._structured:
+            storage_spec(self.single_observation_space)
         self._returns = torch.zeros(n_envs, dtype=torch.float64)
         self._lengths = torch.zeros(n_envs, dtype=torch.int64)
         space = self.single_action_space
@@ -123,7 +130,9 @@ class GymnasiumVecEnv:
             self._low, self._high = space.low, space.high
         self._warned_unpicklable = False
 
-    def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
+    def _to_tensor(self, array: Any) -> torch.Tensor:
+        if self._structured:
+            return pack(self.single_observation_space, array, self.device)
         tensor = torch.from_numpy(np.asarray(array))
         if self._obs_dtype is not None and tensor.dtype != self._obs_dtype:
             tensor = tensor.to(self._obs_dtype)
@@ -150,20 +159,28 @@ class GymnasiumVecEnv:
         episode_return, episode_length = self._returns.clone(), self._lengths.clone()
         self._returns.masked_fill_(done, 0.0)
         self._lengths.masked_fill_(done, 0)
-        final = obs
+        obs_t = self._to_tensor(obs)
+        final_t = obs_t
         ended = np.flatnonzero(done.numpy())  # host data already: Gymnasium's outputs are NumPy arrays
         if ended.size:
-            final = obs.copy()
-            for i in ended:
-                final[i] = raw_info["final_obs"][i]
+            if self._structured:
+                final_t = obs_t.clone()
+                for i in ended:
+                    one = batch_of_one(self.single_observation_space, raw_info["final_obs"][i])
+                    final_t[i] = self._to_tensor(one)[0]
+            else:
+                final = obs.copy()
+                for i in ended:
+                    final[i] = raw_info["final_obs"][i]
+                final_t = self._to_tensor(final)
         info: Info = {
-            "final_obs": self._to_tensor(final),
+            "final_obs": final_t,
             "done": done.to(self.device),
             "episode_return": episode_return.to(self.device),
             "episode_length": episode_length.to(self.device),
         }
         return (
-            self._to_tensor(obs),
+            obs_t,
             reward_t.to(torch.float32).to(self.device),
             terminated_t.to(self.device),
             truncated_t.to(self.device),

@@ -1,0 +1,74 @@
+"""Env construction a user steers through th.make and the CLI: env_kwargs, wrappers and the vectorisation are
+recorded, so th.load and `thorndike eval` rebuild the same env; a missing optional dependency is one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import thorndike as th
+from thorndike.cli import main
+from thorndike.envs import MissingDependencyError
+
+QUIET = dict(progress=False, tensorboard=False, pictures=False)
+
+
+def test_env_kwargs_reach_the_env_the_model_and_the_saved_agent(tmp_path: Path) -> None:
+    agent = th.make("q_learning", env="FrozenLake-v1", env_kwargs={"is_slippery": False}, n_runs=4, alpha=0.5,
+                    epsilon=0.5, run_root=str(tmp_path), **QUIET)
+    agent.learn(3000)
+    # the deterministic lake: the model the agent is judged on has no slips, so the greedy policy is worth gamma^5
+    assert torch.allclose(agent.exact_values()[:, 0], torch.full((4,), 0.99**5, dtype=torch.float64))
+    assert yaml.safe_load((agent.run_dir / "config.yaml").read_text())["env_kwargs"] == {"is_slippery": False}
+    loaded = th.load(agent.run_dir / "final.pt")
+    assert loaded.env_setup.kwargs == {"is_slippery": False}
+    assert loaded.evaluate(episodes=4).mean == 1.0  # the greedy path only works on the non-slippery lake
+
+
+def test_the_cli_takes_env_kwargs_and_wrappers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "q_learning", "--env", "FrozenLake-v1", "--steps", "200", "--env-kwargs",
+                 "is_slippery=false", "map_name=8x8", "--wrappers", "time_limit:max_episode_steps=20",
+                 "--run-root", str(tmp_path), "--progress", "false", "--tensorboard", "false", "--pictures", "false"])
+    assert code == 0, capsys.readouterr().err
+    (run_dir,) = tmp_path.iterdir()
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["env_kwargs"] == {"is_slippery": False, "map_name": "8x8"}
+    assert config["wrappers"] == [{"name": "time_limit", "max_episode_steps": 20}]
+    agent = th.load(run_dir)
+    assert agent.envs.single_observation_space.n == 64  # the 8x8 map, rebuilt from the record
+    assert max(agent.evaluate(episodes=2).lengths) <= 20  # and the time limit with it
+
+    assert main(["train", "q_learning", "--env", "FrozenLake-v1", "--env-kwargs", "is_slippery"]) == 2
+    assert "--env-kwargs takes KEY=VALUE pairs" in capsys.readouterr().err
+
+
+def test_async_vectorization_trains_the_same_run_as_sync(tmp_path: Path) -> None:
+    runs = []
+    for vectorization in ("sync", "async"):
+        agent = th.make("ppo", env="CartPole-v1", backend="gymnasium", vectorization=vectorization, n_envs=2,
+                        n_steps=32, minibatch_size=64, n_epochs=2, run_root=str(tmp_path / vectorization), **QUIET)
+        agent.learn(256)
+        runs.append(agent.model.state_dict())
+        agent.interaction.close()
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_a_missing_optional_dependency_is_one_line(tmp_path: Path) -> None:
+    try:
+        import Box2D  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("Box2D is installed here")
+    with pytest.raises(MissingDependencyError, match=r'LunarLander-v3 needs Box2D: pip install -e "\.\[box2d\]"'):
+        th.make("ppo", env="LunarLander-v3", run_root=str(tmp_path), **QUIET)
+    result = subprocess.run([sys.executable, "-m", "thorndike.cli", "train", "ppo", "--env", "LunarLander-v3",
+                             "--run-root", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        'thorndike: error: LunarLander-v3 needs Box2D: pip install -e ".[box2d]"']
