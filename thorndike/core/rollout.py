@@ -55,13 +55,15 @@ def rollout_fields(obs_spec: tuple[tuple[int, ...], torch.dtype], action_spec: t
 
 @torch.no_grad()
 def collect_rollout(envs: Stepper, buffer: RolloutBuffer, sample: Callable[[Tensor], tuple[Tensor, Tensor]],
-                    value: Callable[[Tensor], Tensor] | None, first_step: int, where: str = "") -> None:
+                    value: Callable[[Tensor], Tensor] | None, first_step: int, where: str = "",
+                    observe: Callable[[Tensor], None] | None = None) -> None:
     """Fill ``buffer`` (``[T, N]``) with ``T`` steps of every env copy under ``sample`` (obs -> actions, log pi).
 
     ``first_step`` is the global step before collection; step ``t`` of the rollout ends at global step
     ``first_step + (t + 1) * N``, the step its finished episodes are recorded at. With ``value`` (obs -> V(obs)),
     ``values`` and ``next_values`` are filled as the module docstring says. ``where`` (e.g. "iteration 3") goes into
-    a non-finite error's message.
+    a non-finite error's message. ``observe`` is called with the observations each step returns (e.g. to update
+    running observation statistics as they arrive).
     """
     T, N = buffer.n_steps, buffer.n_envs
     t = 0
@@ -69,7 +71,9 @@ def collect_rollout(envs: Stepper, buffer: RolloutBuffer, sample: Callable[[Tens
         for t in range(T):
             obs = envs.obs
             actions, log_probs = sample(obs)
-            _, rewards, terminated, truncated, info = envs.step(actions, first_step + (t + 1) * N)
+            next_obs, rewards, terminated, truncated, info = envs.step(actions, first_step + (t + 1) * N)
+            if observe is not None:
+                observe(next_obs)
             buffer.add(t, obs=obs, actions=actions, log_probs=log_probs, rewards=rewards, terminated=terminated,
                        truncated=truncated, final_obs=info["final_obs"])
     except RuntimeError as err:

@@ -94,7 +94,7 @@ class PPO(Agent):
         self.model = ActorCritic(envs.observation_space, envs.action_space, config.hidden_sizes, config.activation,
                                  config.log_std_init, normalize_obs=config.normalize_obs).to(self.device)
         if config.normalize_obs:
-            self.model.normalizer.update(self.obs)  # the first rollout is normalised by the reset observations
+            self.model.normalizer.update(self.obs)  # the statistics start from the reset observations
         self.optimizer = adam(self.model.parameters(), lr=config.lr, eps=1e-5, device=self.device)
         self.components = {"model": self.model, "optimizer": self.optimizer}
         # The two hot functions, compiled when options.compile is set (eager if compiling fails).
@@ -124,9 +124,18 @@ class PPO(Agent):
 
     def collect(self) -> None:
         """Fill the buffer with n_steps x n_envs transitions under the current policy (pi_old)."""
+        normalizer = self.model.normalizer if self.config.normalize_obs else None
         collect_rollout(self.interaction, self.buffer, self.rollout_step, self.model.value, self.global_step,
-                        where=f"iteration {self.iteration + 1}")
+                        where=f"iteration {self.iteration + 1}", observe=normalizer.update if normalizer else None)
         self.global_step += self.config.n_steps * self.config.n_envs
+        if normalizer is not None:
+            # The observation statistics took in every step as it came; the update sees all of the rollout through
+            # the final statistics (as the critic's values already do), so log pi_old is taken on the same inputs
+            # and the first epoch's probability ratio is exactly 1.
+            with torch.no_grad():
+                obs, actions = self.buffer["obs"].flatten(0, 1), self.buffer["actions"].flatten(0, 1)
+                self.buffer["log_probs"].copy_(self.model.distribution(obs).log_prob(actions).view_as(
+                    self.buffer["log_probs"]))
 
     def targets(self) -> tuple[Tensor, Tensor]:
         """GAE(lambda) advantages and the critic's regression targets (lambda-returns)."""
@@ -202,10 +211,6 @@ class PPO(Agent):
             if stopped_early:
                 break
         self.check_finite("loss", torch.as_tensor(totals["policy_loss"] + totals["value_loss"]))
-        if config.normalize_obs:
-            # The statistics stay fixed while a batch is collected and learned from, so pi_old and the ratio's
-            # denominator see the same normalised observations; then they take in what the rollout returned.
-            self.model.normalizer.update(torch.cat([self.buffer["obs"][1:], self.obs.unsqueeze(0)]).flatten(0, 1))
         stats = {k: float(v) / max(n_updates, 1) for k, v in totals.items()}
         stats.update(self.diagnostics(batch))
         stats["explained_variance"] = float(explained_variance(batch["values"], batch["returns"]))

@@ -14,9 +14,9 @@ they draw different random numbers from it.
 The family's parts are written once here and composed, not inherited: :class:`Tables` (the learned tables and their
 counts), :class:`BehaviourPolicy` (epsilon schedule and epsilon-greedy / Boltzmann / UCB sampling over action values
 its owner supplies), :class:`RunStepper` (the lockstep step loop: true next states, SARSA's pending a', episode
-counts after the update, the :class:`~thorndike.core.ledger.EpisodeLedger`) and :class:`RunHistory` (the ledger read
-by run). :class:`TabularAgent`, one level below :class:`~thorndike.agent.Agent`, is the control learners' base; the
-prediction learners' base (:mod:`thorndike.tabular.prediction`) and linear Q (:mod:`thorndike.tabular.linear_q`)
+counts after the update) and :class:`RunHistory` (the env interaction's :class:`~thorndike.core.ledger.EpisodeLedger`
+read by run). :class:`TabularAgent`, one level below :class:`~thorndike.agent.Agent`, is the control learners' base;
+the prediction learners' base (:mod:`thorndike.tabular.prediction`) and linear Q (:mod:`thorndike.tabular.linear_q`)
 sit on ``Agent`` too and use the same parts. Each algorithm file still holds its own config and its own ``learn``
 loop (collect -> targets -> update -> log).
 """
@@ -281,17 +281,17 @@ class RunStepper:
 
     :meth:`collect` yields one :class:`Transition` per step, with s' the true next state (``final_obs`` where an
     episode ended), and after the caller's update counts the step: visits ``n(s, a)`` (``visits`` ``[R, S, A]``, for
-    tables), each run's finished ``episodes`` ``[R]`` and the behaviour's epsilon, the episodes in ``ledger``, and
-    the agent's ``global_step`` and ``obs``. ``encode`` turns states into what the learner acts on (linear Q: the
-    active features), once per state; without it the states are used as they are. SARSA's a' (``next_action=True``)
-    is drawn before the update and is the next step's action where the episode goes on (``pending_action``, a
-    checkpoint component, so a resumed run takes the action it had already drawn).
+    tables), each run's finished ``episodes`` ``[R]`` and the behaviour's epsilon, and the agent's ``global_step``
+    (its env interaction moves ``obs`` on and records the finished episodes in the ledger). ``encode`` turns states
+    into what the learner acts on (linear Q: the active features), once per state; without it the states are used as
+    they are. SARSA's a' (``next_action=True``) is drawn before the update and is the next step's action where the
+    episode goes on (``pending_action``, a checkpoint component, so a resumed run takes the action it had already
+    drawn).
     """
 
-    def __init__(self, agent: Agent, ledger: EpisodeLedger, episodes: Tensor, visits: Tensor | None = None,
+    def __init__(self, agent: Agent, episodes: Tensor, visits: Tensor | None = None,
                  behaviour: BehaviourPolicy | None = None, encode: Callable[[Tensor], Tensor] | None = None) -> None:
         self.agent = agent
-        self.ledger = ledger
         self.episodes = episodes
         self.visits = visits
         self.behaviour = behaviour
@@ -420,7 +420,7 @@ class TabularAgent(Agent):
                              self.table_names)
         self.history = RunHistory(self.ledger)
         self.behaviour = BehaviourPolicy(self.config, self.tables.episodes, self.generator)
-        self.stepper = RunStepper(self, self.ledger, self.tables.episodes, self.tables.visits, self.behaviour)
+        self.stepper = RunStepper(self, self.tables.episodes, self.tables.visits, self.behaviour)
         self.pending_action = self.stepper.pending_action
         self.components |= {"tables": self.tables, "pending_action": self.pending_action}
 

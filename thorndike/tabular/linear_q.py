@@ -171,7 +171,7 @@ class LinearQ(Agent):
                                      self.device)
         self.history = RunHistory(self.ledger)
         self.behaviour = BehaviourPolicy(config, self.weights.episodes, self.generator)
-        self.stepper = RunStepper(self, self.ledger, self.weights.episodes, behaviour=self.behaviour,
+        self.stepper = RunStepper(self, self.weights.episodes, behaviour=self.behaviour,
                                   encode=self.features)
         self.pending_action = self.stepper.pending_action
         self.components |= {"weights": self.weights, "pending_action": self.pending_action}

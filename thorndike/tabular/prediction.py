@@ -276,7 +276,7 @@ class PredictionAgent(Agent):
         self.tables = Tables(config.n_runs, self.n_states, self.n_actions, config.q_init, self.device, names=(),
                              state_names=("v",))
         self.history = RunHistory(self.ledger)
-        self.stepper = RunStepper(self, self.ledger, self.tables.episodes, self.tables.visits)
+        self.stepper = RunStepper(self, self.tables.episodes, self.tables.visits)
         self.fixed_policy = FixedPolicy(config.n_runs, self.n_states, self.n_actions, self.device)
         self.components |= {"tables": self.tables, "fixed_policy": self.fixed_policy}
         mdp = th_envs.tabular_model(self.env_spec, self.env_setup.kwargs)
