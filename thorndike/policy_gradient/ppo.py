@@ -123,19 +123,17 @@ class PPO(Agent):
         return self
 
     def collect(self) -> None:
-        """Fill the buffer with n_steps x n_envs transitions under the current policy (pi_old)."""
-        normalizer = self.model.normalizer if self.config.normalize_obs else None
+        """Fill the buffer with n_steps x n_envs transitions under the current policy (the behaviour pi_old).
+
+        With ``normalize_obs`` the model's observation statistics take in every step as it comes, so the behaviour
+        acts on up-to-date inputs; ``log_probs`` are its own probabilities. The update then sees the whole rollout
+        through the final statistics, and the ratio pi_theta / pi_old measures the whole change of the policy,
+        the statistics' included.
+        """
+        observe = self.model.normalizer.update if self.config.normalize_obs else None
         collect_rollout(self.interaction, self.buffer, self.rollout_step, self.model.value, self.global_step,
-                        where=f"iteration {self.iteration + 1}", observe=normalizer.update if normalizer else None)
+                        where=f"iteration {self.iteration + 1}", observe=observe)
         self.global_step += self.config.n_steps * self.config.n_envs
-        if normalizer is not None:
-            # The observation statistics took in every step as it came; the update sees all of the rollout through
-            # the final statistics (as the critic's values already do), so log pi_old is taken on the same inputs
-            # and the first epoch's probability ratio is exactly 1.
-            with torch.no_grad():
-                obs, actions = self.buffer["obs"].flatten(0, 1), self.buffer["actions"].flatten(0, 1)
-                self.buffer["log_probs"].copy_(self.model.distribution(obs).log_prob(actions).view_as(
-                    self.buffer["log_probs"]))
 
     def targets(self) -> tuple[Tensor, Tensor]:
         """GAE(lambda) advantages and the critic's regression targets (lambda-returns)."""
