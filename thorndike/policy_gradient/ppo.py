@@ -150,12 +150,12 @@ class PPO(Agent):
         approximate KL is returned too, for the early stop.
         """
         config = self.config
-        dist = self.model.distribution(mb["obs"])
+        dist, values = self.model.distribution_and_value(mb["obs"])  # the observations encoded once for both
         log_ratio = dist.log_prob(mb["actions"]) - mb["log_probs"]
         ratio = log_ratio.exp()
         adv = normalize(mb["advantages"]) if config.normalize_advantages else mb["advantages"]
         policy_loss = -clipped_surrogate(ratio, adv, config.clip).mean()
-        v_loss = value_loss(self.model.value(mb["obs"]), mb["returns"], mb["values"], config.clip_value)
+        v_loss = value_loss(values, mb["returns"], mb["values"], config.clip_value)
         loss = policy_loss + config.vf_coef * v_loss
         if config.ent_coef > 0:
             loss = loss - config.ent_coef * dist.entropy().mean()
