@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 import torch
 import yaml
@@ -72,3 +73,23 @@ def test_a_missing_optional_dependency_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         'thorndike: error: LunarLander-v3 needs Box2D: pip install -e ".[box2d]"']
+
+
+class Chatty(gym.Env):
+    """Text observations, which no thorndike algorithm can store."""
+
+    observation_space = gym.spaces.Text(8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return "hello", {}
+
+    def step(self, action):
+        return "again", 0.0, True, False, {}
+
+
+def test_unsupported_observations_are_refused_before_the_first_reset(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"ppo does not support the observation space Text\(.*\); no thorndike "
+                                         "algorithm supports these spaces yet"):
+        th.make("ppo", env=Chatty, run_root=str(tmp_path), **QUIET)

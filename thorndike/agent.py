@@ -100,12 +100,7 @@ class Agent(ABC):
             raise ValueError(f"{self.name} steps an env: make it with env=... (a Gymnasium id, 'module:function', a "
                              "callable or a TabularMDP)")
         self.interaction = EnvInteraction(self.env_setup, n_envs, self.seed, self.device, normalize_reward, gamma,
-                                          ledger_keep)
-        try:
-            self.check_spaces(self.interaction.observation_space, self.interaction.action_space)
-        except ValueError:
-            self.interaction.close()
-            raise
+                                          ledger_keep, check_spaces=self.check_spaces)
         return self.interaction
 
     @classmethod

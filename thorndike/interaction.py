@@ -6,6 +6,7 @@ data or from a game do not need it.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,16 +68,24 @@ class EnvSetup:
 class EnvInteraction:
     """``n_envs`` env copies stepping together, their current observations and the ledger of finished episodes.
 
-    ``step(actions, step)`` steps every copy, moves ``obs`` on (same-step autoreset) and records the episodes that
-    ended at global step ``step``. Reward scaling, when an algorithm wants it, is an env wrapper below the ledger, so
+    ``check_spaces`` (the algorithm's) refuses the env's spaces before anything is stepped. ``step(actions, step)``
+    steps every copy, moves ``obs`` on (same-step autoreset) and records the episodes that ended at global step
+    ``step``. Reward scaling, when an algorithm wants it, is an env wrapper below the ledger, so
     the ledger and evaluation always see raw returns. ``ledger_keep`` bounds the episodes the ledger keeps (None:
     all of them, as the tabular learners' per-run histories need).
     """
 
     def __init__(self, setup: EnvSetup, n_envs: int, seed: int, device: torch.device, normalize_reward: bool = False,
-                 gamma: float = 0.99, ledger_keep: int | None = 100) -> None:
+                 gamma: float = 0.99, ledger_keep: int | None = 100,
+                 check_spaces: Callable[[gym.Space, gym.Space], None] | None = None) -> None:
         self.setup, self.device = setup, device
         self.envs = setup.make(n_envs, device, normalize_reward=normalize_reward, gamma=gamma)
+        if check_spaces is not None:
+            try:  # before the first reset, which could fail opaquely on observations nothing here can store
+                check_spaces(self.envs.single_observation_space, self.envs.single_action_space)
+            except ValueError:
+                self.envs.close()
+                raise
         self.n_envs = n_envs
         self.obs = self.envs.reset(seed=seed)
         self.ledger = EpisodeLedger(n_envs, device, keep=ledger_keep)
