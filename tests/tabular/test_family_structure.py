@@ -27,4 +27,4 @@ def test_prediction_learners_have_no_q_to_refuse(tmp_path: Path) -> None:
         _ = agent.q
     with pytest.raises(AttributeError, match="no attribute 'w'"):
         _ = agent.w
-    assert agent.n_env_copies() == 1
+    assert agent.envs.n_envs == agent.config.n_runs == 1

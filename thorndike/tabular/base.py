@@ -38,10 +38,11 @@ from thorndike.config import check, describe
 from thorndike.core import exploration
 from thorndike.core.ledger import EpisodeLedger
 from thorndike.core.targets import incremental_update
+from thorndike.interaction import EnvInteraction
 from thorndike.planning.result import PlanningResult
 
 __all__ = ["BehaviourPolicy", "PendingAction", "RunHistory", "RunStepper", "TabularAgent", "TabularConfig", "Tables",
-           "Transition", "exact_values", "learn_episodes", "require_discrete_spaces", "run_of_row",
+           "Transition", "connect_runs", "exact_values", "learn_episodes", "require_discrete_spaces", "run_of_row",
            "write_episode_curve"]
 
 ALPHA_SCHEDULES = ("constant", "1/n")
@@ -363,6 +364,11 @@ def exact_values(agent: Agent, policy: Tensor) -> Tensor:
     model = th_envs.require_tabular_model(agent.env_spec, agent.env_setup.kwargs)
     return evaluate_policies(model, policy, gamma=agent.config.gamma)
 
+def connect_runs(agent: Agent) -> EnvInteraction:
+    """Connect one env copy per run, the ledger keeping every episode (the per-run histories)."""
+    return agent.connect_env(agent.config.n_runs, ledger_keep=None)
+
+
 def require_discrete_spaces(name: str, who: str, observation_space: gym.Space, action_space: gym.Space) -> None:
     """Refuse anything but Discrete observations and actions, listing the algorithms that support the spaces."""
     if not isinstance(action_space, gym.spaces.Discrete) or not isinstance(observation_space, gym.spaces.Discrete):
@@ -408,14 +414,9 @@ class TabularAgent(Agent):
     def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
         require_discrete_spaces(cls.name, f"{cls.name} is tabular", observation_space, action_space)
 
-    def n_env_copies(self) -> int:
-        """One env copy per run."""
-        return self.config.n_runs
-
     def build(self) -> None:
-        self.connect_env(self.n_env_copies(), ledger_keep=None)  # the ledger keeps every episode of every run
-        self.n_states = int(self.envs.single_observation_space.n)
-        self.n_actions = int(self.envs.single_action_space.n)
+        envs = connect_runs(self)
+        self.n_states, self.n_actions = int(envs.observation_space.n), int(envs.action_space.n)
         self.tables = Tables(self.config.n_runs, self.n_states, self.n_actions, self.config.q_init, self.device,
                              self.table_names)
         self.history = RunHistory(self.ledger)

@@ -37,6 +37,7 @@ from torch import Tensor
 from thorndike.config import check, describe
 from thorndike.core.targets import incremental_update, q_learning_target
 from thorndike.tabular.base import TabularAgent, TabularConfig
+from thorndike.tabular.q_learning import q_learning_update
 
 __all__ = ["DeterministicModel", "DynaQ", "DynaQConfig"]
 
@@ -118,10 +119,8 @@ class DynaQ(TabularAgent):
         config = self.config
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
-                    target = q_learning_target(t.reward, config.gamma, self.tables.rows("q", t.next_obs),
-                                               t.terminated)
-                    self.tables.update("q", t.obs, t.action, target, self.alpha(t.obs, t.action))
+                for t in self.collect(self.steps_this_iteration(config.log_every)):
+                    q_learning_update(self, t)  # (d) direct RL
                     self.model.store(t.obs, t.action, t.reward, t.next_obs, t.terminated)
                     self.plan(config.planning_steps)
                 run.log(self.log_stats())

@@ -55,6 +55,7 @@ from thorndike.tabular.base import (
     RunStepper,
     TabularConfig,
     Transition,
+    connect_runs,
     run_of_row,
     write_episode_curve,
 )
@@ -139,14 +140,9 @@ class LinearQ(Agent):
             raise ValueError(f"{cls.name} needs Discrete observations or flat Box observations [d], got "
                              f"{observation_space}; {alternatives(cls.name, observation_space, action_space)}")
 
-    def n_env_copies(self) -> int:
-        """One env copy per run."""
-        return self.config.n_runs
-
     def build(self) -> None:
         config = self.config
-        self.connect_env(self.n_env_copies(), ledger_keep=None)  # the ledger keeps every episode of every run
-        space = self.envs.single_observation_space
+        space = connect_runs(self).observation_space
         discrete = isinstance(space, gym.spaces.Discrete)
         kind = config.features if config.features != "auto" else ("one_hot" if discrete else "tiles")
         if kind == "one_hot" and not discrete:

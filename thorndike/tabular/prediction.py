@@ -41,6 +41,7 @@ from thorndike.tabular.base import (
     Tables,
     TabularConfig,
     Transition,
+    connect_runs,
     exact_values,
     learn_episodes,
     require_discrete_spaces,
@@ -264,15 +265,10 @@ class PredictionAgent(Agent):
     def check_spaces(cls, observation_space: gym.Space, action_space: gym.Space) -> None:
         require_discrete_spaces(cls.name, f"{cls.name} is tabular", observation_space, action_space)
 
-    def n_env_copies(self) -> int:
-        """One env copy per run."""
-        return self.config.n_runs
-
     def build(self) -> None:
         config = self.config
-        self.connect_env(self.n_env_copies(), ledger_keep=None)  # the ledger keeps every episode of every run
-        self.n_states = int(self.envs.single_observation_space.n)
-        self.n_actions = int(self.envs.single_action_space.n)
+        envs = connect_runs(self)
+        self.n_states, self.n_actions = int(envs.observation_space.n), int(envs.action_space.n)
         self.tables = Tables(config.n_runs, self.n_states, self.n_actions, config.q_init, self.device, names=(),
                              state_names=("v",))
         self.history = RunHistory(self.ledger)

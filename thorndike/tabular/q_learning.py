@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from thorndike.core.targets import q_learning_target
-from thorndike.tabular.base import TabularAgent, TabularConfig
+from torch import Tensor
 
-__all__ = ["QLearning", "QLearningConfig"]
+from thorndike.core.targets import q_learning_target
+from thorndike.tabular.base import TabularAgent, TabularConfig, Transition
+
+__all__ = ["QLearning", "QLearningConfig", "q_learning_update"]
 
 
 @dataclass
@@ -38,9 +40,14 @@ class QLearning(TabularAgent):
         config = self.config
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
-                    target = q_learning_target(t.reward, config.gamma, self.tables.rows("q", t.next_obs),
-                                               t.terminated)
-                    self.tables.update("q", t.obs, t.action, target, self.alpha(t.obs, t.action))
+                for t in self.collect(self.steps_this_iteration(config.log_every)):
+                    q_learning_update(self, t)
                 run.log(self.log_stats())
         return self
+
+
+def q_learning_update(agent: TabularAgent, t: Transition) -> Tensor:
+    """One Q-learning update of every run's table ``q`` from a transition: the target r + gamma max_a' Q(s', a')
+    (r where s' is terminal), then Q(s, a) <- Q(s, a) + alpha (target - Q(s, a)). Returns the TD errors ``[R]``."""
+    target = q_learning_target(t.reward, agent.config.gamma, agent.tables.rows("q", t.next_obs), t.terminated)
+    return agent.tables.update("q", t.obs, t.action, target, agent.alpha(t.obs, t.action))
