@@ -63,7 +63,10 @@ def test_planning_updates_by_hand(tmp_path):
     plain = make("dyna_q", two_step_chain(), tmp_path / "none", n_runs=64, gamma=0.5, alpha=1.0, planning_steps=0)
     plain.learn(2)
     assert (plain.q[:, 0, 0] == 0.0).all() and (plain.q[:, 1, 0] == 1.0).all()
-    assert agent.model.observed[:, :2, 0].all() and not agent.model.observed[:, 2].any()
+    assert agent.learned_model.observed[:, :2, 0].all() and not agent.learned_model.observed[:, 2].any()
+    # the learned model does not hide the env's: the greedy policies are still judged exactly on it
+    exact = agent.exact_values()  # one action: V = (0 + 0.5 * 1, 1, 0) whatever was learned
+    assert torch.equal(exact, torch.tensor([[0.5, 1.0, 0.0]], dtype=torch.float64).expand(64, 3))
 
 
 def test_zero_planning_steps_is_q_learning(tmp_path):

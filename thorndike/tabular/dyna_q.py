@@ -111,8 +111,8 @@ class DynaQ(TabularAgent):
 
     def build(self) -> None:
         super().build()
-        self.model = DeterministicModel(self.config.n_runs, self.n_states, self.n_actions, self.device)
-        self.components["model"] = self.model
+        self.learned_model = DeterministicModel(self.config.n_runs, self.n_states, self.n_actions, self.device)
+        self.components["learned_model"] = self.learned_model
 
     def learn(self, total_steps: int) -> DynaQ:
         """Give every run ``total_steps`` real steps (or stop at the run's ``stop_return``)."""
@@ -121,7 +121,7 @@ class DynaQ(TabularAgent):
             while run.running():
                 for t in self.collect(self.steps_this_iteration(config.log_every)):
                     q_learning_update(self, t)  # (d) direct RL
-                    self.model.store(t.obs, t.action, t.reward, t.next_obs, t.terminated)
+                    self.learned_model.store(t.obs, t.action, t.reward, t.next_obs, t.terminated)
                     self.plan(config.planning_steps)
                 run.log(self.log_stats())
         return self
@@ -132,8 +132,8 @@ class DynaQ(TabularAgent):
             return
         # The model does not change while planning, so all the draws and their outcomes are read at once; the updates
         # go through flat views of the Q table (one index per run instead of (run, s, a)).
-        flat = self.model.sample(steps, self.generator)  # [k, R]
-        reward, next_state, terminated = self.model.outcomes(flat)
+        flat = self.learned_model.sample(steps, self.generator)  # [k, R]
+        reward, next_state, terminated = self.learned_model.outcomes(flat)
         q = self.tables["q"]
         q_flat, q_rows = q.view(-1), q.view(-1, self.n_actions)
         next_row = next_state + (self.tables.runs * self.n_states).unsqueeze(0)  # row of (run, s') in q_rows
