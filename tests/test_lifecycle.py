@@ -65,7 +65,7 @@ class DataFit(Agent):
 
     def evaluate(self, episodes: int = 10, **_: object) -> EvalResult:
         """Its own evaluator: minus the mean squared error on the whole data set."""
-        error = -float(((self.w * self.x - self.y) ** 2).mean())
+        error = -float(((self.w.detach() * self.x - self.y) ** 2).mean())
         return EvalResult(error, 0.0, [error], [len(self.x)])
 
 
@@ -134,3 +134,20 @@ def test_cuda_without_a_gpu_is_one_clear_error(tmp_path: Path) -> None:
     from thorndike.cli import main
 
     assert main(["train", "ppo", "--env", "CartPole-v1", "--device", "cuda", "--run-root", str(tmp_path)]) == 2
+
+
+def test_runs_started_in_the_same_instant_get_distinct_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               registered: None) -> None:
+    import thorndike.run
+
+    class FrozenClock:
+        @staticmethod
+        def now() -> object:
+            import datetime
+
+            return datetime.datetime(2026, 1, 1)
+
+    monkeypatch.setattr(thorndike.run, "datetime", FrozenClock)
+    folders = [th.make("data_fit", run_root=str(tmp_path), **QUIET).learn(5).run_dir for _ in range(3)]
+    assert [f.name for f in folders] == ["data_fit-0-20260101-000000-000000", "data_fit-0-20260101-000000-000000-1",
+                                         "data_fit-0-20260101-000000-000000-2"]

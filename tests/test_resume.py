@@ -108,3 +108,102 @@ def test_resume_skips_a_corrupted_checkpoint_and_still_matches(tmp_path: Path, b
     agent.learn(agent.total_steps)
     assert_same_weights(final_weights(reference.run_dir), final_weights(interrupted_dir))
     assert learning_rows(reference.run_dir) == learning_rows(interrupted_dir)
+
+
+def small_run(root: Path, algo: str = "ppo", env: str = "CartPole-v1", seed: int = 5, **fields: object) -> Path:
+    options = dict(checkpoint_every=256, keep_checkpoints=0, progress=False, tensorboard=False, pictures=False)
+    if algo == "ppo":
+        options |= dict(n_envs=4, n_steps=32, minibatch_size=64, n_epochs=2)
+    return th.make(algo, env=env, seed=seed, run_root=str(root), **options, **fields).learn(1024).run_dir
+
+
+@pytest.mark.parametrize("foreign", ["other algorithm and env", "other seed", "other config"])
+def test_resume_refuses_a_foreign_checkpoint_by_name_and_falls_back(tmp_path: Path, foreign: str) -> None:
+    reference = small_run(tmp_path / "reference")
+    intruder = {
+        "other algorithm and env": lambda: small_run(tmp_path / "q", "q_learning", "FrozenLake-v1") / "final.pt",
+        "other seed": lambda: small_run(tmp_path / "seed", seed=6) / "final.pt",
+        "other config": lambda: small_run(tmp_path / "lr", ent_coef=0.01) / "final.pt",
+    }[foreign]()
+    expected = {"other algorithm and env": "its algo is 'q_learning', the run's is 'ppo'",
+                "other seed": "its seed is 6, the run's is 5",
+                "other config": "its config differs in ent_coef"}[foreign]
+
+    killed = tmp_path / "killed" / reference.name
+    shutil.copytree(reference, killed)
+    (killed / "final.pt").unlink()
+    checkpoints = list_checkpoints(killed / "checkpoints")
+    for late in checkpoints[2:]:
+        late.unlink()
+    newest = killed / "checkpoints" / "step-000000000768.pt"
+    shutil.copy(intruder, newest)  # another run's file, placed as this run's newest checkpoint
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        agent = th.resume(killed)
+    assert any(str(newest) in str(w.message) and expected in str(w.message) for w in caught), [
+        str(w.message) for w in caught]
+    assert agent.name == "ppo" and agent.global_step == 512  # its own newest checkpoint
+    agent.learn(agent.total_steps)
+    assert_same_weights(final_weights(reference), final_weights(killed))
+    assert learning_rows(reference) == learning_rows(killed)
+
+
+def test_loading_a_run_folder_skips_a_damaged_or_foreign_final_file(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path / "ppo")
+    batch = th.envs.make("CartPole-v1", n_envs=4, seed=1).reset(seed=1)
+    expected = th.load(run_dir / "checkpoints" / "step-000000001024.pt").act(batch)
+    final = run_dir / "final.pt"
+    final.write_bytes(final.read_bytes()[:-50])  # damaged
+    with pytest.warns(UserWarning, match="final.pt is truncated"):
+        assert torch.equal(th.load(run_dir).act(batch), expected)
+    shutil.copy(small_run(tmp_path / "q", "q_learning", "FrozenLake-v1") / "final.pt", final)  # foreign
+    with pytest.warns(UserWarning, match="final.pt does not belong to this run .*algo is 'q_learning'"):
+        agent = th.load(run_dir)
+    assert agent.name == "ppo" and torch.equal(agent.act(batch), expected)
+
+
+def test_resuming_a_run_without_any_checkpoint_says_to_start_again(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path)
+    shutil.rmtree(run_dir / "checkpoints")
+    with pytest.raises(th.CheckpointError, match="has no checkpoint yet.*start the run again"):
+        th.resume(run_dir)
+
+
+def test_tensorboard_keeps_every_row_across_a_resume(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    options = dict(n_envs=4, n_steps=32, minibatch_size=64, n_epochs=2, checkpoint_every=256, keep_checkpoints=0,
+                   progress=False, pictures=False)
+    reference = th.make("ppo", env="CartPole-v1", seed=5, run_root=str(tmp_path / "a"), **options).learn(1024).run_dir
+    resumed_dir = tmp_path / "b" / reference.name
+    shutil.copytree(reference, resumed_dir)
+    (resumed_dir / "final.pt").unlink()
+    for late in list_checkpoints(resumed_dir / "checkpoints")[2:]:
+        late.unlink()
+    agent = th.resume(resumed_dir, progress=False)
+    agent.learn(agent.total_steps)
+
+    def scalar_steps(run_dir: Path) -> list[int]:
+        events = EventAccumulator(str(run_dir))
+        events.Reload()
+        return [event.step for event in events.Scalars("iteration")]
+
+    # every iteration once, the checkpoint's own step (512) included, as in the uninterrupted run
+    assert scalar_steps(resumed_dir) == scalar_steps(reference) == list(range(128, 1025, 128))
+
+
+def test_the_progress_file_is_rewritten_atomically_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = small_run(tmp_path)
+    before = (run_dir / "progress.csv").read_text()
+    (run_dir / "final.pt").unlink()
+
+    def killed_mid_write(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # the process dies before the rename
+
+    monkeypatch.setattr("thorndike.core.checkpoint.os.replace", killed_mid_write)
+    agent = th.resume(run_dir, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        agent.learn(agent.total_steps)
+    assert (run_dir / "progress.csv").read_text() == before  # the old file, whole
+    assert not list(run_dir.glob(".progress.csv.tmp-*"))  # and no temporary file left behind

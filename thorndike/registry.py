@@ -245,14 +245,21 @@ def load(path: str | Path, env: Any = None, **options: Any) -> Any:
 
     path = Path(path)
     if path.is_dir():
-        path = path / "final.pt" if (path / "final.pt").exists() else _latest(path)
+        return _from_state(_run_state(path), env, {"progress": False, **options})
     return _from_state(load_checkpoint(path), env, {"progress": False, **options})
 
 
-def _latest(run_dir: Path) -> Path:
-    from thorndike.agent import resume_state
+def _run_state(run_dir: Path) -> dict[str, Any]:
+    """A run folder's ``final.pt``, or, when it is missing, damaged or another run's, its newest checkpoint that is
+    this run's (each refusal said by name)."""
+    from thorndike.core.checkpoint import list_checkpoints, load_latest_checkpoint
+    from thorndike.run import identity_mismatch, run_identity
 
-    return resume_state(run_dir)[0]
+    identity = run_identity(run_dir)
+    candidates = list_checkpoints(run_dir / "checkpoints")
+    if (run_dir / "final.pt").exists():
+        candidates.append(run_dir / "final.pt")
+    return load_latest_checkpoint(run_dir, lambda state: identity_mismatch(state, identity), candidates)[1]
 
 
 def resume(run_dir: str | Path, **options: Any) -> Any:
@@ -260,8 +267,6 @@ def resume(run_dir: str | Path, **options: Any) -> Any:
     from thorndike.agent import resume_state
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
     path, state = resume_state(run_dir)
     agent = _from_state(state, None, options)
     agent.run.run_dir = run_dir

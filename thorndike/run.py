@@ -23,11 +23,19 @@ import torch
 import yaml
 
 from thorndike.config import RunOptions
-from thorndike.core.checkpoint import checkpoint_path, load_latest_checkpoint, prune_checkpoints, save_checkpoint
+from thorndike.core.checkpoint import (
+    CheckpointError,
+    checkpoint_path,
+    list_checkpoints,
+    load_latest_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+    write_atomically,
+)
 from thorndike.core.logger import Logger
 from thorndike.core.seeding import seed_everything
 
-__all__ = ["Run", "RunOwner", "Session", "resolve_device", "resume_state"]
+__all__ = ["Run", "RunOwner", "Session", "identity_mismatch", "resolve_device", "resume_state", "run_identity"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -98,9 +106,15 @@ class Run:
     def _new_run_dir(self) -> Path:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         parts = [self.algo, self.label, str(self.seed), stamp] if self.label else [self.algo, str(self.seed), stamp]
-        run_dir = Path(self.options.run_root) / "-".join(parts).replace("/", "_")
-        run_dir.mkdir(parents=True, exist_ok=False)
-        return run_dir
+        base = Path(self.options.run_root) / "-".join(parts).replace("/", "_")
+        for attempt in range(1000):
+            run_dir = base if attempt == 0 else base.with_name(f"{base.name}-{attempt}")
+            try:  # two runs started in the same microsecond get distinct folders, not a FileExistsError
+                run_dir.mkdir(parents=True, exist_ok=False)
+                return run_dir
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"could not create a new run folder next to {base}")
 
     def write_config(self) -> None:
         assert self.run_dir is not None
@@ -108,7 +122,7 @@ class Run:
 
         text = yaml.safe_dump({"algo": self.algo, **_plain(self.record), "seed": self.seed,
                                "options": _plain(dataclasses.asdict(self.options))}, sort_keys=False)
-        (self.run_dir / "config.yaml").write_text(text)
+        write_atomically(self.run_dir / "config.yaml", text.encode())
 
     def checkpoint(self, state: dict[str, Any]) -> Path:
         """Write ``state`` as the checkpoint of this step into ``run_dir/checkpoints`` and prune old ones."""
@@ -223,6 +237,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# What a checkpoint must share with its run's config.yaml to be resumed or loaded as that run.
+IDENTITY = ("algo", "env", "env_kwargs", "wrappers", "seed", "config")
+
+
+def run_identity(run_dir: str | Path) -> dict[str, Any]:
+    """The run's algorithm, env (with kwargs and wrappers), seed and config, as its ``config.yaml`` records them."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
+    try:
+        record = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML ({err}); the run cannot be identified") from None
+    if not isinstance(record, dict) or "algo" not in record:
+        raise ValueError(f"{path} does not describe a run (no 'algo' entry)")
+    return {key: record.get(key) for key in IDENTITY}
+
+
+def identity_mismatch(state: dict[str, Any], identity: dict[str, Any]) -> str | None:
+    """How a checkpoint differs from a run's identity (``None``: it is this run's). Values are compared as
+    ``config.yaml`` writes them."""
+    for key in IDENTITY:
+        theirs = yaml.safe_load(yaml.safe_dump(_plain(state.get(key))))
+        if theirs != identity[key]:
+            if key == "config" and isinstance(theirs, dict) and isinstance(identity[key], dict):
+                fields = sorted(k for k in theirs.keys() | identity[key].keys()
+                                if theirs.get(k) != identity[key].get(k))
+                return f"its config differs in {', '.join(fields)}"
+            return f"its {key} is {theirs!r}, the run's is {identity[key]!r}"
+    return None
+
+
 def resume_state(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
-    """The newest valid checkpoint of a run (damaged ones are reported and skipped)."""
-    return load_latest_checkpoint(Path(run_dir) / "checkpoints")
+    """The newest valid checkpoint of a run that belongs to it: damaged files and checkpoints of another run
+    (another algorithm, env, seed or config than ``config.yaml`` records) are reported by name and skipped."""
+    identity = run_identity(run_dir)
+    folder = Path(run_dir) / "checkpoints"
+    if not list_checkpoints(folder):
+        raise CheckpointError(f"{run_dir} has no checkpoint yet: it stopped before its first one, so there is nothing "
+                              "to resume; start the run again (thorndike train ...)")
+    return load_latest_checkpoint(folder, lambda state: identity_mismatch(state, identity))

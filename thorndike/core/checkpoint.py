@@ -12,6 +12,7 @@ import io
 import os
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,23 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
+    return write_atomically(path, MAGIC, hashlib.sha256(payload).digest(), len(payload).to_bytes(8, "little"), payload)
+
+
+def write_atomically(path: str | os.PathLike, *chunks: bytes) -> Path:
+    """Replace ``path`` with the ``chunks`` one after another, so that a crash at any moment leaves the old file or
+    the new one, whole: a temporary file beside it, fsynced, renamed over it, and the folder fsynced."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(MAGIC)
-        f.write(hashlib.sha256(payload).digest())
-        f.write(len(payload).to_bytes(8, "little"))
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when writing failed (a full disk): never leave it behind
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -88,17 +97,27 @@ def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
     return sorted(found, key=lambda p: int(_STEP.search(p.name).group(1)))
 
 
-def load_latest_checkpoint(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
-    """The newest checkpoint in ``folder`` that loads; damaged ones are reported and skipped."""
-    candidates = list_checkpoints(folder)
+def load_latest_checkpoint(folder: str | os.PathLike, accept: Callable[[dict[str, Any]], str | None] | None = None,
+                           candidates: list[Path] | None = None) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint in ``folder`` (or of ``candidates``, oldest first) that loads and that ``accept`` takes
+    (it returns None, or why the checkpoint does not belong here); damaged and refused ones are reported by name
+    and skipped."""
+    candidates = list_checkpoints(folder) if candidates is None else candidates
     for path in reversed(candidates):
         try:
-            return path, load_checkpoint(path)
+            state = load_checkpoint(path)
         except CheckpointError as err:
             warnings.warn(f"{err}; falling back to the previous checkpoint", stacklevel=2)
+            continue
         except Exception as err:  # an unreadable pickle inside a valid frame is still a damaged file
             warnings.warn(f"checkpoint {path} could not be read ({err}); falling back", stacklevel=2)
-    raise CheckpointError(f"no valid checkpoint in {folder} (found {len(candidates)} file(s))")
+            continue
+        refused = accept(state) if accept is not None else None
+        if refused is None:
+            return path, state
+        warnings.warn(f"checkpoint {path} does not belong to this run ({refused}); falling back to the previous "
+                      "checkpoint", stacklevel=2)
+    raise CheckpointError(f"no valid checkpoint of this run in {folder} (found {len(candidates)} file(s))")
 
 
 def prune_checkpoints(folder: str | os.PathLike, keep: int) -> None:

@@ -7,9 +7,12 @@ so that two runs with the same seed can be compared row for row.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
+
+from thorndike.core.checkpoint import write_atomically
 
 
 class Logger:
@@ -25,8 +28,10 @@ class Logger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            # purge_step discards events the interrupted run wrote after the checkpoint.
-            self._writer = SummaryWriter(str(self.run_dir), purge_step=resume_step)
+            # purge_step discards the events the interrupted run wrote after the checkpoint; the row of the
+            # checkpoint's own step was written before it and stays.
+            self._writer = SummaryWriter(str(self.run_dir),
+                                         purge_step=None if resume_step is None else resume_step + 1)
 
     def _truncate_after(self, step: int) -> None:
         with open(self.path, newline="") as f:
@@ -35,10 +40,12 @@ class Logger:
             return
         self.columns = list(rows[0].keys())
         kept = [r for r in rows if int(float(r["step"])) <= step]
-        with open(self.path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.columns)
-            writer.writeheader()
-            writer.writerows(kept)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self.columns)
+        writer.writeheader()
+        writer.writerows(kept)
+        # Atomic: a kill during a resume leaves the old file or the cut one, never an empty one.
+        write_atomically(self.path, text.getvalue().encode())
 
     def log(self, step: int, row: dict[str, Any]) -> None:
         """Write one row (``step`` first) to the CSV and each finite number to TensorBoard."""
