@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -56,14 +58,16 @@ class RunOptions:
                               True)
 
     def __post_init__(self) -> None:
-        check(self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:"), "device", self.device,
-              "cpu, cuda, cuda:N or auto")
-        check(self.threads >= 1, "threads", self.threads, ">= 1")
+        check(self.device in ("cpu", "cuda", "auto") or re.fullmatch(r"cuda:\d+", self.device) is not None,
+              "device", self.device, "cpu, cuda, cuda:N or auto")
+        check(1 <= self.threads <= 1024, "threads", self.threads, "in [1, 1024]")
+        check(self.run_root != "", "run_root", self.run_root, "a folder name")
+        check(self.keep_checkpoints >= 0, "keep_checkpoints", self.keep_checkpoints, ">= 0 (0 keeps all)")
         check(self.backend in ("auto", "gymnasium", "torch"), "backend", self.backend, "auto, gymnasium or torch")
         check(self.vectorization in ("sync", "async"), "vectorization", self.vectorization, "sync or async")
         check(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
         check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0")
-        check(self.eval_episodes >= 1, "eval_episodes", self.eval_episodes, ">= 1")
+        check(1 <= self.eval_episodes <= 100_000, "eval_episodes", self.eval_episodes, "in [1, 100000]")
 
 
 def field_help(cls: type) -> dict[str, str]:
@@ -88,6 +92,8 @@ def coerce(annotation: Any, value: Any) -> Any:
                 errors.append(str(err))
         raise ValueError("; ".join(errors))
     if origin is tuple:
+        if not isinstance(value, str | list | tuple):
+            raise ValueError(f"expected a list of values, got {value!r}")
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(coerce(args[0], v) for v in items if v != "")
     if annotation is bool:
@@ -96,20 +102,37 @@ def coerce(annotation: Any, value: Any) -> Any:
                 return True
             if value.lower() in ("0", "false", "no", "off"):
                 return False
-            raise ValueError(f"expected true or false, got {value!r}")
-        return bool(value)
+        elif isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+            return bool(value)
+        raise ValueError(f"expected true or false, got {value!r}")
     if annotation is int:
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"expected an integer, got {value!r}")
-        return int(float(value)) if isinstance(value, str) else int(value)
+        # True is an int to Python, but never what a user means by a count; "3.5" must not become 3.
+        number = _number(value)
+        if not math.isfinite(number) or number != int(number):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        return int(value) if isinstance(value, int) else int(number)
     if annotation is float:
-        number = float(value)
-        if math.isnan(number):  # a field without a range check (q_init, log_std_init) would take it and spread it
-            raise ValueError("expected a number, got NaN")
-        return number
+        number = _number(value)
+        if not math.isfinite(number):  # a field without a range check (q_init, log_std_init) would spread it
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return float(number)
     if annotation is str:
-        return str(value)
+        if isinstance(value, os.PathLike):  # a folder given as a Path
+            return os.fspath(value)
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        return value
     return value
+
+
+def _number(value: Any) -> float:
+    """A number from a number or a numeric string; booleans, None and containers are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a number, got {value!r}")
+    try:
+        return float(value) if not isinstance(value, int) else value
+    except ValueError:
+        raise ValueError(f"expected a number, got {value!r}") from None
 
 
 def build_config(cls: type, values: dict[str, Any]) -> Any:

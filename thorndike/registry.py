@@ -15,7 +15,7 @@ import gymnasium as gym
 import torch
 import yaml
 
-from thorndike.config import RunOptions, build_config, unknown_field_error
+from thorndike.config import ConfigError, RunOptions, build_config, check, unknown_field_error
 
 # name -> "module:Class"; imported lazily so `thorndike list` stays fast.
 ALGORITHMS: dict[str, str] = {
@@ -162,7 +162,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in ALGORITHMS)  # not the tuned tables
         raise FileNotFoundError(f"config file {path} does not exist (configs shipped with thorndike: {names})")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping of field: value")
     if "config" in data and isinstance(data["config"], dict):
@@ -196,6 +199,9 @@ def make(algo: str, env: Any = None, seed: int = 0, config: str | Path | None = 
     ``{"name": ..., **kwargs}``); both are recorded, so ``th.load`` rebuilds the same env.
     """
     cls = get_algorithm(algo)
+    # True is an int to Python; torch seeds must fit in 64 bits
+    check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63, "seed", seed,
+          "a whole number in [0, 2**63)")
     if env is None and cls.action_spaces:
         raise ValueError(f"{cls.name} learns by acting in an env: pass env=... (a Gymnasium id such as "
                          "'CartPole-v1', 'package.module:function', a callable or a TabularMDP)")

@@ -107,7 +107,7 @@ def env_builder(env: EnvSpec, **env_kwargs: Any) -> Callable[[], gym.Env]:
     :class:`MissingDependencyError` when the copy is built, with the one command that installs it.
     """
     if callable(env):
-        return lambda: env(**env_kwargs)
+        return _returns_an_env(lambda: env(**env_kwargs), env_name(env))
     if not isinstance(env, str):
         raise TypeError(f"env must be a Gymnasium id, 'module:function' or a callable, got {type(env).__name__}")
     _register_ale_envs(env)
@@ -117,7 +117,10 @@ def env_builder(env: EnvSpec, **env_kwargs: Any) -> Callable[[], gym.Env]:
             builder = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as err:
             raise ValueError(f"cannot import env builder '{env}': {err}") from err
-        return lambda: builder(**env_kwargs)
+        if not callable(builder):
+            raise ValueError(f"env builder '{env}' is a {type(builder).__name__}, not a function returning a "
+                             "gymnasium.Env")
+        return _returns_an_env(lambda: builder(**env_kwargs), env)
     if env not in gym.registry:
         close = difflib.get_close_matches(env, list(gym.registry), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -135,6 +138,19 @@ def env_builder(env: EnvSpec, **env_kwargs: Any) -> Callable[[], gym.Env]:
                 raise
             # one line instead of Gymnasium's chained traceback and advice
             raise missing from None
+
+    return build
+
+
+def _returns_an_env(builder: Callable[[], Any], name: str) -> Callable[[], gym.Env]:
+    """``builder``, refusing by name anything it returns that is not a ``gymnasium.Env`` (``"os:getcwd"``)."""
+
+    def build() -> gym.Env:
+        made = builder()
+        if not isinstance(made, gym.Env):
+            raise ValueError(f"env builder {name!r} returned a {type(made).__name__}, not a gymnasium.Env; pass a "
+                             "function or class that builds the env")
+        return made
 
     return build
 
