@@ -34,6 +34,7 @@ ALGORITHMS: dict[str, str] = {
     "dyna_q": "thorndike.tabular.dyna_q:DynaQ",
     "linear_q": "thorndike.tabular.linear_q:LinearQ",
     "cem": "thorndike.search.cem:TabularCEM",
+    "hill_climbing": "thorndike.search.hill_climbing:HillClimbing",
 }
 
 
@@ -75,6 +76,10 @@ EXAMPLES: dict[str, Example] = {
     # One CEM iteration is at most n_sessions * max_episode_steps = 320 steps (per run), so learn(6000) stops within
     # 320 steps of the budget and each quarter of it (1500 steps) ends in a checkpoint before the budget is spent.
     "cem": Example("FrozenLake-v1", {"n_runs": 2, "n_sessions": 16, "max_episode_steps": 20}, 6000),
+    # One adaptive hill-climbing iteration is at most episodes_per_candidate * max_episode_steps = 100 steps (per
+    # run), so each quarter of learn(1000) (250 steps) spans at least two iteration boundaries.
+    "hill_climbing": Example("CartPole-v1", {"n_runs": 2, "variant": "adaptive", "episodes_per_candidate": 2,
+                                             "max_episode_steps": 50}, 1000),
 }
 
 

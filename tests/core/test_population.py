@@ -1,0 +1,125 @@
+"""Population policies (weights ``[P, n_params]``, one batched forward) and evaluate_population: the batch equals P
+separate forwards, hand-computed outputs and squashing, and lockstep episodes equal each candidate played alone."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import thorndike as th
+from thorndike.core.population import PopulationPolicy, evaluate_population
+
+CARTPOLE_SPACES = (gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), gym.spaces.Discrete(2))
+
+
+def forward_one(weights: torch.Tensor, obs: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor:
+    """One candidate's forward from its flat vector, layer by layer (the documented layout: W row-major, then b)."""
+    x, start = obs, 0
+    for i, (n_in, n_out) in enumerate(sizes):
+        w = weights[start:start + n_in * n_out].reshape(n_in, n_out)
+        start += n_in * n_out
+        b = weights[start:start + n_out]
+        start += n_out
+        x = x @ w + b
+        if i < len(sizes) - 1:
+            x = torch.tanh(x)
+    return x
+
+
+@pytest.mark.parametrize("hidden", [0, 5], ids=["linear", "mlp"])
+def test_the_batched_forward_equals_one_forward_per_candidate(hidden: int) -> None:
+    policy = PopulationPolicy(*CARTPOLE_SPACES, hidden_size=hidden)
+    expected_params = 4 * 2 + 2 if hidden == 0 else 4 * 5 + 5 + 5 * 2 + 2
+    assert policy.n_params == expected_params
+    g = torch.Generator().manual_seed(0)
+    weights = torch.randn(3, policy.n_params, generator=g)
+    obs = torch.randn(3, 7, 4, generator=g)
+    out = policy.outputs(weights, obs)
+    assert out.shape == (3, 7, 2)
+    sizes = [(4, 2)] if hidden == 0 else [(4, 5), (5, 2)]
+    for p in range(3):  # the loop over candidates lives in the test only
+        torch.testing.assert_close(out[p], forward_one(weights[p], obs[p], sizes))
+    layers = policy.unflatten(weights)
+    assert [(w.shape, b.shape) for w, b in layers] == [((3, i, o), (3, o)) for i, o in sizes]
+    assert torch.equal(policy.act(weights, obs), out.argmax(-1))
+
+
+def test_a_linear_policy_by_hand() -> None:
+    # obs_dim 2, 2 actions: W = [[1, -1], [2, 0]], b = [0, 0.5]; flat = W row-major then b.
+    policy = PopulationPolicy(gym.spaces.Box(-1, 1, (2,), np.float32), gym.spaces.Discrete(2))
+    weights = torch.tensor([[1.0, -1.0, 2.0, 0.0, 0.0, 0.5]])
+    obs = torch.tensor([[[1.0, 1.0], [-1.0, 0.0]]])
+    # [1, 1] -> [1 + 2, -1 + 0] + b = [3, -0.5] (action 0); [-1, 0] -> [-1, 1] + b = [-1, 1.5] (action 1)
+    torch.testing.assert_close(policy.outputs(weights, obs), torch.tensor([[[3.0, -0.5], [-1.0, 1.5]]]))
+    assert policy.act(weights, obs).tolist() == [[0, 1]]
+
+
+def test_stochastic_discrete_actions_follow_the_softmax() -> None:
+    policy = PopulationPolicy(gym.spaces.Box(-1, 1, (1,), np.float32), gym.spaces.Discrete(2))
+    weights = torch.tensor([[0.0, 0.0, 0.0, 1.0]])  # logits [0, 1] whatever the obs: P(1) = e / (1 + e) = 0.731
+    obs = torch.zeros(1, 20_000, 1)
+    actions = policy.act(weights, obs, deterministic=False, generator=torch.Generator().manual_seed(0))
+    assert abs(actions.double().mean().item() - np.e / (1 + np.e)) < 0.01
+    again = policy.act(weights, obs, deterministic=False, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(actions, again)
+
+
+def test_box_actions_are_the_tanh_squashed_means_scaled_to_the_bounds() -> None:
+    policy = PopulationPolicy(gym.spaces.Box(-1, 1, (1,), np.float32), gym.spaces.Box(-2.0, 2.0, (1,), np.float32))
+    weights = torch.tensor([[1.0, 0.0], [0.0, 100.0]])  # candidate 0: a = tanh(x) scaled; candidate 1: y = 100
+    obs = torch.tensor([[[0.0], [0.5]], [[0.3], [-0.3]]])
+    actions = policy.act(weights, obs)
+    assert actions.shape == (2, 2, 1)
+    # low + (tanh(y) + 1) / 2 * (high - low) = 2 tanh(y) for bounds [-2, 2]
+    torch.testing.assert_close(actions[0, :, 0], torch.tensor([0.0, 2 * np.tanh(0.5)], dtype=torch.float32))
+    torch.testing.assert_close(actions[1, :, 0], torch.tensor([2.0, 2.0]))
+    with pytest.raises(ValueError, match="unbounded"):
+        PopulationPolicy(gym.spaces.Box(-1, 1, (1,)), gym.spaces.Box(-np.inf, np.inf, (1,)))
+
+
+def play_alone(state: torch.Tensor, weights: torch.Tensor, max_steps: int) -> tuple[float, int]:
+    """One candidate's episode from ``state`` on a one-copy CartPole, acting greedily with a per-candidate forward."""
+    env = th.envs.make("CartPole-v1", n_envs=1, backend="torch")
+    env.reset(seed=0)
+    obs = env.set_state(state.unsqueeze(0), 0)
+    total, length = 0.0, 0
+    for _ in range(max_steps):
+        action = forward_one(weights, obs, [(4, 2)]).argmax(-1)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total, length = total + float(reward), length + 1
+        if bool(terminated | truncated):
+            break
+    return total, length
+
+
+@pytest.mark.parametrize("max_steps", [500, 30])
+def test_lockstep_episodes_equal_each_candidate_played_alone(max_steps: int) -> None:
+    P, k = 3, 2
+    policy = PopulationPolicy(*CARTPOLE_SPACES)
+    weights = torch.randn(P, policy.n_params, generator=torch.Generator().manual_seed(3))
+    weights[0] = torch.tensor([0.0, 0.0, 0.0, 0.0, -1.0, 1.0, -1.0, 1.0, 0.0, 0.0])  # push with the pole: a long run
+    envs = th.envs.make("CartPole-v1", n_envs=P * k, backend="torch")
+    envs.reset(seed=11)
+    twin = th.envs.make("CartPole-v1", n_envs=P * k, backend="torch")
+    twin.reset(seed=11)
+    twin.reset()  # evaluate_population resets once more: these are the start states its copies play from
+    starts, _ = twin.get_state()
+
+    returns, lengths = evaluate_population(envs, policy, weights, k, max_steps)
+    assert returns.shape == lengths.shape == (P, k) and returns.dtype == torch.float64
+    for p in range(P):
+        for j in range(k):
+            alone = play_alone(starts[p * k + j], weights[p], max_steps)
+            assert (returns[p, j].item(), lengths[p, j].item()) == alone, (p, j)
+    assert int(lengths.max()) <= max_steps and int(lengths.min()) < int(lengths.max())  # episodes of unequal length
+    if max_steps == 500:
+        assert returns[0].min() > 100  # the hand-made candidate balances the pole for a while
+
+
+def test_evaluate_population_needs_one_copy_per_episode() -> None:
+    policy = PopulationPolicy(*CARTPOLE_SPACES)
+    envs = th.envs.make("CartPole-v1", n_envs=5)
+    with pytest.raises(ValueError, match="needs 6 env copies"):
+        evaluate_population(envs, policy, policy.initial_weights(3), 2, 10)

@@ -1,0 +1,128 @@
+"""A population of policies evaluated as one batch: the shared core of black-box policy search (004, hill climbing
+and its relatives: the search only needs the return G(theta) of a weight vector theta, never a gradient).
+
+A :class:`PopulationPolicy` keeps no weights itself: ``P`` candidates are one tensor ``weights`` ``[P, n_params]``
+(flat vectors, what a search perturbs with Gaussian noise), unflattened into per-layer ``[P, in, out]`` matrices and
+``[P, out]`` biases, and applied to observations ``[P, k, obs_dim]`` with one ``torch.baddbmm`` per layer (no loop
+over candidates):
+
+    linear:  y = x W + b
+    mlp:     y = tanh(x W1 + b1) W2 + b2                 (one hidden layer)
+
+``y`` are action logits for a Discrete action space (deterministic: argmax, the lowest index among ties;
+stochastic: a sample of softmax(y) drawn with the caller's generator) or action means for a Box action space, squashed
+into the bounds: a = low + (tanh(y) + 1) / 2 * (high - low) (deterministic in both modes; the search's noise is in
+the weights, not the actions).
+
+:func:`evaluate_population` plays ``k`` episodes with each candidate on ``P * k`` env copies in lockstep (candidate
+``p`` plays copies ``p * k .. p * k + k - 1``) and returns the first episode's return and length of every copy.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from thorndike.core import exploration
+
+__all__ = ["PopulationPolicy", "evaluate_population"]
+
+
+class PopulationPolicy:
+    """A linear (``hidden_size=0``) or one-hidden-layer tanh MLP policy whose weights are a ``[P, n_params]`` batch.
+
+    The flat layout is, layer by layer, the ``[in, out]`` weight matrix (row-major) followed by the ``[out]`` bias.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.Space, hidden_size: int = 0) -> None:
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise ValueError(f"a population policy reads Box observations, got {observation_space}")
+        self.obs_dim = int(np.prod(observation_space.shape))
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        if self.discrete:
+            self.out_dim = int(action_space.n)
+        elif isinstance(action_space, gym.spaces.Box):
+            if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+                raise ValueError(f"a population policy squashes actions into bounds; {action_space} is unbounded")
+            self.out_dim = int(np.prod(action_space.shape))
+            self.action_shape = tuple(action_space.shape)
+            self.low = torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1)
+            self.high = torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1)
+        else:
+            raise ValueError(f"a population policy acts in Discrete or Box action spaces, got {action_space}")
+        self.hidden_size = hidden_size
+        sizes = [self.obs_dim, hidden_size, self.out_dim] if hidden_size > 0 else [self.obs_dim, self.out_dim]
+        self.layer_sizes = list(zip(sizes[:-1], sizes[1:], strict=True))
+        self.n_params = sum(n_in * n_out + n_out for n_in, n_out in self.layer_sizes)
+
+    def unflatten(self, weights: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """``[P, n_params]`` -> per layer (``W`` ``[P, in, out]``, ``b`` ``[P, out]``), views of ``weights``."""
+        if weights.shape[-1] != self.n_params:
+            raise ValueError(f"weights have {weights.shape[-1]} parameters per candidate, the policy {self.n_params}")
+        layers, start = [], 0
+        for n_in, n_out in self.layer_sizes:
+            w = weights[:, start:start + n_in * n_out].reshape(-1, n_in, n_out)
+            start += n_in * n_out
+            layers.append((w, weights[:, start:start + n_out]))
+            start += n_out
+        return layers
+
+    def outputs(self, weights: Tensor, obs: Tensor) -> Tensor:
+        """Logits or action means ``[P, k, out]`` of candidate ``p`` on its observations ``obs[p]`` ``[P, k, ...]``."""
+        x = obs.reshape(obs.shape[0], obs.shape[1], self.obs_dim).to(weights.dtype)
+        layers = self.unflatten(weights)
+        for i, (w, b) in enumerate(layers):
+            x = torch.baddbmm(b.unsqueeze(1), x, w)
+            if i < len(layers) - 1:
+                x = torch.tanh(x)
+        return x
+
+    def act(self, weights: Tensor, obs: Tensor, deterministic: bool = True,
+            generator: torch.Generator | None = None) -> Tensor:
+        """Actions ``[P, k]`` (Discrete, int64) or ``[P, k, *action_shape]`` (Box) for observations ``[P, k, ...]``."""
+        y = self.outputs(weights, obs)
+        if self.discrete:
+            if deterministic:
+                return exploration.greedy(y)
+            return exploration.sample(torch.softmax(y.double(), -1), generator)
+        low, high = self.low.to(y.device), self.high.to(y.device)
+        actions = low + (torch.tanh(y.float()) + 1.0) * 0.5 * (high - low)
+        return actions.reshape(*y.shape[:2], *self.action_shape)
+
+    def initial_weights(self, n: int, device: torch.device | str = "cpu") -> Tensor:
+        """``[n, n_params]`` zeros: the search's starting point (every perturbation of it is a random policy)."""
+        return torch.zeros((n, self.n_params), dtype=torch.float32, device=device)
+
+
+def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episodes_per_candidate: int,
+                        max_steps: int, generator: torch.Generator | None = None,
+                        deterministic: bool = True) -> tuple[Tensor, Tensor]:
+    """Play ``k = episodes_per_candidate`` episodes with each of the ``P`` candidates ``weights`` ``[P, n_params]``.
+
+    ``envs`` (a VecEnv) has ``P * k`` copies; candidate ``p`` plays copies ``p * k .. p * k + k - 1``. Every copy is
+    reset, then all step in lockstep until each has finished one episode or ``max_steps`` steps have passed; steps a
+    copy takes after its episode ended (autoreset started another) are masked out. Returns (returns ``[P, k]``
+    float64, the sum of rewards of each copy's episode; lengths ``[P, k]`` int64). The lockstep steps taken are
+    ``lengths.max()``. One host sync per step (whether every copy is done).
+    """
+    n_candidates, k = weights.shape[0], episodes_per_candidate
+    n = n_candidates * k
+    if envs.n_envs != n:
+        raise ValueError(f"evaluating {n_candidates} candidates x {k} episodes needs {n} env copies, "
+                         f"the env has {envs.n_envs}")
+    obs = envs.reset()
+    device = obs.device
+    running = torch.ones(n, dtype=torch.bool, device=device)
+    returns = torch.zeros(n, dtype=torch.float64, device=device)
+    lengths = torch.zeros(n, dtype=torch.int64, device=device)
+    for _ in range(max_steps):
+        actions = policy.act(weights, obs.reshape(n_candidates, k, *obs.shape[1:]), deterministic, generator)
+        obs, reward, terminated, truncated, _ = envs.step(actions.reshape(n, *actions.shape[2:]))
+        returns += torch.where(running, reward.double(), 0.0)
+        lengths += running
+        running = running & ~(terminated | truncated)
+        if not bool(running.any()):  # the one host sync per step
+            break
+    return returns.view(n_candidates, k), lengths.view(n_candidates, k)
