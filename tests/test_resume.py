@@ -165,7 +165,8 @@ def test_loading_a_run_folder_skips_a_damaged_or_foreign_final_file(tmp_path: Pa
 
 def test_resuming_a_run_without_any_checkpoint_says_to_start_again(tmp_path: Path) -> None:
     run_dir = small_run(tmp_path)
-    shutil.rmtree(run_dir / "checkpoints")
+    shutil.rmtree(run_dir / "checkpoints")  # as if killed before its first checkpoint
+    (run_dir / "final.pt").unlink()
     with pytest.raises(th.CheckpointError, match="has no checkpoint yet.*start the run again"):
         th.resume(run_dir)
 

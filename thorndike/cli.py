@@ -65,25 +65,59 @@ def parse_wrapper(item: str) -> str | dict[str, Any]:
     return {"name": name, **parse_key_values(rest.split(","), "--wrappers NAME:")}
 
 
+# What a resumed run may change: how it shows progress, not what it computes.
+RESUME_OPTIONS = ("progress", "tensorboard", "pictures")
+
+
+def _parse_resume(argv: list[str]) -> argparse.Namespace:
+    """``train --resume RUN`` with --steps and the display options; anything else would change the run and is
+    refused by name."""
+    parser = argparse.ArgumentParser(prog="thorndike train --resume RUN", add_help=False, allow_abbrev=False)
+    parser.add_argument("command")
+    parser.add_argument("--resume", required=True)
+    parser.add_argument("--steps", type=int, default=None)
+    for name in RESUME_OPTIONS:
+        parser.add_argument(f"--{name}", dest=name, default=None, metavar="VALUE")
+    values, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise ConfigError(f"--resume continues a run with its saved config, so {' '.join(unknown)} cannot change; "
+                          f"only --steps (to extend it) and {', '.join('--' + n for n in RESUME_OPTIONS)} may be given")
+    return values
+
+
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     import thorndike as th
     from thorndike.registry import get_algorithm
 
-    if args.resume:
-        if rest or args.algo:
-            raise ConfigError("--resume continues a run with its saved config; give no algorithm or fields")
-        agent = th.resume(args.resume)
-        print(f"resuming {agent.run_dir} at step {agent.global_step} of {agent.total_steps}")
-        agent.learn(agent.total_steps)
-    else:
-        if not args.algo or not args.env:
-            raise ConfigError("train needs ALGO and --env (or --resume RUN)")
-        cls = get_algorithm(args.algo)
-        fields = _parse_fields(cls, rest)
-        agent = th.make(args.algo, env=args.env, seed=args.seed, config=args.config,
-                        env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
-                        wrappers=[parse_wrapper(w) for w in args.wrappers], **fields)
-        agent.learn(args.steps)
+    if not args.algo or not args.env:
+        raise ConfigError("train needs ALGO and --env (or --resume RUN)")
+    cls = get_algorithm(args.algo)
+    fields = _parse_fields(cls, rest)
+    agent = th.make(args.algo, env=args.env, seed=args.seed, config=args.config,
+                    env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
+                    wrappers=[parse_wrapper(w) for w in args.wrappers], **fields)
+    agent.learn(100_000 if args.steps is None else args.steps)
+    return report(agent)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """``train --resume RUN [--steps N] [--progress ...]``: go on from the run's newest state, to its own budget or
+    to a larger one."""
+    import thorndike as th
+
+    display = {name: getattr(args, name) for name in RESUME_OPTIONS if getattr(args, name) is not None}
+    agent = th.resume(args.resume, **display)
+    total = agent.total_steps if args.steps is None else args.steps
+    if total < agent.global_step:
+        raise ConfigError(f"--steps {total} is below the step the run is at ({agent.global_step}); give a larger "
+                          "budget to extend it")
+    print(f"resuming {agent.run_dir} at step {agent.global_step} of {total}")
+    agent.learn(total)
+    return report(agent)
+
+
+def report(agent: Any) -> int:
+    """The end of a training command: where the run is and how its policy does."""
     result = agent.evaluate(episodes=10)
     print(f"run folder: {agent.run_dir}")
     print(f"evaluation: {result}")
@@ -250,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("algo", nargs="?")
     train.add_argument("--env")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--steps", type=int, default=100_000,
-                       help="total env steps (all copies; per run for the tabular learners)")
+    train.add_argument("--steps", type=int, default=None,
+                       help="total env steps (all copies; per run for the tabular learners); default 100000, or with "
+                       "--resume the run's own budget (a larger one extends a finished run)")
     train.add_argument("--config", help="YAML file of config fields, or the name of one shipped in thorndike/configs "
                        "(e.g. ppo_cartpole_fast)")
     train.add_argument("--env-kwargs", nargs="+", metavar="KEY=VALUE", default=[],
@@ -296,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 _field_parser(get_algorithm(args.algo or "ppo")).print_help()
                 return 0
+            if args.resume:
+                return cmd_resume(_parse_resume(sys.argv[1:] if argv is None else argv))
             return cmd_train(args, rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")

@@ -94,6 +94,8 @@ def coerce(annotation: Any, value: Any) -> Any:
     if origin is tuple:
         if not isinstance(value, str | list | tuple):
             raise ValueError(f"expected a list of values, got {value!r}")
+        if isinstance(value, str) and value.strip()[:1] in ("[", "("):  # "[32, 32]" or "(32, 32)" from a shell
+            value = value.strip()[1:-1] if value.strip()[-1:] in ("]", ")") else value
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(coerce(args[0], v) for v in items if v != "")
     if annotation is bool:

@@ -270,11 +270,14 @@ def identity_mismatch(state: dict[str, Any], identity: dict[str, Any]) -> str | 
 
 
 def resume_state(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
-    """The newest valid checkpoint of a run that belongs to it: damaged files and checkpoints of another run
-    (another algorithm, env, seed or config than ``config.yaml`` records) are reported by name and skipped."""
+    """The newest valid state of a run that belongs to it (``final.pt`` when the run finished, else its newest
+    checkpoint): damaged files and checkpoints of another run (another algorithm, env, seed or config than
+    ``config.yaml`` records) are reported by name and skipped."""
     identity = run_identity(run_dir)
     folder = Path(run_dir) / "checkpoints"
-    if not list_checkpoints(folder):
+    # A finished run's final.pt is its newest state: resuming it with a larger budget extends the run.
+    candidates = list_checkpoints(folder) + [p for p in [Path(run_dir) / "final.pt"] if p.is_file()]
+    if not candidates:
         raise CheckpointError(f"{run_dir} has no checkpoint yet: it stopped before its first one, so there is nothing "
                               "to resume; start the run again (thorndike train ...)")
-    return load_latest_checkpoint(folder, lambda state: identity_mismatch(state, identity))
+    return load_latest_checkpoint(folder, lambda state: identity_mismatch(state, identity), candidates)

@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from thorndike.envs import env_builder
+from thorndike.envs.wrappers import apply_wrappers
 
 
 def record_gif(agent: Any, path: str | Path, episodes: int = 1, seed: int = 0, frame_skip: int = 2,
@@ -20,7 +22,8 @@ def record_gif(agent: Any, path: str | Path, episodes: int = 1, seed: int = 0, f
     # Gymnasium renders with pygame; off-screen rendering needs no display, window or sound device.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    env = env_builder(agent.env_spec, **agent.env_setup.kwargs, render_mode="rgb_array")()
+    env = _rendering_env(agent)
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
     frames: list[np.ndarray] = []
     try:
         for episode in range(episodes):
@@ -32,7 +35,9 @@ def record_gif(agent: Any, path: str | Path, episodes: int = 1, seed: int = 0, f
                     if frame is None:
                         raise ValueError(f"{agent.env_spec} cannot render rgb_array frames, so no video")
                     frames.append(np.ascontiguousarray(frame[::scale, ::scale]))
-                obs, _, terminated, truncated, _ = env.step(agent.act(obs, deterministic=deterministic))
+                action = agent.act(obs, deterministic=deterministic)
+                # a Discrete env wants a plain int, not the 0-d array act() answers a single observation with
+                obs, _, terminated, truncated, _ = env.step(int(action) if discrete else action)
                 done = terminated or truncated
                 t += 1
     finally:
@@ -42,3 +47,20 @@ def record_gif(agent: Any, path: str | Path, episodes: int = 1, seed: int = 0, f
     fps = max(1, int(env.metadata.get("render_fps", 30)) // frame_skip)
     imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
     return path
+
+
+def _rendering_env(agent: Any) -> gym.Env:
+    """One copy of the agent's env (its kwargs and wrappers) that renders ``rgb_array`` frames. A user's env
+    factory that takes no ``render_mode`` is built without it and must already render that way."""
+    setup = agent.env_setup
+    try:
+        env = env_builder(setup.env, **setup.kwargs, render_mode="rgb_array")()
+    except TypeError as err:
+        if "render_mode" not in str(err):
+            raise
+        env = env_builder(setup.env, **setup.kwargs)()
+    if getattr(env, "render_mode", None) != "rgb_array":
+        env.close()
+        raise ValueError(f"{setup.name} does not render rgb_array frames (its render_mode is "
+                         f"{getattr(env, 'render_mode', None)!r}), so no video; let its factory take render_mode")
+    return apply_wrappers(env, setup.wrappers)
