@@ -84,7 +84,12 @@ class Agent(ABC):
 
     @abstractmethod
     def learn(self, total_steps: int) -> Agent:
-        """Train for ``total_steps`` steps inside ``with self.session(total_steps)``."""
+        """Train for ``total_steps`` steps inside ``with self.session(total_steps)``.
+
+        Training runs whole iterations and stops at the first iteration boundary at or past ``total_steps``: an
+        on-policy iteration is ``n_envs * n_steps`` steps (PPO's 8 x 256 turns 100,000 into 100,352), a tabular
+        learner's is ``log_every`` steps per run (cut short to end exactly at the budget).
+        """
 
     # ---- env interaction ------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The ``thorndike`` command: demo, train, eval, plot, list.
+"""The thorndike command: demo, train, eval, plan, plot, list.
 
 Flags for ``train`` are built from the algorithm's Config dataclass and :class:`RunOptions`, so every field
 (``--lr``, ``--n-envs``, ``--checkpoint-every``, ...) can be set from the command line.
@@ -19,7 +19,11 @@ from thorndike.core.checkpoint import CheckpointError
 from thorndike.envs import MissingDependencyError
 
 
-def _field_parser(algo_cls: type) -> argparse.ArgumentParser:
+def _field_parser(algo_cls: type, tuned: dict[str, Any] | None = None, env: str | None = None
+                  ) -> argparse.ArgumentParser:
+    """Every Config field and run option as a flag; ``tuned`` (the values shipped for ``env``) are shown as what the
+    run will use."""
+    tuned = tuned or {}
     parser = argparse.ArgumentParser(prog=f"thorndike train {algo_cls.name}", add_help=False, allow_abbrev=False)
     for owner in (algo_cls.Config, RunOptions):
         helps = field_help(owner)
@@ -28,8 +32,9 @@ def _field_parser(algo_cls: type) -> argparse.ArgumentParser:
             if "_" in f.name:
                 flags.append(f"--{f.name}")
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            shown = f"tuned for {env}: {tuned[f.name]}; default {default}" if f.name in tuned else f"default: {default}"
             parser.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar="VALUE",
-                                help=f"{helps[f.name]} (default: {default})")
+                                help=f"{helps[f.name]} ({shown})")
     return parser
 
 
@@ -327,9 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             if args.help_fields:
-                from thorndike.registry import get_algorithm
+                from thorndike.registry import get_algorithm, tuned_config
 
-                _field_parser(get_algorithm(args.algo or "ppo")).print_help()
+                cls = get_algorithm(args.algo or "ppo")
+                tuned = tuned_config(cls.name, args.env) if args.env else {}
+                _field_parser(cls, tuned, args.env).print_help()
                 return 0
             if args.resume:
                 return cmd_resume(_parse_resume(sys.argv[1:] if argv is None else argv))

@@ -27,15 +27,21 @@ Policy = Any
 
 @dataclass
 class EvalResult:
-    """The outcome of an evaluation: the mean, the std and every episode's return and length."""
+    """The outcome of an evaluation: the mean, the std and every episode's return and length; ``cut`` episodes were
+    still running at the step cap (their return is the return so far)."""
 
     mean: float
     std: float
     returns: list[float]
     lengths: list[int]
+    cut: int = 0
 
     def __str__(self) -> str:
-        return f"mean return {self.mean:.2f} +/- {self.std:.2f} over {len(self.returns)} episodes"
+        text = f"mean return {self.mean:.2f} +/- {self.std:.2f} over {len(self.returns)} episodes"
+        if self.cut:
+            text += (f"; {self.cut} of them did not end within {max(self.lengths):,} steps and were cut there (a "
+                     "greedy policy can walk in circles in an env without a time limit)")
+        return text
 
 
 @dataclass
@@ -171,7 +177,7 @@ class EnvInteraction:
                 break
         values = returns.cpu().tolist()
         return EvalResult(mean=float(statistics.fmean(values)), std=float(statistics.pstdev(values)), returns=values,
-                          lengths=lengths.cpu().tolist())
+                          lengths=lengths.cpu().tolist(), cut=int(running.sum()))
 
     # ---- state ----------------------------------------------------------------------------------------------
 

@@ -210,7 +210,8 @@ class Session:
         row["time/steps_per_s"] = (run.global_step - self.start_step) / max(elapsed, 1e-9)
         self.logger.log(run.global_step, row)
         if self.bar is not None:
-            self.bar.n = run.global_step
+            # learn(N) stops at the first iteration boundary at or past N: the bar stays within its total
+            self.bar.n = min(run.global_step, run.total_steps)
             postfix = {"steps/s": f"{row['time/steps_per_s']:.0f}"}
             if "return_mean" in row:
                 postfix["return"] = f"{row['return_mean']:.1f}"
