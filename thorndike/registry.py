@@ -36,6 +36,7 @@ ALGORITHMS: dict[str, str] = {
     "cem": "thorndike.search.cem:TabularCEM",
     "hill_climbing": "thorndike.search.hill_climbing:HillClimbing",
     "param_cem": "thorndike.search.param_cem:ParamCEM",
+    "es": "thorndike.search.es:ES",
 }
 
 
@@ -85,6 +86,8 @@ EXAMPLES: dict[str, Example] = {
     # learn(1600) spans at least two iteration boundaries; the extra noise still decays at the end.
     "param_cem": Example("CartPole-v1", {"n_runs": 2, "population": 8, "elite_frac": 0.25, "alpha": 0.7,
                                          "extra_noise_iterations": 20, "max_episode_steps": 25}, 1600),
+    # Likewise: one ES iteration is at most 8 * 25 = 200 steps per run, with Adam's moments to checkpoint.
+    "es": Example("CartPole-v1", {"n_runs": 2, "population": 8, "max_episode_steps": 25}, 1600),
 }
 
 
