@@ -35,6 +35,8 @@ ALGORITHMS: dict[str, str] = {
     "linear_q": "thorndike.tabular.linear_q:LinearQ",
     "cem": "thorndike.search.cem:TabularCEM",
     "hill_climbing": "thorndike.search.hill_climbing:HillClimbing",
+    "param_cem": "thorndike.search.param_cem:ParamCEM",
+    "es": "thorndike.search.es:ES",
 }
 
 
@@ -80,6 +82,12 @@ EXAMPLES: dict[str, Example] = {
     # run), so each quarter of learn(1000) (250 steps) spans at least two iteration boundaries.
     "hill_climbing": Example("CartPole-v1", {"n_runs": 2, "variant": "adaptive", "episodes_per_candidate": 2,
                                              "max_episode_steps": 50}, 1000),
+    # One CEM iteration is at most population * max_episode_steps = 200 steps (per run), so each quarter of
+    # learn(1600) spans at least two iteration boundaries; the extra noise still decays at the end.
+    "param_cem": Example("CartPole-v1", {"n_runs": 2, "population": 8, "elite_frac": 0.25, "alpha": 0.7,
+                                         "extra_noise_iterations": 20, "max_episode_steps": 25}, 1600),
+    # Likewise: one ES iteration is at most 8 * 25 = 200 steps per run, with Adam's moments to checkpoint.
+    "es": Example("CartPole-v1", {"n_runs": 2, "population": 8, "max_episode_steps": 25}, 1600),
 }
 
 
