@@ -37,22 +37,18 @@ CEM jumps straight to the elites' mean.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
-import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from thorndike.agent import Agent
 from thorndike.config import check, describe
-from thorndike.core.population import PopulationPolicy, evaluate_population
-from thorndike.tabular.base import run_of_row
+from thorndike.search.base import PopulationConfig, PopulationSearch
 
 __all__ = ["ES", "ESConfig", "MeanWeights", "antithetic_noise", "centred_ranks", "es_gradient"]
 
 
 @dataclass
-class ESConfig:
+class ESConfig(PopulationConfig):
     """Evolution strategies' hyperparameters: the population, the noise, the optimiser, the policy, the runs."""
 
     population: int = describe("perturbations per iteration (per run): P / 2 noise vectors and their negatives; even",
@@ -60,25 +56,14 @@ class ESConfig:
     sigma: float = describe("std of the Gaussian perturbations theta + sigma * eps", 0.1)
     learning_rate: float = describe("Adam's step size", 0.1)
     weight_decay: float = describe("L2 coefficient: the step descends -g + weight_decay * theta", 0.005)
-    episodes_per_candidate: int = describe("episodes each perturbation is judged on, by their mean return", 1)
-    policy: str = describe("linear (obs -> logits or means, with bias) or mlp (one tanh hidden layer)", "linear")
-    hidden_size: int = describe("the mlp policy's hidden units", 16)
-    deterministic: bool = describe("perturbations act greedily (argmax of the logits) instead of sampling softmax",
-                                   True)
-    max_episode_steps: int = describe("an episode still running after this many steps is cut there", 1000)
-    n_runs: int = describe("independent searches at once (each with its own theta and Adam moments)", 1)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check(self.population >= 2 and self.population % 2 == 0, "population", self.population,
               "even and >= 2 (antithetic pairs)")
         check(self.sigma > 0, "sigma", self.sigma, "> 0")
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
         check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
-        check(self.episodes_per_candidate >= 1, "episodes_per_candidate", self.episodes_per_candidate, ">= 1")
-        check(self.policy in ("linear", "mlp"), "policy", self.policy, "linear or mlp")
-        check(self.hidden_size >= 1, "hidden_size", self.hidden_size, ">= 1")
-        check(self.max_episode_steps >= 1, "max_episode_steps", self.max_episode_steps, ">= 1")
-        check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
 
 
 # ---- the math of one iteration (pure functions, tested by hand) ---------------------------------------------------
@@ -129,51 +114,41 @@ class MeanWeights(nn.Module):
 # ---- the agent ---------------------------------------------------------------------------------------------------
 
 
-class ES(Agent):
+class ES(PopulationSearch):
     """OpenAI-style evolution strategies: antithetic Gaussian perturbations, centred ranks, Adam on the estimate."""
 
     name = "es"
     Config = ESConfig
-    action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete, gym.spaces.Box)
-    observation_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box,)
 
     def build(self) -> None:
+        super().build()  # the envs and the batched policy
         config = self.config
-        self.connect_env(self.n_env_copies())  # perturbation p plays copies p * k .. p * k + k - 1
-        envs = self.envs
-        hidden = config.hidden_size if config.policy == "mlp" else 0
-        self.population = PopulationPolicy(envs.single_observation_space, envs.single_action_space, hidden)
         self.mean = MeanWeights(self.population.initial_weights(config.n_runs, self.device))
         self.optimizer = torch.optim.Adam(self.mean.parameters(), lr=config.learning_rate)
         self.components = {"mean": self.mean, "optimizer": self.optimizer}
 
-    def n_env_copies(self) -> int:
-        """population * episodes_per_candidate env copies per run."""
-        config = self.config
-        return config.n_runs * config.population * config.episodes_per_candidate
+    def candidates_per_run(self) -> int:
+        return self.config.population
+
+    def acting_weights(self) -> Tensor:
+        """Each run's theta, the mean weights."""
+        return self.mean.theta.detach()
 
     # ---- collect -> targets -> update -> log --------------------------------------------------------------------
 
     def learn(self, total_steps: int) -> ES:
         """Iterate until every run has taken ``total_steps`` env steps (counted per run; see the module docstring)."""
         config, theta = self.config, self.mean.theta
-        R, P, k = config.n_runs, config.population, config.episodes_per_candidate
+        R, P = config.n_runs, config.population
         with self.session(total_steps) as run:
             while run.running():
                 eps = antithetic_noise(R, P, theta.shape[1], self.generator, self.device)  # collect
-                candidates = theta.detach().unsqueeze(1) + config.sigma * eps
-                returns, lengths = evaluate_population(self.envs, self.population, candidates.reshape(R * P, -1), k,
-                                                       config.max_episode_steps, self.generator, config.deterministic)
-                f = returns.mean(1).view(R, P)
+                f = self.play(theta.detach().unsqueeze(1) + config.sigma * eps)
                 fitness = centred_ranks(f)  # targets: shaped fitness, then the gradient estimate
                 g = es_gradient(fitness, eps, config.sigma)
                 self.optimizer.zero_grad(set_to_none=False)
                 theta.grad = -g + config.weight_decay * theta.detach()  # update: Adam descends -g + wd theta
                 self.optimizer.step()
-                self.global_step += int(lengths.max()) * P * k
-                self.ledger.record({"done": torch.ones_like(lengths.view(-1), dtype=torch.bool),
-                                    "episode_return": returns.view(-1), "episode_length": lengths.view(-1)},
-                                   self.global_step)
                 run.log({
                     "candidate_return_mean": float(f.mean()),
                     "candidate_return_max": float(f.max(1).values.mean()),
@@ -181,12 +156,3 @@ class ES(Agent):
                     "theta_norm": float(theta.detach().norm(dim=1).mean()),
                 })
         return self
-
-    # ---- acting -------------------------------------------------------------------------------------------------
-
-    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
-        """Row ``b`` acts with run ``b % n_runs``'s theta, the mean weights."""
-        obs = obs.to(self.device)
-        weights = self.mean.theta.detach()[run_of_row(len(obs), self.config.n_runs, self.device)]
-        actions = self.population.act(weights, obs.unsqueeze(1), deterministic, generator)
-        return actions.squeeze(1)

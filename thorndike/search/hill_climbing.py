@@ -40,16 +40,12 @@ G_best, greedy means 49-409 at 50 000 steps). Adaptive noise scaling solved 5 of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
-import gymnasium as gym
 import torch
 from torch import Tensor
 
-from thorndike.agent import Agent
 from thorndike.config import check, describe
-from thorndike.core.population import PopulationPolicy, evaluate_population
-from thorndike.tabular.base import run_of_row
+from thorndike.search.base import PopulationConfig, PopulationSearch, SearchState
 
 __all__ = ["ClimberState", "HillClimbing", "HillClimbingConfig", "climb", "next_sigma"]
 
@@ -57,7 +53,7 @@ VARIANTS = ("plain", "steepest", "annealing", "adaptive")
 
 
 @dataclass
-class HillClimbingConfig:
+class HillClimbingConfig(PopulationConfig):
     """Hill climbing's hyperparameters: the variant, the search radius and its schedule, the policy, the runs."""
 
     variant: str = describe("plain, steepest (best of n_neighbours), annealing (shrinking sigma) or adaptive "
@@ -67,14 +63,9 @@ class HillClimbingConfig:
     sigma_min: float = describe("smallest radius (annealing and adaptive)", 1e-3)
     sigma_max: float = describe("largest radius (adaptive)", 2.0)
     anneal_rate: float = describe("annealing: sigma <- max(sigma_min, anneal_rate * sigma) each iteration", 0.95)
-    episodes_per_candidate: int = describe("episodes each candidate is judged on, by their mean return (1: G)", 1)
-    policy: str = describe("linear (obs -> logits or means, with bias) or mlp (one tanh hidden layer)", "linear")
-    hidden_size: int = describe("the mlp policy's hidden units", 16)
-    deterministic: bool = describe("candidates act greedily (argmax of the logits) instead of sampling softmax", True)
-    max_episode_steps: int = describe("an episode still running after this many steps is cut there", 1000)
-    n_runs: int = describe("independent searches at once (each with its own theta_best, G_best and sigma)", 1)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check(self.variant in VARIANTS, "variant", self.variant, " or ".join(VARIANTS))
         if self.variant == "steepest":
             check(self.n_neighbours >= 2, "n_neighbours", self.n_neighbours, ">= 2 for variant steepest")
@@ -86,11 +77,6 @@ class HillClimbingConfig:
         check(self.sigma_min <= self.sigma <= self.sigma_max, "sigma", self.sigma,
               f"in [sigma_min, sigma_max] = [{self.sigma_min}, {self.sigma_max}]")
         check(0 < self.anneal_rate <= 1, "anneal_rate", self.anneal_rate, "in (0, 1]")
-        check(self.episodes_per_candidate >= 1, "episodes_per_candidate", self.episodes_per_candidate, ">= 1")
-        check(self.policy in ("linear", "mlp"), "policy", self.policy, "linear or mlp")
-        check(self.hidden_size >= 1, "hidden_size", self.hidden_size, ">= 1")
-        check(self.max_episode_steps >= 1, "max_episode_steps", self.max_episode_steps, ">= 1")
-        check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
 
 
 # ---- the math of one iteration (pure functions, tested by hand) ---------------------------------------------------
@@ -128,7 +114,7 @@ def next_sigma(variant: str, sigma: Tensor, improved: Tensor, sigma_min: float, 
 # ---- state kept across iterations (a checkpoint component) -------------------------------------------------------
 
 
-class ClimberState:
+class ClimberState(SearchState):
     """Each run's best weights ``theta_best`` ``[R, n]``, their return ``g_best`` ``[R]`` and radius ``sigma``
     ``[R]`` (float64)."""
 
@@ -140,42 +126,28 @@ class ClimberState:
         self.g_best = torch.full((n_runs,), float("-inf"), dtype=torch.float64, device=theta_best.device)
         self.sigma = torch.full((n_runs,), sigma, dtype=torch.float64, device=theta_best.device)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name).clone() for name in self.NAMES}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in self.NAMES:
-            mine, theirs = getattr(self, name), state[name]
-            if mine.shape != theirs.shape:
-                raise ValueError(f"checkpoint {name} {tuple(theirs.shape)} does not fit this agent "
-                                 f"{tuple(mine.shape)}")
-            setattr(self, name, theirs.to(device=mine.device, dtype=mine.dtype).clone())
-
 
 # ---- the agent ---------------------------------------------------------------------------------------------------
 
 
-class HillClimbing(Agent):
+class HillClimbing(PopulationSearch):
     """Hill climbing in policy weights: keep a Gaussian perturbation of the best weights if it returns more."""
 
     name = "hill_climbing"
     Config = HillClimbingConfig
-    action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete, gym.spaces.Box)
-    observation_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box,)
 
     def build(self) -> None:
+        super().build()  # the envs and the batched policy
         config = self.config
-        self.connect_env(self.n_env_copies())  # candidate p plays copies p * k .. p * k + k - 1
-        envs = self.envs
-        hidden = config.hidden_size if config.policy == "mlp" else 0
-        self.population = PopulationPolicy(envs.single_observation_space, envs.single_action_space, hidden)
         self.state = ClimberState(self.population.initial_weights(config.n_runs, self.device), config.sigma)
         self.components = {"climber": self.state}
 
-    def n_env_copies(self) -> int:
-        """n_neighbours * episodes_per_candidate env copies per run."""
-        config = self.config
-        return config.n_runs * config.n_neighbours * config.episodes_per_candidate
+    def candidates_per_run(self) -> int:
+        return self.config.n_neighbours
+
+    def acting_weights(self) -> Tensor:
+        """Each run's theta_best."""
+        return self.state.theta_best
 
     # ---- collect -> targets -> update -> log --------------------------------------------------------------------
 
@@ -190,33 +162,17 @@ class HillClimbing(Agent):
     def learn(self, total_steps: int) -> HillClimbing:
         """Iterate until every run has taken ``total_steps`` env steps (counted per run; see the module docstring)."""
         config, state = self.config, self.state
-        R, N, k = config.n_runs, config.n_neighbours, config.episodes_per_candidate
         with self.session(total_steps) as run:
             while run.running():
                 candidates = self.neighbours()  # collect: all runs' neighbours are one population
-                returns, lengths = evaluate_population(self.envs, self.population, candidates.reshape(R * N, -1), k,
-                                                       config.max_episode_steps, self.generator, config.deterministic)
-                g = returns.mean(1).view(R, N)  # targets: each candidate's G (k = 1) or estimate of J (k > 1)
+                g = self.play(candidates)  # targets: each candidate's G (k = 1) or estimate of J (k > 1)
                 state.theta_best, state.g_best, improved = climb(state.theta_best, state.g_best, candidates, g)
                 state.sigma = next_sigma(config.variant, state.sigma, improved, config.sigma_min, config.sigma_max,
                                          config.anneal_rate)  # update
-                self.global_step += int(lengths.max()) * N * k
-                self.ledger.record({"done": torch.ones_like(lengths.view(-1), dtype=torch.bool),
-                                    "episode_return": returns.view(-1), "episode_length": lengths.view(-1)},
-                                   self.global_step)
                 run.log({
                     "best_return": float(state.g_best.mean()),
-                    "candidate_return_mean": float(returns.mean()),
+                    "candidate_return_mean": float(g.mean()),
                     "sigma_mean": float(state.sigma.mean()),
                     "improvements": float(improved.sum()),
                 })
         return self
-
-    # ---- acting -------------------------------------------------------------------------------------------------
-
-    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
-        """Row ``b`` acts with run ``b % n_runs``'s theta_best (a population of one observation per candidate)."""
-        obs = obs.to(self.device)
-        weights = self.state.theta_best[run_of_row(len(obs), self.config.n_runs, self.device)]
-        actions = self.population.act(weights, obs.unsqueeze(1), deterministic, generator)
-        return actions.squeeze(1)

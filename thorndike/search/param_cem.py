@@ -43,22 +43,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
-import gymnasium as gym
 import torch
 from torch import Tensor
 
-from thorndike.agent import Agent
 from thorndike.config import check, describe
-from thorndike.core.population import PopulationPolicy, evaluate_population
-from thorndike.tabular.base import run_of_row
+from thorndike.search.base import PopulationConfig, PopulationSearch, SearchState
 
 __all__ = ["CEMState", "ParamCEM", "ParamCEMConfig", "extra_variance", "n_elites", "refit", "select_elites"]
 
 
 @dataclass
-class ParamCEMConfig:
+class ParamCEMConfig(PopulationConfig):
     """Parameter-space CEM's hyperparameters: the population, the elite fraction, the Gaussian's schedule, the
     policy, the runs."""
 
@@ -68,25 +64,15 @@ class ParamCEMConfig:
     alpha: float = describe("smoothing: mu, sigma <- (1 - alpha) old + alpha fitted (1: refit from scratch)", 1.0)
     extra_noise: float = describe("extra variance added to sigma^2 at iteration 0, decaying linearly to 0", 0.1)
     extra_noise_iterations: int = describe("iterations over which the extra variance decays to 0 (0: none)", 10)
-    episodes_per_candidate: int = describe("episodes each sample is judged on, by their mean return", 1)
-    policy: str = describe("linear (obs -> logits or means, with bias) or mlp (one tanh hidden layer)", "linear")
-    hidden_size: int = describe("the mlp policy's hidden units", 16)
-    deterministic: bool = describe("samples act greedily (argmax of the logits) instead of sampling softmax", True)
-    max_episode_steps: int = describe("an episode still running after this many steps is cut there", 1000)
-    n_runs: int = describe("independent searches at once (each with its own mu and sigma)", 1)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check(self.population >= 2, "population", self.population, ">= 2")
         check(0 < self.elite_frac <= 1, "elite_frac", self.elite_frac, "in (0, 1]")
         check(self.sigma_init > 0, "sigma_init", self.sigma_init, "> 0")
         check(0 < self.alpha <= 1, "alpha", self.alpha, "in (0, 1]")
         check(self.extra_noise >= 0, "extra_noise", self.extra_noise, ">= 0")
         check(self.extra_noise_iterations >= 0, "extra_noise_iterations", self.extra_noise_iterations, ">= 0")
-        check(self.episodes_per_candidate >= 1, "episodes_per_candidate", self.episodes_per_candidate, ">= 1")
-        check(self.policy in ("linear", "mlp"), "policy", self.policy, "linear or mlp")
-        check(self.hidden_size >= 1, "hidden_size", self.hidden_size, ">= 1")
-        check(self.max_episode_steps >= 1, "max_episode_steps", self.max_episode_steps, ">= 1")
-        check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
 
 
 # ---- the math of one iteration (pure functions, tested by hand) ---------------------------------------------------
@@ -130,7 +116,7 @@ def refit(mu: Tensor, sigma: Tensor, samples: Tensor, returns: Tensor, n_elite: 
 # ---- state kept across iterations (a checkpoint component) -------------------------------------------------------
 
 
-class CEMState:
+class CEMState(SearchState):
     """Each run's Gaussian ``mu``, ``sigma`` ``[R, n]``, the iterations done ``t`` (int64 scalar) and the best sample
     seen ``best_theta`` ``[R, n]`` with its return ``best_return`` ``[R]`` (float64, -inf before the first)."""
 
@@ -143,43 +129,29 @@ class CEMState:
         self.best_theta = mu.clone()
         self.best_return = torch.full((mu.shape[0],), float("-inf"), dtype=torch.float64, device=mu.device)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name).clone() for name in self.NAMES}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in self.NAMES:
-            mine, theirs = getattr(self, name), state[name]
-            if mine.shape != theirs.shape:
-                raise ValueError(f"checkpoint {name} {tuple(theirs.shape)} does not fit this agent "
-                                 f"{tuple(mine.shape)}")
-            setattr(self, name, theirs.to(device=mine.device, dtype=mine.dtype).clone())
-
 
 # ---- the agent ---------------------------------------------------------------------------------------------------
 
 
-class ParamCEM(Agent):
+class ParamCEM(PopulationSearch):
     """The cross-entropy method over policy weights: sample from N(mu, sigma^2), refit it to the elites."""
 
     name = "param_cem"
     Config = ParamCEMConfig
-    action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete, gym.spaces.Box)
-    observation_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box,)
 
     def build(self) -> None:
+        super().build()  # the envs and the batched policy
         config = self.config
-        self.connect_env(self.n_env_copies())  # sample p plays copies p * k .. p * k + k - 1
-        envs = self.envs
-        hidden = config.hidden_size if config.policy == "mlp" else 0
-        self.population = PopulationPolicy(envs.single_observation_space, envs.single_action_space, hidden)
         self.state = CEMState(self.population.initial_weights(config.n_runs, self.device), config.sigma_init)
         self.n_elite = n_elites(config.population, config.elite_frac)
         self.components = {"cem": self.state}
 
-    def n_env_copies(self) -> int:
-        """population * episodes_per_candidate env copies per run."""
-        config = self.config
-        return config.n_runs * config.population * config.episodes_per_candidate
+    def candidates_per_run(self) -> int:
+        return self.config.population
+
+    def acting_weights(self) -> Tensor:
+        """Each run's mu, the Gaussian's mean (see the module docstring)."""
+        return self.state.mu
 
     # ---- collect -> targets -> update -> log --------------------------------------------------------------------
 
@@ -193,13 +165,11 @@ class ParamCEM(Agent):
     def learn(self, total_steps: int) -> ParamCEM:
         """Iterate until every run has taken ``total_steps`` env steps (counted per run; see the module docstring)."""
         config, state = self.config, self.state
-        R, P, k = config.n_runs, config.population, config.episodes_per_candidate
+        R = config.n_runs
         with self.session(total_steps) as run:
             while run.running():
                 samples = self.sample()  # collect: all runs' samples are one population
-                returns, lengths = evaluate_population(self.envs, self.population, samples.reshape(R * P, -1), k,
-                                                       config.max_episode_steps, self.generator, config.deterministic)
-                f = returns.mean(1).view(R, P)  # targets: each sample's mean return over k episodes
+                f = self.play(samples)  # targets: each sample's mean return over k episodes
                 best = f.argmax(1)
                 improved = f.gather(1, best.unsqueeze(1)).squeeze(1) > state.best_return
                 state.best_theta = torch.where(improved.unsqueeze(1), samples[torch.arange(R, device=best.device),
@@ -208,10 +178,6 @@ class ParamCEM(Agent):
                 z = extra_variance(config.extra_noise, config.extra_noise_iterations, int(state.t))
                 state.mu, state.sigma = refit(state.mu, state.sigma, samples, f, self.n_elite, config.alpha, z)
                 state.t += 1  # update
-                self.global_step += int(lengths.max()) * P * k
-                self.ledger.record({"done": torch.ones_like(lengths.view(-1), dtype=torch.bool),
-                                    "episode_return": returns.view(-1), "episode_length": lengths.view(-1)},
-                                   self.global_step)
                 elite_return = f.sort(1, descending=True).values[:, :self.n_elite].mean()
                 run.log({
                     "elite_return_mean": float(elite_return),
@@ -221,12 +187,3 @@ class ParamCEM(Agent):
                     "extra_variance": z,
                 })
         return self
-
-    # ---- acting -------------------------------------------------------------------------------------------------
-
-    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
-        """Row ``b`` acts with run ``b % n_runs``'s mu, the Gaussian's mean (see the module docstring)."""
-        obs = obs.to(self.device)
-        weights = self.state.mu[run_of_row(len(obs), self.config.n_runs, self.device)]
-        actions = self.population.act(weights, obs.unsqueeze(1), deterministic, generator)
-        return actions.squeeze(1)
