@@ -94,8 +94,8 @@ def test_a_run_counts_steps_per_run_and_checkpoints_adams_moments(tmp_path: Path
 
 
 def test_es_solves_cartpole(tmp_path: Path) -> None:
-    # Seed 3's mean weights balance the pole (greedy mean of 20 episodes >= 475) after 72 880 steps; 7 of seeds 0-9
+    # Seed 5's mean weights balance the pole (greedy mean of 20 episodes >= 475) after 40 470 steps; 9 of seeds 0-9
     # do within 250 000 (see the module docstring of es.py).
-    agent = es(tmp_path, seed=3, max_episode_steps=500).learn(72_880)
+    agent = es(tmp_path, seed=5, max_episode_steps=500).learn(40_470)
     result = agent.evaluate(episodes=20)
     assert result.mean >= 475, result
