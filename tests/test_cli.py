@@ -115,3 +115,16 @@ def test_hidden_sizes_take_a_bracketed_list_from_the_shell(tmp_path: Path) -> No
                  "--progress", "false", "--tensorboard", "false", "--pictures", "false"]) == 0
     (run,) = tmp_path.iterdir()
     assert th.load(run).config.hidden_sizes == (16, 8)
+
+
+def test_a_non_finite_observation_is_one_paragraph_with_the_resume_hint(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "ppo", "--env", "tests.policy_gradient.test_ppo:NaNAfter", "--steps", "10000", "--n-envs", "2",
+            "--n-steps", "64", "--minibatch-size", "64", "--checkpoint-every", "64", "--run-root", str(tmp_path),
+            "--progress", "false", "--tensorboard", "false"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "observation is not finite" in err and "env copy 0" in err
+    assert "the last checkpoint is" in err and "thorndike train --resume" in err and "RUN`" not in err
+    with pytest.raises(th.NonFiniteError):  # --debug shows the traceback instead
+        main([*args, "--debug"])

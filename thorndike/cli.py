@@ -16,6 +16,7 @@ from typing import Any
 
 from thorndike.config import ConfigError, RunOptions, field_help, unknown_field_error
 from thorndike.core.checkpoint import CheckpointError
+from thorndike.core.diagnostics import NonFiniteError
 from thorndike.envs import MissingDependencyError
 
 
@@ -276,7 +277,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="thorndike", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="thorndike", description=__doc__.splitlines()[0],
+                                     epilog="--debug anywhere on the line shows an error's full traceback")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="train PPO on CartPole until solved; write curve and video")
@@ -327,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere on the line: the full traceback instead of one paragraph
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     try:
@@ -339,19 +344,31 @@ def main(argv: list[str] | None = None) -> int:
                 _field_parser(cls, tuned, args.env).print_help()
                 return 0
             if args.resume:
-                return cmd_resume(_parse_resume(sys.argv[1:] if argv is None else argv))
+                return cmd_resume(_parse_resume(argv))
             return cmd_train(args, rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         commands = {"demo": cmd_demo, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "list": cmd_list}
         return commands[args.command](args)
     except (ConfigError, ValueError, FileNotFoundError, CheckpointError, MissingDependencyError) as err:
-        print(f"thorndike: error: {err}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"thorndike: error: {err}{_notes(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\nthorndike: interrupted; the last checkpoint is intact (resume with `thorndike train --resume "
-              "RUN`)", file=sys.stderr)
+    except (NonFiniteError, OSError) as err:  # data or the file system failed during a run: say what and how to go on
+        if debug:
+            raise
+        print(f"thorndike: error: {err}{_notes(err)}\n(run with --debug for the traceback)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        print(f"\nthorndike: interrupted{_notes(err) or '; nothing had been written yet'}", file=sys.stderr)
         return 130
+
+
+def _notes(err: BaseException) -> str:
+    """The notes the run added to an error (the step it stopped at, the last checkpoint, how to resume)."""
+    notes = getattr(err, "__notes__", [])
+    return "".join(f"\n{note}" for note in notes)
 
 
 if __name__ == "__main__":

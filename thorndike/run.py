@@ -157,9 +157,12 @@ class Run:
         try:
             yield session
         except BaseException as err:
-            kept = f"the last checkpoint is {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint yet"
-            err.add_note(f"thorndike: training stopped at step {self.global_step}; {kept}; resume with "
-                         f"`thorndike train --resume {self.run_dir}`")
+            if self.last_checkpoint is not None:
+                err.add_note(f"thorndike: training stopped at step {self.global_step}; the last checkpoint is "
+                             f"{self.last_checkpoint}; resume with `thorndike train --resume {self.run_dir}`")
+            else:
+                err.add_note(f"thorndike: training stopped at step {self.global_step}, before the first checkpoint of "
+                             f"{self.run_dir}, so there is nothing to resume: start the run again")
             raise
         finally:
             session.close()
