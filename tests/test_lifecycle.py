@@ -151,3 +151,22 @@ def test_runs_started_in_the_same_instant_get_distinct_folders(tmp_path: Path, m
     folders = [th.make("data_fit", run_root=str(tmp_path), **QUIET).learn(5).run_dir for _ in range(3)]
     assert [f.name for f in folders] == ["data_fit-0-20260101-000000-000000", "data_fit-0-20260101-000000-000000-1",
                                          "data_fit-0-20260101-000000-000000-2"]
+
+
+def test_a_run_root_that_cannot_hold_runs_is_refused_at_construction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     registered: None) -> None:
+    import os
+
+    import thorndike.run
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    with pytest.raises(th.ConfigError, match="run_root=.*is a file, not a folder"):
+        th.make("data_fit", run_root=str(a_file), **QUIET)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    # The test runs as root in CI, who may write anywhere; the folder is read-only to the check as it is to a user.
+    real_access = os.access
+    monkeypatch.setattr(thorndike.run.os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    with pytest.raises(th.ConfigError, match="cannot be written here"):
+        th.make("data_fit", run_root=str(locked / "runs"), **QUIET)

@@ -12,6 +12,7 @@ gets checkpoints, resume, logs and the CLI the same way as one that steps envs.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def check_run_root(run_root: str) -> None:
+    """Refuse, at construction rather than when the first file is written, a ``run_root`` that is a file or lies in
+    a folder this process cannot write to."""
+    from thorndike.config import ConfigError
+
+    path = Path(run_root)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"invalid config: run_root={run_root!r} is a file, not a folder; give a folder for the runs")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"invalid config: run_root={run_root!r} cannot be written here ({existing} is not writable)"
+                          "; give a folder you can write to")
+
+
 class RunOwner(Protocol):
     """What a run asks of the algorithm that owns it."""
 
@@ -81,6 +96,7 @@ class Run:
                  record: dict[str, Any]) -> None:
         self.algo, self.label, self.seed, self.options, self.device = algo, label, seed, options, device
         self.record = record
+        check_run_root(options.run_root)
         self.generator = seed_everything(seed, device)
         self.global_step = 0
         self.iteration = 0
