@@ -58,6 +58,8 @@ def same_state(a: Any, b: Any) -> bool:
             same_state(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple) or isinstance(b, list | tuple):
         return type(a) is type(b) and len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):  # NumPy's random state
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
     return a == b
 
 
@@ -130,8 +132,9 @@ def test_save_then_load_acts_the_same(tmp_path: Path, name: str) -> None:
 # ---- exact resume after SIGKILL ------------------------------------------------------------------------------------
 
 # Runs the example in a fresh interpreter that SIGKILLs itself right after the 2nd periodic checkpoint is renamed
-# into place: the checkpoint writer's os.replace is wrapped, so the kill lands at the same step every time with no
-# hook in the library.
+# into place ("after"), or while writing the 3rd, its temporary file written but not yet renamed ("during"): the
+# checkpoint writer's os.replace is wrapped, so the kill lands at the same step every time with no hook in the
+# library.
 KILLED_RUN = """
 import os
 import signal
@@ -140,22 +143,26 @@ import thorndike as th
 real_replace = os.replace
 checkpoints_written = 0
 
-def replace_then_die_after_the_second_checkpoint(src, dst, *args, **kwargs):
+def replace_then_die(src, dst, *args, **kwargs):
     global checkpoints_written
+    into_checkpoints = os.path.basename(os.path.dirname(os.fspath(dst))) == "checkpoints"
+    if into_checkpoints and {when!r} == "during" and checkpoints_written == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
     real_replace(src, dst, *args, **kwargs)
-    if os.path.basename(os.path.dirname(os.fspath(dst))) == "checkpoints":
+    if into_checkpoints:
         checkpoints_written += 1
-        if checkpoints_written == 2:
+        if {when!r} == "after" and checkpoints_written == 2:
             os.kill(os.getpid(), signal.SIGKILL)
 
-os.replace = replace_then_die_after_the_second_checkpoint
+os.replace = replace_then_die
 agent = th.make({name!r}, env={env!r}, seed=0, run_root={run_root!r}, **{fields!r}, **{options!r})
 agent.learn({steps!r})
 """
 
 
+@pytest.mark.parametrize("when", ["after", "during"])
 @algorithm_names
-def test_a_sigkilled_run_resumes_exactly(tmp_path: Path, name: str) -> None:
+def test_a_sigkilled_run_resumes_exactly(tmp_path: Path, name: str, when: str) -> None:
     ex = example(name)
     # The same run options for both runs: checkpoint_every changes when checkpoints are written and nothing else.
     options = dict(checkpoint_every=ex.steps // 4, keep_checkpoints=0)
@@ -163,7 +170,7 @@ def test_a_sigkilled_run_resumes_exactly(tmp_path: Path, name: str) -> None:
     assert len(list_checkpoints(reference.run_dir / "checkpoints")) >= 3, "the example's budget must span 3"
 
     script = KILLED_RUN.format(name=name, env=ex.env, run_root=str(tmp_path / "killed"), fields=ex.fields,
-                               options={**QUIET, **options}, steps=ex.steps)
+                               options={**QUIET, **options}, steps=ex.steps, when=when)
     killed = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
                             timeout=120)
     assert killed.returncode == -9, killed.stderr
@@ -171,6 +178,8 @@ def test_a_sigkilled_run_resumes_exactly(tmp_path: Path, name: str) -> None:
     assert not (run_dir / "final.pt").exists()
     checkpoints = list_checkpoints(run_dir / "checkpoints")
     assert len(checkpoints) == 2
+    if when == "during":  # the 3rd checkpoint's temporary file is there, never renamed: resume must not use it
+        assert list((run_dir / "checkpoints").glob(".step-*.tmp-*"))
 
     agent = th.resume(run_dir, progress=False)
     resumed_at = agent.global_step
@@ -179,6 +188,9 @@ def test_a_sigkilled_run_resumes_exactly(tmp_path: Path, name: str) -> None:
     agent.learn(agent.total_steps)
 
     assert same_state(final_components(run_dir), final_components(reference.run_dir))
+    # every random state too (Python, NumPy, torch, the algorithm's generator): the runs go on identically
+    rng, reference_rng = (load_checkpoint(folder / "final.pt")["rng"] for folder in (run_dir, reference.run_dir))
+    assert same_state(rng, reference_rng)
     resumed_rows, reference_rows = learning_rows(run_dir), learning_rows(reference.run_dir)
     assert any(int(row["step"]) > resumed_at for row in resumed_rows), "the resumed run must have logged rows"
     assert resumed_rows == reference_rows
