@@ -93,6 +93,13 @@ class PopulationSearch(Agent):
         hidden = config.hidden_size if config.policy == "mlp" else 0
         self.population = PopulationPolicy(envs.observation_space, envs.action_space, hidden)
 
+    def gaussian_candidates(self, center: Tensor, scale: Tensor) -> Tensor:
+        """``[R, C, n]``: center + scale * eps for each run's C candidates, eps ~ N(0, I) drawn together from the
+        algorithm's generator; ``center`` is ``[R, n]``, ``scale`` ``[R, 1]`` (one radius per run) or ``[R, n]``."""
+        noise = torch.randn((center.shape[0], self.candidates_per_run(), center.shape[1]), generator=self.generator,
+                            dtype=center.dtype, device=center.device)
+        return center.unsqueeze(1) + scale.to(center.dtype).unsqueeze(1) * noise
+
     def play(self, candidates: Tensor) -> Tensor:
         """Play every run's candidates ``[R, C, n]`` for k episodes each, as one batch; count the steps and record
         the episodes. Returns each candidate's mean return ``[R, C]`` (float64)."""

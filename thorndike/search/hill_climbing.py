@@ -152,12 +152,8 @@ class HillClimbing(PopulationSearch):
     # ---- collect -> targets -> update -> log --------------------------------------------------------------------
 
     def neighbours(self) -> Tensor:
-        """``[R, N, n]``: theta_best + sigma * eps for each run's N neighbours, eps ~ N(0, I) drawn together."""
-        state, n_neighbours = self.state, self.config.n_neighbours
-        theta = state.theta_best.unsqueeze(1)
-        noise = torch.randn((theta.shape[0], n_neighbours, theta.shape[2]), generator=self.generator,
-                            dtype=theta.dtype, device=theta.device)
-        return theta + state.sigma.to(theta.dtype).view(-1, 1, 1) * noise
+        """``[R, N, n]``: theta_best + sigma * eps for each run's N neighbours, eps ~ N(0, I)."""
+        return self.gaussian_candidates(self.state.theta_best, self.state.sigma.unsqueeze(1))
 
     def learn(self, total_steps: int) -> HillClimbing:
         """Iterate until every run has taken ``total_steps`` env steps (counted per run; see the module docstring)."""

@@ -156,11 +156,8 @@ class ParamCEM(PopulationSearch):
     # ---- collect -> targets -> update -> log --------------------------------------------------------------------
 
     def sample(self) -> Tensor:
-        """``[R, P, n]``: mu + sigma * eps for each run's P samples, eps ~ N(0, I) drawn together."""
-        mu, sigma = self.state.mu.unsqueeze(1), self.state.sigma.unsqueeze(1)
-        noise = torch.randn((mu.shape[0], self.config.population, mu.shape[2]), generator=self.generator,
-                            dtype=mu.dtype, device=mu.device)
-        return mu + sigma * noise
+        """``[R, P, n]``: mu + sigma * eps for each run's P samples, eps ~ N(0, I)."""
+        return self.gaussian_candidates(self.state.mu, self.state.sigma)
 
     def learn(self, total_steps: int) -> ParamCEM:
         """Iterate until every run has taken ``total_steps`` env steps (counted per run; see the module docstring)."""
