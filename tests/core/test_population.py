@@ -123,3 +123,36 @@ def test_evaluate_population_needs_one_copy_per_episode() -> None:
     envs = th.envs.make("CartPole-v1", n_envs=5)
     with pytest.raises(ValueError, match="needs 6 env copies"):
         evaluate_population(envs, policy, policy.initial_weights(3), 2, 10)
+
+
+class Stepped:
+    """A native env seen only through the VecEnv protocol, so evaluate_population steps it (autoreset included)."""
+
+    def __init__(self, envs) -> None:
+        self.envs, self.n_envs = envs, envs.n_envs
+
+    def reset(self):
+        return self.envs.reset()
+
+    def step(self, actions):
+        return self.envs.step(actions)
+
+
+@pytest.mark.parametrize(("env_id", "hidden", "deterministic"), [
+    ("CartPole-v1", 0, True), ("CartPole-v1", 6, False), ("Pendulum-v1", 6, True),
+    ("MountainCarContinuous-v0", 0, True), ("FrozenLake-v1", 0, False)])
+def test_the_native_fast_path_equals_stepping_with_autoreset(env_id: str, hidden: int, deterministic: bool) -> None:
+    """begin/continue_episodes give the same returns, lengths and random streams as ``step`` (the slow path)."""
+    fast, slow = (th.envs.make(env_id, n_envs=12, seed=5, backend="torch") for _ in range(2))
+    obs_space = fast.single_observation_space
+    if not isinstance(obs_space, gym.spaces.Box):  # FrozenLake (random dynamics): the state index as one number
+        obs_space = gym.spaces.Box(0.0, 15.0, (1,), np.float32)
+    policy = PopulationPolicy(obs_space, fast.single_action_space, hidden)
+    policy_generators = [torch.Generator().manual_seed(2) for _ in range(2)]
+    for population in range(3):  # consecutive populations continue both random streams
+        weights = torch.randn(4, policy.n_params, generator=torch.Generator().manual_seed(population))
+        ours = evaluate_population(fast, policy, weights, 3, 150, policy_generators[0], deterministic)
+        stepped = evaluate_population(Stepped(slow), policy, weights, 3, 150, policy_generators[1], deterministic)
+        assert torch.equal(ours[0], stepped[0]) and torch.equal(ours[1], stepped[1])
+    assert torch.equal(fast._generator.get_state(), slow._generator.get_state())
+    assert torch.equal(policy_generators[0].get_state(), policy_generators[1].get_state())

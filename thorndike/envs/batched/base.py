@@ -239,6 +239,31 @@ class BatchedEnv(ABC):
             episode_length=lengths,
         )
 
+    # ---- whole episodes without autoreset (evaluating a population) ------------------------------------------
+
+    def begin_episodes(self, seed: int | None = None) -> Tensor:
+        """:meth:`reset` every copy and return its state ``[N, D]`` for :meth:`continue_episodes` (do not modify)."""
+        self.reset(seed)
+        return self._state
+
+    def continue_episodes(self, state: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One step of every copy from ``state`` with no autoreset and no time limit: ``(next_state, reward
+        [N] float32, terminated [N])``; observe a state with :meth:`observe`.
+
+        For callers that play each copy's first episode only and mask what follows (a population evaluation): a
+        finished copy keeps moving from its terminal state, where :meth:`step` would reset it, and the env's own
+        state is left as :meth:`begin_episodes` found it. It draws from the env's generator exactly what
+        :meth:`step` draws, so a caller that switches from ``step`` to this consumes the same random stream and,
+        on the copies that are still in their first episode, computes the same numbers.
+        """
+        random = self._step_random()
+        next_state, reward, terminated, _ = self._transition(state, self._prepare_actions(actions), random)
+        return next_state, reward.to(torch.float32), terminated
+
+    def observe(self, state: Tensor) -> Tensor:
+        """The observations ``[N, ...]`` of a state from :meth:`begin_episodes` or :meth:`continue_episodes`."""
+        return self._observe(state)
+
     def state_dict(self) -> dict[str, Any]:
         """Physical state, step counters, episode returns and the generator: enough to continue exactly."""
         return {
