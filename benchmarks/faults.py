@@ -117,15 +117,20 @@ class Case:
 # i, result). A batch child runs many cases in a row; when one hangs or kills the child, the rest go on in a new one.
 
 _CONTEXT: Any = None
+_PRELOAD = ["__main__" if __name__ == "__main__" else __name__, "thorndike", "thorndike.cli", "torch._dynamo",
+            *sorted({target.partition(":")[0] for target in ALGORITHMS.values()})]
+
+
+def preload(*modules: str) -> None:
+    """Have the fork server import ``modules`` too (before its first child), e.g. a test module's jobs."""
+    _PRELOAD.extend(modules)
 
 
 def context() -> Any:
     global _CONTEXT
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
-        modules = sorted({ALGORITHMS[a].partition(":")[0] for a in ALGORITHMS})
-        main = __name__ if __name__ != "__main__" else "__main__"
-        _CONTEXT.set_forkserver_preload([main, "thorndike", "thorndike.cli", "torch._dynamo", *modules])
+        _CONTEXT.set_forkserver_preload(_PRELOAD)
     return _CONTEXT
 
 
@@ -139,6 +144,7 @@ def _limit_memory(headroom: int) -> None:
 def _child(conn: Any, job: Callable[[Any, Callable[[str], None]], dict], cases: list[Any], headroom: int) -> None:
     _limit_memory(headroom)
     torch.set_num_threads(1)
+    warnings.simplefilter("ignore")  # jobs that judge warnings record them themselves
     for i, case in enumerate(cases):
         conn.send(("start", i))
         try:
@@ -562,12 +568,21 @@ def kill_case(ref: Reference, group: str, rng: random.Random, root: Path) -> Cas
     first_kind = rng.choice(("row", "ckpt-rename")) if group == "SIGKILL during resume" else rng.choice(
         KILL_GROUPS[group])
     hooks = [draw_hook(first_kind, rng, n_rows, n_ckpts, max(n_ckpts - 2, 1), ref.learn_seconds)]
+    # Placed kills come after the first checkpoint (a kill before it leaves nothing to resume, which the timed kills
+    # still try now and then).
+    if hooks[0]["kind"] in ("ckpt-rename", "ckpt-half"):
+        hooks[0]["k"] = rng.randint(2, n_ckpts)
+    elif hooks[0]["kind"] == "row":
+        hooks[0]["k"] = rng.randint(1 + sum(step <= ref.checkpoint_steps[0] for step in ref.row_steps()), n_rows)
     story = []
     job = {"algo": ref.algo, "kwargs": ref.make_kwargs(run_root), "steps": ref.steps, "hook": hooks[0]}
     timed = hooks[0]["kind"] == "timed"
     result = run_one(train_job, job, kill_on="go" if timed else None, kill_after=hooks[0].get("delay", 0.0))
     story.append(f"killed {describe_hook(hooks[0])}")
     folders = list(run_root.iterdir()) if run_root.exists() else []
+    if result["status"] == "killed" and not folders:  # the folder is made when learn starts
+        return Case(group, ref.algo, "; ".join(story), "ok", "killed before the run folder existed: nothing to "
+                    "resume", time.perf_counter() - start)
     if result["status"] != "killed" or len(folders) != 1:
         outcome = _unexpected(result, story)
         if outcome is not None:
@@ -796,11 +811,11 @@ def judge_damage(ref: Reference, kind: str, job: dict, run_dir: Path, damaged: s
     if "error" in result:
         error = result["error"]
         message = f"{error['type']}: {error['message']}"
-        if not error["clear"]:
-            return "traceback", short(message)
-        if expected == "refuse" or (expected == "csv" and names(message, "progress.csv")):
-            return ("ok", f"refused by name: {short(message, 120)}") if names(message, damaged, str(run_dir)) else (
-                "traceback", f"refused without naming {damaged}: {short(message)}")
+        subjects = ("progress.csv",) if expected == "csv" else (damaged, str(run_dir))
+        if not (error["clear"] and names(message, *subjects)):
+            return "traceback", f"{short(message)} (at {error['origin']})"
+        if expected in ("refuse", "csv"):
+            return "ok", f"refused by name: {short(message, 120)}"
         return "not identical", f"refused although an older checkpoint is valid: {short(message)}"
     if expected == "refuse":
         return "silently accepted", f"{job['action']} went through (from step {result.get('at')})"
@@ -904,9 +919,6 @@ def fuzz_cases(algos: tuple[str, ...], root: Path) -> list[dict]:
         owners = [(cls.Config, hints)] + ([(RunOptions, typing.get_type_hints(RunOptions))] if i == 0 else [])
         for owner, owner_hints in owners:
             for field in dataclasses.fields(owner):
-                if owner is RunOptions and field.name in ("progress", "tensorboard", "pictures", "run_root"):
-                    if field.name != "run_root":
-                        continue
                 kind, optional = field_kind(owner_hints[field.name])
                 for value, surely in api_values(field.name, kind, optional):
                     cases.append({"surface": "api", "algo": algo, "field": field.name, "value": value,
@@ -1456,6 +1468,13 @@ def failures(cases: list[Case]) -> str:
     return "\n".join(lines) if bad else "(none)"
 
 
+def write_json(path: Path, payload: dict) -> None:
+    """The campaign as JSON, one case per line (readable diffs between campaigns)."""
+    head = json.dumps({k: v for k, v in payload.items() if k != "cases"})[:-1]
+    cases = ",\n".join(json.dumps(case) for case in payload["cases"])
+    path.write_text(f'{head}, "cases": [\n{cases}\n]}}\n')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1496,9 +1515,8 @@ def main() -> None:
               f"{', '.join(algos)}: {len(cases)} cases in {seconds:.0f} s. Outcomes are defined in the script's "
               "docstring.\n\n")
     (args.out / f"{stem}.md").write_text(header + text + "\n\n## Cases that are not ok\n\n" + failures(cases) + "\n")
-    (args.out / f"{stem}.json").write_text(json.dumps(
-        {"seed": args.seed, "quick": args.quick, "algos": algos, "seconds": seconds,
-         "cases": [dataclasses.asdict(c) for c in cases]}, indent=1))
+    write_json(args.out / f"{stem}.json", {"seed": args.seed, "quick": args.quick, "algos": algos,
+                                           "seconds": seconds, "cases": [dataclasses.asdict(c) for c in cases]})
     print(f"wrote {args.out / (stem + '.md')} and {stem}.json" + (f"; runs kept in {root}" if args.keep else ""))
 
 
