@@ -109,6 +109,21 @@ def test_resume_extends_a_finished_run_exactly_and_takes_display_options(tmp_pat
     assert "--lr 0.5 cannot change" in capsys.readouterr().err
 
 
+def test_resume_without_steps_of_a_run_that_ended_past_its_budget_is_a_no_op(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    quiet = ["--progress", "false", "--tensorboard", "false", "--pictures", "false"]
+    # CEM stops at the first iteration boundary at or past the budget: 16 sessions of up to 20 steps overshoot 1000
+    assert main(["train", "cem", "--env", "FrozenLake-v1", "--n-sessions", "16", "--max-episode-steps", "20",
+                 "--steps", "1000", "--run-root", str(tmp_path), *quiet]) == 0
+    (run,) = tmp_path.iterdir()
+    finished = th.load(run).global_step
+    assert finished > 1000
+    rows = progress_rows(run)
+    assert main(["train", "--resume", str(run), "--progress", "false"]) == 0
+    assert f"at step {finished} of {finished}" in capsys.readouterr().out
+    assert th.load(run).global_step == finished and progress_rows(run) == rows
+
+
 def test_hidden_sizes_take_a_bracketed_list_from_the_shell(tmp_path: Path) -> None:
     assert main(["train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--n-envs", "2", "--n-steps", "32",
                  "--minibatch-size", "32", "--hidden-sizes", "[16, 8]", "--run-root", str(tmp_path),

@@ -113,7 +113,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     display = {name: getattr(args, name) for name in RESUME_OPTIONS if getattr(args, name) is not None}
     agent = th.resume(args.resume, **display)
-    total = agent.total_steps if args.steps is None else args.steps
+    # A run ends at the first iteration boundary at or past its budget, so a finished one may be a little past it.
+    total = max(agent.total_steps, agent.global_step) if args.steps is None else args.steps
     if total < agent.global_step:
         raise ConfigError(f"--steps {total} is below the step the run is at ({agent.global_step}); give a larger "
                           "budget to extend it")

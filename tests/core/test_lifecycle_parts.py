@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from thorndike.core.buffers import RolloutBuffer, minibatches
@@ -68,3 +69,43 @@ def test_logger_truncates_rows_after_the_resume_step(tmp_path: Path) -> None:
     progress = read_progress(tmp_path)
     assert progress["step"] == [10, 20, 30] and progress["loss"] == [1.0, 2.0, 9.0]
     assert np.isnan(progress["eval"][0]) and progress["eval"][1:] == [1.5, 2.0]
+
+
+def write_three_rows(folder: Path) -> str:
+    logger = Logger(folder, tensorboard=False)
+    for step in (10, 20, 30):
+        logger.log(step, {"loss": step / 10})
+    logger.close()
+    return (folder / "progress.csv").read_text()
+
+
+@pytest.mark.parametrize("cut", ["3", "30,", "30,3."], ids=["inside the step", "after the step", "inside a value"])
+def test_a_row_a_kill_cut_short_is_dropped_with_a_warning(tmp_path: Path, cut: str) -> None:
+    text = write_three_rows(tmp_path)
+    (tmp_path / "progress.csv").write_text(text[:text.index("30,")] + cut)  # the row of step 30, half written
+    with pytest.warns(UserWarning, match="dropped 1 incomplete row"):
+        resumed = Logger(tmp_path, resume_step=20, tensorboard=False)
+    resumed.log(30, {"loss": 9.0})
+    resumed.close()
+    assert read_progress(tmp_path) == {"step": [10.0, 20.0, 30.0], "loss": [1.0, 2.0, 9.0]}
+
+
+def test_a_log_that_is_not_text_is_set_aside_and_a_new_one_started(tmp_path: Path) -> None:
+    write_three_rows(tmp_path)
+    (tmp_path / "progress.csv").write_bytes(bytes(range(256)) * 3)
+    with pytest.warns(UserWarning, match="rows up to step 20 are lost"):
+        resumed = Logger(tmp_path, resume_step=20, tensorboard=False)
+    resumed.log(30, {"loss": 9.0})
+    resumed.close()
+    assert (tmp_path / "progress.csv.damaged").read_bytes() == bytes(range(256)) * 3
+    assert read_progress(tmp_path) == {"step": [30.0], "loss": [9.0]}
+
+
+def test_a_missing_log_on_resume_is_said_and_restarted(tmp_path: Path) -> None:
+    write_three_rows(tmp_path)
+    (tmp_path / "progress.csv").unlink()
+    with pytest.warns(UserWarning, match="missing: the rows up to step 20 are lost"):
+        resumed = Logger(tmp_path, resume_step=20, tensorboard=False)
+    resumed.log(30, {"loss": 9.0})
+    resumed.close()
+    assert read_progress(tmp_path) == {"step": [30.0], "loss": [9.0]}

@@ -7,8 +7,8 @@ so that two runs with the same seed can be compared row for row.
 from __future__ import annotations
 
 import csv
-import io
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ class Logger:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "progress.csv"
         self.columns: list[str] | None = None
-        if resume_step is not None and self.path.exists():
+        if resume_step is not None:
             self._truncate_after(resume_step)
         self._writer = None
         if tensorboard:
@@ -34,18 +34,39 @@ class Logger:
                                          purge_step=None if resume_step is None else resume_step + 1)
 
     def _truncate_after(self, step: int) -> None:
-        with open(self.path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
+        """Keep the rows up to the checkpoint's ``step``. A resumed run never stops on a damaged log: a row cut by a
+        kill (no line end, too few fields, a step that is not a number) is dropped, and a file that is not text or
+        has gone is set aside or restarted, each with a warning that says which rows are lost."""
+        if not self.path.exists():
+            warnings.warn(f"{self.path} is missing: the rows up to step {step} are lost; the resumed run writes a new "
+                          "one from there", stacklevel=3)
             return
-        self.columns = list(rows[0].keys())
-        kept = [r for r in rows if int(float(r["step"])) <= step]
-        text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=self.columns)
-        writer.writeheader()
-        writer.writerows(kept)
+        try:
+            text = self.path.read_bytes().decode("utf-8")
+            lines = text.splitlines(keepends=True)
+            self.columns = next(csv.reader([lines[0]])) if lines else None
+        except (UnicodeDecodeError, csv.Error):
+            self.columns = None
+        if not self.columns or self.columns[0] != "step" or not lines[0].endswith("\n"):
+            aside = self.path.with_name("progress.csv.damaged")
+            self.path.replace(aside)
+            warnings.warn(f"{self.path} is not a thorndike log (set aside as {aside.name}): the rows up to step {step} "
+                          "are lost; the resumed run writes a new one from there", stacklevel=3)
+            self.columns = None
+            return
+        kept, dropped = [], 0
+        for line in lines[1:]:
+            fields = next(csv.reader([line]), [])
+            row_step = _number(fields[0]) if fields else None
+            if not line.endswith("\n") or len(fields) != len(self.columns) or row_step is None:
+                dropped += 1  # a row a kill cut short: it is past the checkpoint, which is written after its row
+            elif row_step <= step:
+                kept.append(line)
+        if dropped:
+            warnings.warn(f"{self.path}: dropped {dropped} incomplete row(s) written when the run was interrupted",
+                          stacklevel=3)
         # Atomic: a kill during a resume leaves the old file or the cut one, never an empty one.
-        write_atomically(self.path, text.getvalue().encode())
+        write_atomically(self.path, (lines[0] + "".join(kept)).encode())
 
     def log(self, step: int, row: dict[str, Any]) -> None:
         """Write one row (``step`` first) to the CSV and each finite number to TensorBoard."""
@@ -70,6 +91,15 @@ class Logger:
             self._writer.flush()
             self._writer.close()
             self._writer = None
+
+
+def _number(text: str) -> float | None:
+    """``text`` as a number, or None when it is not one (a field cut by a kill)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _fmt(value: Any) -> Any:
