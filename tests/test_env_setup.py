@@ -93,3 +93,17 @@ def test_unsupported_observations_are_refused_before_the_first_reset(tmp_path: P
     with pytest.raises(ValueError, match=r"ppo does not support the observation space Text\(.*\); no thorndike "
                                          "algorithm supports these spaces yet"):
         th.make("ppo", env=Chatty, run_root=str(tmp_path), **QUIET)
+
+
+def test_env_kwargs_and_wrappers_of_the_wrong_form_are_named_at_construction(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    quiet = dict(run_root=str(tmp_path), progress=False)
+    with pytest.raises(th.ConfigError, match=r"wrappers='time_limit'.*use \['time_limit'\]"):
+        th.make("q_learning", env="FrozenLake-v1", wrappers="time_limit", **quiet)
+    with pytest.raises(th.ConfigError, match="env_kwargs='is_slippery=False'; env_kwargs must be a dict"):
+        th.make("q_learning", env="FrozenLake-v1", env_kwargs="is_slippery=False", **quiet)
+    with pytest.raises(ValueError, match=r"FrozenLake-v1 could not be built with env_kwargs \{'no_such_kwarg': 1\}"):
+        th.make("q_learning", env="FrozenLake-v1", env_kwargs={"no_such_kwarg": 1}, backend="gymnasium", **quiet)
+    assert main(["train", "q_learning", "--env", "FrozenLake-v1", "--env-kwargs", "no_such_kwarg=1", "--steps",
+                 "100", "--run-root", str(tmp_path), "--progress", "false"]) == 2
+    assert "could not be built with env_kwargs {'no_such_kwarg': 1}" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,7 +27,7 @@ import gymnasium as gym
 import torch
 
 from thorndike import envs as th_envs
-from thorndike.config import RunOptions
+from thorndike.config import ConfigError, RunOptions
 from thorndike.core.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from thorndike.core.diagnostics import NonFiniteError, check_finite
 from thorndike.core.ledger import EpisodeLedger
@@ -60,6 +60,13 @@ class Agent(ABC):
         self.options = options or RunOptions()
         self.device = resolve_device(self.options.device)
         torch.set_num_threads(self.options.threads)
+        if env_kwargs is not None and not isinstance(env_kwargs, Mapping):
+            raise ConfigError(f"invalid config: env_kwargs={env_kwargs!r}; env_kwargs must be a dict of keyword "
+                              "arguments for the env's constructor")
+        try:  # a string, an unknown name or a wrong argument fails here, by name, before anything is built
+            th_envs.resolve_wrappers(wrappers)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"invalid config: wrappers={wrappers!r}; {err}") from None
         self.env_setup = None if env is None else EnvSetup(env, dict(env_kwargs or {}), list(wrappers or []),
                                                            self.options.backend, self.options.vectorization)
         record = {"config": dataclasses.asdict(config)}

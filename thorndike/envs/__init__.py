@@ -132,6 +132,12 @@ def env_builder(env: EnvSpec, **env_kwargs: Any) -> Callable[[], gym.Env]:
     def build() -> gym.Env:
         try:
             return gym.make(env, **env_kwargs)
+        except TypeError as err:
+            if not env_kwargs:
+                raise
+            # almost always a keyword the env's constructor does not take: name them and where they came from
+            raise ValueError(f"{env} could not be built with env_kwargs {env_kwargs!r} (--env-kwargs on the command "
+                             f"line): {err}") from None
         except (gym.error.DependencyNotInstalled, ImportError):
             missing = _missing_dependency(env)
             if missing is None:

@@ -94,6 +94,7 @@ class TabularConfig:
         check(self.epsilon_schedule in exploration.EPSILON_SCHEDULES, "epsilon_schedule", self.epsilon_schedule,
               f"one of {', '.join(exploration.EPSILON_SCHEDULES)}")
         check(0.0 < self.epsilon_decay <= 1.0, "epsilon_decay", self.epsilon_decay, "in (0, 1]")
+        check(self.epsilon_decay_episodes >= 0, "epsilon_decay_episodes", self.epsilon_decay_episodes, ">= 0")
         check(self.epsilon_schedule != "linear" or self.epsilon_decay_episodes >= 1, "epsilon_decay_episodes",
               self.epsilon_decay_episodes, ">= 1 with epsilon_schedule=linear")
         check(0.0 <= self.epsilon_end <= 1.0, "epsilon_end", self.epsilon_end, "in [0, 1]")
