@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 import types
 import typing
 from pathlib import Path
@@ -35,8 +36,9 @@ algorithm_names = pytest.mark.parametrize("name", NAMES, ids=NAMES)
 
 
 def make_example(name: str, run_root: Path, seed: int = 0, **options: Any) -> Any:
+    """The algorithm's example; ``options`` are run options or config fields (these replace the example's)."""
     ex = example(name)
-    return th.make(name, env=ex.env, seed=seed, run_root=str(run_root), **ex.fields, **QUIET, **options)
+    return th.make(name, env=ex.env, seed=seed, run_root=str(run_root), **{**ex.fields, **QUIET, **options})
 
 
 def learning_rows(run_dir: Path) -> list[dict[str, str]]:
@@ -253,6 +255,57 @@ def test_bad_config_values_name_the_field(name: str) -> None:
                 build_config(config_cls, {field.name: probe})
             except ConfigError as err:
                 assert field.name in str(err), f"{field.name}={probe}: {err}"
+
+
+@algorithm_names
+def test_a_float_that_is_not_finite_is_refused_even_in_a_config_built_by_hand(tmp_path: Path, name: str) -> None:
+    # build_config refuses NaN and inf while coercing; a Config constructed directly, and handed to the class, must
+    # be refused too, by the field's name (q_init, log_std_init and the like have no range check to catch NaN).
+    cls = get_algorithm(name)
+    hints = typing.get_type_hints(cls.Config)
+    floats = [f.name for f in dataclasses.fields(cls.Config) if field_kind(hints[f.name]) is float]
+    assert floats, f"{name} has no float field"
+    for field in floats:
+        for bad in (math.nan, math.inf, -math.inf):
+            with pytest.raises(ConfigError, match=re.escape(field)):
+                cls.Config(**{field: bad})
+    with pytest.raises(ConfigError, match="stop_return"):
+        th.config.RunOptions(stop_return=math.nan)
+
+
+def largest_accepted(field: dataclasses.Field) -> int:
+    return field.metadata.get("at_most", th.config.MAX_COUNT)
+
+
+@algorithm_names
+def test_every_count_at_its_largest_is_refused_by_name_or_runs(tmp_path: Path, name: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A count one above its bound is refused naming the field and the bound; at the bound itself it is refused by
+    # the memory estimate (naming the field), or it is built and learns an iteration in moments: never a raw
+    # allocation failure, never a run that hangs. The machine is taken to have 16 GiB, so the outcome is the same
+    # on every machine.
+    from thorndike.core import resources
+
+    monkeypatch.setattr(resources, "memory_budget", lambda device="cpu": (8 * 2**30, 16 * 2**30))
+    hints = typing.get_type_hints(get_algorithm(name).Config)
+    counts = [f for f in dataclasses.fields(get_algorithm(name).Config) if field_kind(hints[f.name]) is int
+              or typing.get_origin(hints[f.name]) is tuple]
+    assert counts
+    make_example(name, tmp_path)  # the first one imports the algorithm's modules: not what is timed
+    for field in counts:
+        tuple_field = typing.get_origin(hints[field.name]) is tuple
+        top = largest_accepted(field)
+        over = (top + 1,) if tuple_field else top + 1
+        with pytest.raises(ConfigError, match=rf"{field.name}=.*at most {top:,}"):
+            make_example(name, tmp_path, **{field.name: over})
+        started = time.perf_counter()
+        try:
+            agent = make_example(name, tmp_path, **{field.name: (top,) if tuple_field else top})
+        except ConfigError as err:
+            assert field.name in str(err), err
+        else:
+            agent.learn(1)
+        assert time.perf_counter() - started < 5, f"{field.name}={top} took {time.perf_counter() - started:.1f} s"
 
 
 @algorithm_names

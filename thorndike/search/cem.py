@@ -57,8 +57,9 @@ from torch import Tensor
 
 from thorndike import envs as th_envs
 from thorndike.agent import Agent
-from thorndike.config import check, describe
+from thorndike.config import check, check_limits, describe
 from thorndike.core import exploration
+from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.tabular.base import require_discrete_spaces, run_of_row
 
 __all__ = ["CEMCurves", "CEMTables", "Sessions", "TabularCEM", "TabularCEMConfig", "elite_counts", "new_policy",
@@ -82,6 +83,7 @@ class TabularCEMConfig:
 
 
     def __post_init__(self) -> None:
+        check_limits(self)
         check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
         # one session has nothing to be compared with: it ties with the worst return and is never an elite
         check(self.n_sessions >= 2, "n_sessions", self.n_sessions, ">= 2")
@@ -237,9 +239,21 @@ class TabularCEM(Agent):
 
     def build(self) -> None:
         config = self.config
-        self.connect_env(self.n_env_copies(), ledger_keep=None)  # every session: copy c is run c // N's
+        # every session: copy c is run c // N's
+        self.connect_env(self.n_env_copies(), ledger_keep=None,
+                         sized_by={"n_runs": config.n_runs, "n_sessions": config.n_sessions})
         self.n_states = int(self.envs.single_observation_space.n)
         self.n_actions = int(self.envs.single_action_space.n)
+        S, A = self.n_states, self.n_actions
+        require_memory("the policy matrices and the elite memory",
+                       tensor_bytes((config.keep_iterations + 1) * config.n_runs * S * A, dtype=torch.float64),
+                       self.device, {"n_runs": config.n_runs, "keep_iterations": config.keep_iterations},
+                       f"{S:,} states x {A:,} actions")
+        # one iteration keeps the states, actions and masks of its sessions, [T, N] each, T up to max_episode_steps
+        require_memory("one iteration's sessions", tensor_bytes(config.max_episode_steps * self.n_env_copies() * 17,
+                                                                 dtype=torch.uint8), self.device,
+                       {"max_episode_steps": config.max_episode_steps, "n_runs": config.n_runs,
+                        "n_sessions": config.n_sessions})
         self.tables = CEMTables(config.n_runs, self.n_states, self.n_actions, config.keep_iterations, self.device)
         self.curves = CEMCurves()
         self.components |= {"tables": self.tables, "curves": self.curves}

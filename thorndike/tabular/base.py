@@ -34,9 +34,10 @@ from torch import Tensor
 
 from thorndike import envs as th_envs
 from thorndike.agent import Agent
-from thorndike.config import check, describe
+from thorndike.config import check, check_limits, describe
 from thorndike.core import exploration
 from thorndike.core.ledger import EpisodeLedger
+from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.core.targets import incremental_update
 from thorndike.interaction import EnvInteraction
 from thorndike.planning.result import PlanningResult
@@ -83,6 +84,7 @@ class TabularConfig:
 
 
     def __post_init__(self) -> None:
+        check_limits(self)
         check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
         check(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "in [0, 1]")
         check(0.0 < self.alpha <= 1.0, "alpha", self.alpha, "in (0, 1]")
@@ -153,6 +155,10 @@ class Tables:
 
     def __init__(self, n_runs: int, n_states: int, n_actions: int, q_init: float, device: torch.device,
                  names: tuple[str, ...] = ("q",), state_names: tuple[str, ...] = ()) -> None:
+        entries = n_runs * n_states * n_actions
+        require_memory("the tables", tensor_bytes(entries * (len(names) + 1), dtype=torch.float64) +
+                       tensor_bytes(n_runs * n_states * len(state_names), dtype=torch.float64), device,
+                       {"n_runs": n_runs}, f"{n_states:,} states x {n_actions:,} actions x {len(names) + 1} tables")
         self.tensors = {name: torch.full((n_runs, n_states, n_actions), float(q_init), dtype=torch.float64,
                                          device=device) for name in names}
         self.tensors |= {name: torch.full((n_runs, n_states), float(q_init), dtype=torch.float64, device=device)
@@ -366,7 +372,7 @@ def exact_values(agent: Agent, policy: Tensor) -> Tensor:
 
 def connect_runs(agent: Agent) -> EnvInteraction:
     """Connect one env copy per run, the ledger keeping every episode (the per-run histories)."""
-    return agent.connect_env(agent.config.n_runs, ledger_keep=None)
+    return agent.connect_env(agent.config.n_runs, ledger_keep=None, sized_by={"n_runs": agent.config.n_runs})
 
 
 def require_discrete_spaces(name: str, who: str, observation_space: gym.Space, action_space: gym.Space) -> None:
