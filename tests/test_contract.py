@@ -26,6 +26,7 @@ import torch
 
 import thorndike as th
 from thorndike.config import ConfigError, build_config
+from thorndike.core.diagnostics import EnvOutputError, NonFiniteError
 from thorndike.core.checkpoint import list_checkpoints, load_checkpoint
 from thorndike.registry import ALGORITHMS, EXAMPLES, algorithms_supporting, example, get_algorithm
 
@@ -384,3 +385,109 @@ def test_unsupported_spaces_name_the_algorithms_that_support_them(tmp_path: Path
             assert listed.group(1).split(", ") == expected, message
         else:
             assert message.endswith("no thorndike algorithm supports these spaces yet"), message
+
+
+# ---- bad data from the env -----------------------------------------------------------------------------------------
+
+
+class FaultyEnv(gym.Env):
+    """A small env whose copy ``faulty_copy`` goes wrong on its ``fault_step``-th step (counted over its lifetime, so
+    the same step after a resume): a NaN reward, a NaN (or out-of-range) final observation of an episode that ends
+    there, or a NaN (out-of-range) observation. A copy knows its index from the seed of its first reset (the agent's
+    seed 0 plus the copy's index). Observations are Discrete(8) states or Box(3) vectors; episodes last 7 steps."""
+
+    def __init__(self, kind: str = "discrete", fault: str = "reward", fault_step: int = 60, faulty_copy: int = 1):
+        self.kind, self.fault, self.fault_step, self.faulty_copy = kind, fault, fault_step, faulty_copy
+        self.observation_space = (gym.spaces.Discrete(8) if kind == "discrete"
+                                  else gym.spaces.Box(-1, 1, (3,), np.float32))
+        self.action_space = gym.spaces.Discrete(2)
+        self.copy: int | None = None
+        self.steps = self.t = 0
+
+    def _obs(self) -> Any:
+        return self.t % 8 if self.kind == "discrete" else np.array([self.t / 10, 0.0, 0.0], np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        self.copy = seed if self.copy is None else self.copy
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        self.steps += 1
+        self.t += 1
+        obs, reward, terminated = self._obs(), 1.0, self.t >= 7
+        if self.copy == self.faulty_copy and self.steps == self.fault_step:
+            bad = {"discrete": {"out_of_range": 99}}.get(self.kind, {}).get(self.fault, -1) \
+                if self.kind == "discrete" else np.full(3, np.nan, np.float32)
+            if self.fault == "reward":
+                reward = math.nan
+            elif self.fault == "final_obs":
+                obs, terminated = bad, True
+            elif self.fault in ("obs", "out_of_range"):
+                obs, terminated = bad, False
+            elif self.fault == "shape":
+                obs = np.zeros(5, np.float32) if self.kind == "box" else np.array([1, 2])
+            elif self.fault == "dtype":
+                obs = np.array(["a", "b", "c"])
+            elif self.fault == "raise":
+                raise RuntimeError("the simulator crashed")
+        return obs, reward, terminated, False, {}
+
+
+gym.register("thorndike_test/Faulty-v0", entry_point=FaultyEnv)
+FAULTY = "thorndike_test/Faulty-v0"
+
+
+def faulty_kind(name: str) -> str:
+    """The observation kind of FaultyEnv the algorithm supports (Discrete first)."""
+    for kind in ("discrete", "box"):
+        envs = th.envs.make(FAULTY, n_envs=1, env_kwargs={"kind": kind})
+        try:
+            get_algorithm(name).check_spaces(envs.single_observation_space, envs.single_action_space)
+            return kind
+        except ValueError:
+            continue
+    raise AssertionError(f"{name} supports neither observation kind of FaultyEnv")
+
+
+def run_faulty(name: str, run_root: Path, kind: str, fault: str) -> tuple[Any, BaseException]:
+    """The example on FaultyEnv, a checkpoint every iteration, learning until the fault stops it."""
+    ex = example(name)
+    agent = th.make(name, env=FAULTY, env_kwargs={"kind": kind, "fault": fault}, run_root=str(run_root),
+                    checkpoint_every=1, **{**ex.fields, **QUIET})
+    with pytest.raises(Exception) as stopped:
+        agent.learn(ex.steps)
+    return agent, stopped.value
+
+
+@algorithm_names
+def test_bad_env_data_stops_the_run_naming_step_and_copy(tmp_path: Path, name: str) -> None:
+    # A NaN reward, a NaN (or out-of-range) final observation and a NaN (or out-of-range: -1 and 99) observation from
+    # env copy 1 stop the run with an error naming the step and the copy, never a NaN table, a wrapped index or a NaN
+    # ranked as a return; the last checkpoint, written before the fault, resumes.
+    kind = faulty_kind(name)
+    faults = ["reward", "final_obs", "obs"] + (["out_of_range"] if kind == "discrete" else [])
+    for fault in faults:
+        agent, err = run_faulty(name, tmp_path / fault, kind, fault)
+        state_fault = kind == "discrete" and fault != "reward"
+        assert isinstance(err, EnvOutputError if state_fault else NonFiniteError), f"{fault}: {err!r}"
+        found = re.search(r"at step (\d+) \(iteration \d+\), env copy (\d+)", str(err))
+        assert found is not None and found.group(2) == "1", f"{fault}: {err}"
+        assert {"reward": "reward", "final_obs": "final observation"}.get(fault, "observation") in str(err)
+        if fault == "reward":
+            resumed = th.resume(agent.run_dir, progress=False)
+            assert 0 < resumed.global_step < int(found.group(1))
+            floats = [t for t in _leaves(resumed.state_dict()["components"]) if t.is_floating_point()]
+            assert floats and all(bool(torch.isfinite(t).all()) for t in floats if t.numel())
+            assert (agent.run_dir / "progress.csv").exists()
+
+
+def _leaves(state: Any) -> list[torch.Tensor]:
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, dict):
+        return [t for v in state.values() for t in _leaves(v)]
+    if isinstance(state, list | tuple):
+        return [t for v in state for t in _leaves(v)]
+    return []

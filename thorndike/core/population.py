@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from thorndike.core import exploration
+from thorndike.core.diagnostics import StepChecks
 
 __all__ = ["PopulationPolicy", "evaluate_population"]
 
@@ -98,7 +99,8 @@ class PopulationPolicy:
 
 def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episodes_per_candidate: int,
                         max_steps: int, generator: torch.Generator | None = None,
-                        deterministic: bool = True) -> tuple[Tensor, Tensor]:
+                        deterministic: bool = True, first_step: int = 0, step_size: int = 1,
+                        where: str = "") -> tuple[Tensor, Tensor]:
     """Play ``k = episodes_per_candidate`` episodes with each of the ``P`` candidates ``weights`` ``[P, n_params]``.
 
     ``envs`` (a VecEnv) has ``P * k`` copies; candidate ``p`` plays copies ``p * k .. p * k + k - 1``. Every copy is
@@ -106,23 +108,36 @@ def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episode
     copy takes after its episode ended (autoreset started another) are masked out. Returns (returns ``[P, k]``
     float64, the sum of rewards of each copy's episode; lengths ``[P, k]`` int64). The lockstep steps taken are
     ``lengths.max()``. One host sync per step (whether every copy is done).
+
+    Observations, final observations and rewards are checked once per chunk of steps and after the last
+    (:class:`~thorndike.core.diagnostics.StepChecks`): NaN or inf stops with a ``NonFiniteError`` naming the step
+    (lockstep step t is ``first_step + (t + 1) * step_size``, ``where`` adds context) and the env copy, rather than
+    ranking a NaN return.
     """
     n_candidates, k = weights.shape[0], episodes_per_candidate
     n = n_candidates * k
     if envs.n_envs != n:
         raise ValueError(f"evaluating {n_candidates} candidates x {k} episodes needs {n} env copies, "
                          f"the env has {envs.n_envs}")
+    checks = StepChecks()
     obs = envs.reset()
+    checks.add(first_step, observation=obs, final_observation=obs, reward=torch.zeros(len(obs), device=obs.device))
+    obs = checks.safe(obs)
     device = obs.device
     running = torch.ones(n, dtype=torch.bool, device=device)
     returns = torch.zeros(n, dtype=torch.float64, device=device)
     lengths = torch.zeros(n, dtype=torch.int64, device=device)
-    for _ in range(max_steps):
+    for t in range(max_steps):
         actions = policy.act(weights, obs.reshape(n_candidates, k, *obs.shape[1:]), deterministic, generator)
-        obs, reward, terminated, truncated, _ = envs.step(actions.reshape(n, *actions.shape[2:]))
+        obs, reward, terminated, truncated, info = envs.step(actions.reshape(n, *actions.shape[2:]))
+        if checks.add(first_step + (t + 1) * step_size, observation=obs, final_observation=info["final_obs"],
+                      reward=reward):
+            checks.check(where)
+        obs = checks.safe(obs)
         returns += torch.where(running, reward.double(), 0.0)
         lengths += running
         running = running & ~(terminated | truncated)
         if not bool(running.any()):  # the one host sync per step
             break
+    checks.check(where)
     return returns.view(n_candidates, k), lengths.view(n_candidates, k)

@@ -118,7 +118,9 @@ class PopulationSearch(Agent):
         config = self.config
         R, C, k = candidates.shape[0], candidates.shape[1], config.episodes_per_candidate
         returns, lengths = evaluate_population(self.envs, self.population, candidates.reshape(R * C, -1), k,
-                                               config.max_episode_steps, self.generator, config.deterministic)
+                                               config.max_episode_steps, self.generator, config.deterministic,
+                                               first_step=self.global_step, step_size=C * k,
+                                               where=f"iteration {self.iteration + 1}")
         self.global_step += int(lengths.max()) * C * k
         self.ledger.record({"done": torch.ones_like(lengths.view(-1), dtype=torch.bool),
                             "episode_return": returns.view(-1), "episode_length": lengths.view(-1)}, self.global_step)

@@ -59,6 +59,7 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, check_limits, describe
 from thorndike.core import exploration
+from thorndike.core.diagnostics import StepChecks
 from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.tabular.base import require_discrete_spaces, run_of_row
 
@@ -273,8 +274,14 @@ class TabularCEM(Agent):
     def play_sessions(self) -> Sessions:
         """Reset every copy and play one session in each with its run's policy, all copies in lockstep."""
         policy, run_of_copy = self.tables.policy, self.run_of_copy
+        # Rewards, states (in range) and final states are checked once per chunk of steps and after the last;
+        # until then a state out of range is mapped into it, so indexing the policy never fails or wraps around.
+        checks, where, N = StepChecks(self.n_states), f"iteration {self.iteration + 1}", self.config.n_sessions
         obs = self.envs.reset()
         n = obs.shape[0]
+        checks.add(self.global_step, observation=obs, final_observation=obs,
+                   reward=torch.zeros(n, device=self.device))
+        obs = checks.safe(obs)
         running = torch.ones(n, dtype=torch.bool, device=self.device)
         returns = torch.zeros(n, dtype=torch.float64, device=self.device)
         scores = torch.zeros(n, dtype=torch.float64, device=self.device)
@@ -286,7 +293,12 @@ class TabularCEM(Agent):
             states.append(obs)
             actions.append(action)
             active.append(running)
-            obs, reward, terminated, truncated, _ = self.envs.step(action)
+            obs, reward, terminated, truncated, info = self.envs.step(action)
+            # step t of the iteration ends at each run's step global_step + (t + 1) * n_sessions
+            if checks.add(self.global_step + len(states) * N, observation=obs, final_observation=info["final_obs"],
+                          reward=reward):
+                checks.check(where)
+            obs = checks.safe(obs)
             reward = torch.where(running, reward.double(), 0.0)
             returns += reward
             scores += discount * reward
@@ -295,6 +307,7 @@ class TabularCEM(Agent):
             running = running & ~(terminated | truncated)
             if not bool(running.any()):  # one host sync per step; the steps are tiny tensor ops anyway
                 break
+        checks.check(where)
         self.obs = obs
         return Sessions(torch.stack(states), torch.stack(actions), torch.stack(active), returns, scores, lengths)
 

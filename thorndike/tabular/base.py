@@ -36,6 +36,7 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, check_limits, describe
 from thorndike.core import exploration
+from thorndike.core.diagnostics import StepChecks
 from thorndike.core.ledger import EpisodeLedger
 from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.core.targets import incremental_update
@@ -306,11 +307,14 @@ class RunStepper:
         self.pending_action = PendingAction(agent.device)
         self.runs = torch.arange(len(episodes), device=agent.device)
         self.one = torch.ones((), dtype=torch.int64, device=agent.device)  # the increment of a visit count
+        space = agent.interaction.observation_space
+        self.checks = StepChecks(int(space.n) if isinstance(space, gym.spaces.Discrete) else None)
 
     def collect(self, steps: int, choose: Callable[[Tensor], Tensor],
                 next_action: bool = False) -> Iterator[Transition]:
         """Step every run ``steps`` times, acting with ``choose`` (encoded states ``[R, ...]`` -> actions ``[R]``)."""
-        agent, encode = self.agent, self.encode
+        agent, encode, checks = self.agent, self.encode, self.checks
+        where = f"iteration {agent.iteration + 1}"
         if self.behaviour is not None:
             self.behaviour.start()
         state = agent.obs if encode is None else encode(agent.obs)
@@ -320,7 +324,13 @@ class RunStepper:
             action = choose(state) if pending is None else pending
             agent.global_step += 1
             reset_obs, reward, terminated, truncated, info = agent.interaction.step(action, agent.global_step)
-            next_obs = info["final_obs"]
+            # Checked once per chunk of steps (and at the end); until then, states out of range or NaN are mapped
+            # to harmless ones so that no table index fails or wraps around before the check names them.
+            if checks.add(agent.global_step, observation=reset_obs, final_observation=info["final_obs"],
+                          reward=reward):
+                checks.check(where)
+            reset_obs, next_obs = checks.safe(reset_obs), checks.safe(info["final_obs"])
+            agent.interaction.obs = reset_obs
             done = info["done"]
             if encode is None:
                 next_state, reset_state = next_obs, reset_obs
@@ -341,6 +351,7 @@ class RunStepper:
             if next_action:
                 self.pending_action.value = torch.where(done, choose(reset_state), t.next_action)
             state = reset_state
+        checks.check(where)
 
 
 def run_of_row(n_rows: int, n_runs: int, device: torch.device) -> Tensor:
