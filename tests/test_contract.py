@@ -26,8 +26,8 @@ import torch
 
 import thorndike as th
 from thorndike.config import ConfigError, build_config
-from thorndike.core.diagnostics import EnvOutputError, NonFiniteError
 from thorndike.core.checkpoint import list_checkpoints, load_checkpoint
+from thorndike.core.diagnostics import EnvOutputError, NonFiniteError
 from thorndike.registry import ALGORITHMS, EXAMPLES, algorithms_supporting, example, get_algorithm
 
 NAMES = sorted(ALGORITHMS)
