@@ -491,3 +491,31 @@ def _leaves(state: Any) -> list[torch.Tensor]:
     if isinstance(state, list | tuple):
         return [t for v in state for t in _leaves(v)]
     return []
+
+
+@algorithm_names
+def test_a_failing_env_stops_the_run_naming_step_and_copy(tmp_path: Path, name: str) -> None:
+    # An observation of the wrong shape, a string observation and an exception inside the env's step are one
+    # EnvOutputError naming the step and the env copy (not NumPy's "all input arrays must have the same shape" or a
+    # traceback from inside the env), with the run's resume hint since a checkpoint was written before.
+    kind = faulty_kind(name)
+    for fault, says in [("shape", "an observation of shape"), ("dtype", "dtype <U1"),
+                        ("raise", "raised RuntimeError in its step: the simulator crashed")]:
+        agent, err = run_faulty(name, tmp_path / fault, kind, fault)
+        assert isinstance(err, EnvOutputError), f"{fault}: {err!r}"
+        assert re.search(r"at step \d+( \(iteration \d+\))?: env copy 1 ", str(err)), f"{fault}: {err}"
+        assert says in str(err), f"{fault}: {err}"
+        assert any(f"resume with `thorndike train --resume {agent.run_dir}`" in note for note in err.__notes__)
+
+
+def test_the_cli_reports_a_failing_env_with_the_resume_hint(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from thorndike.cli import main
+
+    code = main(["train", "q_learning", "--env", FAULTY, "--env-kwargs", "fault=raise", "--steps", "400",
+                 "--n-runs", "2", "--log-every", "50", "--checkpoint-every", "1", "--run-root", str(tmp_path),
+                 "--progress", "false", "--tensorboard", "false", "--pictures", "false"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "env copy 1 raised RuntimeError in its step: the simulator crashed" in err and "at step 60" in err
+    assert "thorndike train --resume" in err and "Traceback" not in err

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from thorndike import envs as th_envs
+from thorndike.core.diagnostics import EnvOutputError
 from thorndike.core.ledger import EpisodeLedger
 from thorndike.core.resources import (
     MAX_GYMNASIUM_COPIES,
@@ -142,7 +143,10 @@ class EnvInteraction:
 
     def step(self, actions: Tensor, step: int) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         """Step every copy; ``obs`` becomes the next observations and finished episodes are recorded at ``step``."""
-        next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+        try:
+            next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+        except EnvOutputError as err:
+            raise err.at(step) from err
         self.ledger.record(info, step)
         self.obs = next_obs
         return next_obs, rewards, terminated, truncated, info

@@ -44,6 +44,10 @@ class EnvOutputError(ValueError):
     the wrong shape or kind, or an exception from its step. The message names the copy and the step; training
     stops and keeps the last checkpoint."""
 
+    def at(self, step: int, where: str = "") -> EnvOutputError:
+        """The same error, saying at which step of training it happened (the env copy only knows its own)."""
+        return EnvOutputError(f"at step {step}{f' ({where})' if where else ''}: {self}")
+
 
 class StepChecks:
     """What the envs returned over many single steps, checked once per chunk of steps (one host sync per chunk).

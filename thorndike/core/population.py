@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from thorndike.core import exploration
-from thorndike.core.diagnostics import StepChecks
+from thorndike.core.diagnostics import EnvOutputError, StepChecks
 
 __all__ = ["PopulationPolicy", "evaluate_population"]
 
@@ -129,7 +129,10 @@ def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episode
     lengths = torch.zeros(n, dtype=torch.int64, device=device)
     for t in range(max_steps):
         actions = policy.act(weights, obs.reshape(n_candidates, k, *obs.shape[1:]), deterministic, generator)
-        obs, reward, terminated, truncated, info = envs.step(actions.reshape(n, *actions.shape[2:]))
+        try:
+            obs, reward, terminated, truncated, info = envs.step(actions.reshape(n, *actions.shape[2:]))
+        except EnvOutputError as err:
+            raise err.at(first_step + (t + 1) * step_size, where) from err
         if checks.add(first_step + (t + 1) * step_size, observation=obs, final_observation=info["final_obs"],
                       reward=reward):
             checks.check(where)

@@ -59,7 +59,7 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, check_limits, describe
 from thorndike.core import exploration
-from thorndike.core.diagnostics import StepChecks
+from thorndike.core.diagnostics import EnvOutputError, StepChecks
 from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.tabular.base import require_discrete_spaces, run_of_row
 
@@ -293,7 +293,10 @@ class TabularCEM(Agent):
             states.append(obs)
             actions.append(action)
             active.append(running)
-            obs, reward, terminated, truncated, info = self.envs.step(action)
+            try:
+                obs, reward, terminated, truncated, info = self.envs.step(action)
+            except EnvOutputError as err:
+                raise err.at(self.global_step + (len(states)) * N, where) from err
             # step t of the iteration ends at each run's step global_step + (t + 1) * n_sessions
             if checks.add(self.global_step + len(states) * N, observation=obs, final_observation=info["final_obs"],
                           reward=reward):
