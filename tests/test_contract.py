@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -197,6 +199,69 @@ def test_a_sigkilled_run_resumes_exactly(tmp_path: Path, name: str, when: str) -
     resumed_rows, reference_rows = learning_rows(run_dir), learning_rows(reference.run_dir)
     assert any(int(row["step"]) > resumed_at for row in resumed_rows), "the resumed run must have logged rows"
     assert resumed_rows == reference_rows
+
+
+# A resume in a fresh interpreter that SIGKILLs itself while it rewrites progress.csv (before the cut file is renamed
+# into place: "progress") or right after the first checkpoint it writes ("checkpoint").
+KILLED_RESUME = """
+import os
+import signal
+import thorndike as th
+
+real_replace = os.replace
+
+def replace_then_die(src, dst, *args, **kwargs):
+    if {when!r} == "progress" and os.path.basename(os.fspath(dst)) == "progress.csv":
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(src, dst, *args, **kwargs)
+    if {when!r} == "checkpoint" and os.path.basename(os.path.dirname(os.fspath(dst))) == "checkpoints":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace_then_die
+agent = th.resume({run_dir!r}, progress=False)
+agent.learn(agent.total_steps)
+"""
+
+
+def run_killed(script: str) -> None:
+    """Run ``script`` (one of the killing scripts above) in a forked copy of this process, which must end by
+    SIGKILL: the same as a fresh interpreter, without paying for one (torch and thorndike are imported already)."""
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        try:
+            exec(textwrap.dedent(script), {"__name__": "__killed__"})  # noqa: S102  (our own script)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"the child ended with {status}"
+
+
+@algorithm_names
+def test_a_run_killed_during_its_resume_resumes_exactly(tmp_path: Path, name: str) -> None:
+    # Killed after its 2nd checkpoint, then killed again while resuming (rewriting progress.csv), then again just
+    # after the resumed run's first checkpoint, with only the 2 newest checkpoints kept: resumed a last time, it ends
+    # bit for bit like an uninterrupted run (components, random states, every row of progress.csv).
+    ex = example(name)
+    options = dict(checkpoint_every=ex.steps // 4, keep_checkpoints=2)
+    reference = make_example(name, tmp_path / "reference", **options).learn(ex.steps)
+    run_killed(KILLED_RUN.format(name=name, env=ex.env, run_root=str(tmp_path / "killed"), fields=ex.fields,
+                                 options={**QUIET, **options}, steps=ex.steps, when="after"))
+    (run_dir,) = (tmp_path / "killed").iterdir()
+    rows_before = learning_rows(run_dir)
+    run_killed(KILLED_RESUME.format(run_dir=str(run_dir), when="progress"))
+    assert learning_rows(run_dir) == rows_before  # the old file, whole: the cut one was never renamed into place
+    newest = list_checkpoints(run_dir / "checkpoints")[-1]
+    run_killed(KILLED_RESUME.format(run_dir=str(run_dir), when="checkpoint"))
+    # a new checkpoint is in place; the kill came before pruning, so one more than kept is left
+    assert list_checkpoints(run_dir / "checkpoints")[-1] != newest
+
+    agent = th.resume(run_dir, progress=False)
+    assert 0 < agent.global_step < ex.steps
+    agent.learn(agent.total_steps)
+    assert same_state(final_components(run_dir), final_components(reference.run_dir))
+    rng, reference_rng = (load_checkpoint(folder / "final.pt")["rng"] for folder in (run_dir, reference.run_dir))
+    assert same_state(rng, reference_rng)
+    assert learning_rows(run_dir) == learning_rows(reference.run_dir)
 
 
 # ---- determinism ---------------------------------------------------------------------------------------------------
