@@ -85,3 +85,40 @@ def test_broken_yaml_and_device_names_are_clear(tmp_path: typing.Any) -> None:
     with pytest.raises(ConfigError, match="device='cuda:abc'"):
         build_config(RunOptions, {"device": "cuda:abc"})
     assert math.isfinite(build_config(RunOptions, {"stop_return": "475"}).stop_return)
+
+
+# ---- huge counts -----------------------------------------------------------------------------------------------------
+
+EXAMPLE_COUNTS = [(name, f.name, kind) for name in sorted(ALGORITHMS)
+                  for f in dataclasses.fields(OWNERS[name]) + dataclasses.fields(RunOptions)
+                  for kind, _ in [base_type(f.type)] if kind in (int, tuple)]
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@settings(max_examples=12, deadline=None)
+@given(data=st.data())
+def test_a_huge_count_is_refused_at_construction_quickly(name: str, data: st.DataObject) -> None:
+    # A count from ten million up to far past any bound, given to th.make on the algorithm's example: refused with a
+    # ConfigError naming the field, or (a count that sizes nothing, such as log_every) built, in moments. Above
+    # MAX_COUNT every config field is refused. The machine is taken to have 2 GiB, the same everywhere.
+    import time
+
+    from thorndike.config import MAX_COUNT
+    from thorndike.core import resources
+    from thorndike.registry import example
+
+    field, kind = data.draw(st.sampled_from([(f, k) for n, f, k in EXAMPLE_COUNTS if n == name]))
+    count = data.draw(st.one_of(st.integers(10**7, MAX_COUNT), st.integers(MAX_COUNT + 1, 10**40)))
+    ex = example(name)
+    quiet = {**ex.fields, "progress": False, "tensorboard": False}
+    th.make(name, env=ex.env, **quiet)  # the first one imports the algorithm's modules: not what is timed
+    started = time.perf_counter()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resources, "memory_budget", lambda device="cpu": (2**30, 2**31))
+        try:
+            th.make(name, env=ex.env, **{**quiet, field: (count,) if kind is tuple else count})
+        except ConfigError as err:
+            assert field in str(err), err
+        else:
+            assert count <= MAX_COUNT or field in ("checkpoint_every", "eval_every"), f"{field}={count} accepted"
+    assert time.perf_counter() - started < 3, f"{field}={count} took {time.perf_counter() - started:.1f} s"

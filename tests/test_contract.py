@@ -9,10 +9,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import types
 import typing
 from pathlib import Path
@@ -26,6 +29,7 @@ import torch
 import thorndike as th
 from thorndike.config import ConfigError, build_config
 from thorndike.core.checkpoint import list_checkpoints, load_checkpoint
+from thorndike.core.diagnostics import EnvOutputError, NonFiniteError
 from thorndike.registry import ALGORITHMS, EXAMPLES, algorithms_supporting, example, get_algorithm
 
 NAMES = sorted(ALGORITHMS)
@@ -35,8 +39,9 @@ algorithm_names = pytest.mark.parametrize("name", NAMES, ids=NAMES)
 
 
 def make_example(name: str, run_root: Path, seed: int = 0, **options: Any) -> Any:
+    """The algorithm's example; ``options`` are run options or config fields (these replace the example's)."""
     ex = example(name)
-    return th.make(name, env=ex.env, seed=seed, run_root=str(run_root), **ex.fields, **QUIET, **options)
+    return th.make(name, env=ex.env, seed=seed, run_root=str(run_root), **{**ex.fields, **QUIET, **options})
 
 
 def learning_rows(run_dir: Path) -> list[dict[str, str]]:
@@ -196,6 +201,69 @@ def test_a_sigkilled_run_resumes_exactly(tmp_path: Path, name: str, when: str) -
     assert resumed_rows == reference_rows
 
 
+# A resume in a fresh interpreter that SIGKILLs itself while it rewrites progress.csv (before the cut file is renamed
+# into place: "progress") or right after the first checkpoint it writes ("checkpoint").
+KILLED_RESUME = """
+import os
+import signal
+import thorndike as th
+
+real_replace = os.replace
+
+def replace_then_die(src, dst, *args, **kwargs):
+    if {when!r} == "progress" and os.path.basename(os.fspath(dst)) == "progress.csv":
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(src, dst, *args, **kwargs)
+    if {when!r} == "checkpoint" and os.path.basename(os.path.dirname(os.fspath(dst))) == "checkpoints":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace_then_die
+agent = th.resume({run_dir!r}, progress=False)
+agent.learn(agent.total_steps)
+"""
+
+
+def run_killed(script: str) -> None:
+    """Run ``script`` (one of the killing scripts above) in a forked copy of this process, which must end by
+    SIGKILL: the same as a fresh interpreter, without paying for one (torch and thorndike are imported already)."""
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        try:
+            exec(textwrap.dedent(script), {"__name__": "__killed__"})  # noqa: S102  (our own script)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"the child ended with {status}"
+
+
+@algorithm_names
+def test_a_run_killed_during_its_resume_resumes_exactly(tmp_path: Path, name: str) -> None:
+    # Killed after its 2nd checkpoint, then killed again while resuming (rewriting progress.csv), then again just
+    # after the resumed run's first checkpoint, with only the 2 newest checkpoints kept: resumed a last time, it ends
+    # bit for bit like an uninterrupted run (components, random states, every row of progress.csv).
+    ex = example(name)
+    options = dict(checkpoint_every=ex.steps // 4, keep_checkpoints=2)
+    reference = make_example(name, tmp_path / "reference", **options).learn(ex.steps)
+    run_killed(KILLED_RUN.format(name=name, env=ex.env, run_root=str(tmp_path / "killed"), fields=ex.fields,
+                                 options={**QUIET, **options}, steps=ex.steps, when="after"))
+    (run_dir,) = (tmp_path / "killed").iterdir()
+    rows_before = learning_rows(run_dir)
+    run_killed(KILLED_RESUME.format(run_dir=str(run_dir), when="progress"))
+    assert learning_rows(run_dir) == rows_before  # the old file, whole: the cut one was never renamed into place
+    newest = list_checkpoints(run_dir / "checkpoints")[-1]
+    run_killed(KILLED_RESUME.format(run_dir=str(run_dir), when="checkpoint"))
+    # a new checkpoint is in place; the kill came before pruning, so one more than kept is left
+    assert list_checkpoints(run_dir / "checkpoints")[-1] != newest
+
+    agent = th.resume(run_dir, progress=False)
+    assert 0 < agent.global_step < ex.steps
+    agent.learn(agent.total_steps)
+    assert same_state(final_components(run_dir), final_components(reference.run_dir))
+    rng, reference_rng = (load_checkpoint(folder / "final.pt")["rng"] for folder in (run_dir, reference.run_dir))
+    assert same_state(rng, reference_rng)
+    assert learning_rows(run_dir) == learning_rows(reference.run_dir)
+
+
 # ---- determinism ---------------------------------------------------------------------------------------------------
 
 
@@ -253,6 +321,57 @@ def test_bad_config_values_name_the_field(name: str) -> None:
                 build_config(config_cls, {field.name: probe})
             except ConfigError as err:
                 assert field.name in str(err), f"{field.name}={probe}: {err}"
+
+
+@algorithm_names
+def test_a_float_that_is_not_finite_is_refused_even_in_a_config_built_by_hand(tmp_path: Path, name: str) -> None:
+    # build_config refuses NaN and inf while coercing; a Config constructed directly, and handed to the class, must
+    # be refused too, by the field's name (q_init, log_std_init and the like have no range check to catch NaN).
+    cls = get_algorithm(name)
+    hints = typing.get_type_hints(cls.Config)
+    floats = [f.name for f in dataclasses.fields(cls.Config) if field_kind(hints[f.name]) is float]
+    assert floats, f"{name} has no float field"
+    for field in floats:
+        for bad in (math.nan, math.inf, -math.inf):
+            with pytest.raises(ConfigError, match=re.escape(field)):
+                cls.Config(**{field: bad})
+    with pytest.raises(ConfigError, match="stop_return"):
+        th.config.RunOptions(stop_return=math.nan)
+
+
+def largest_accepted(field: dataclasses.Field) -> int:
+    return field.metadata.get("at_most", th.config.MAX_COUNT)
+
+
+@algorithm_names
+def test_every_count_at_its_largest_is_refused_by_name_or_runs(tmp_path: Path, name: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A count one above its bound is refused naming the field and the bound; at the bound itself it is refused by
+    # the memory estimate (naming the field), or it is built and learns an iteration in moments: never a raw
+    # allocation failure, never a run that hangs. The machine is taken to have 16 GiB, so the outcome is the same
+    # on every machine.
+    from thorndike.core import resources
+
+    monkeypatch.setattr(resources, "memory_budget", lambda device="cpu": (8 * 2**30, 16 * 2**30))
+    hints = typing.get_type_hints(get_algorithm(name).Config)
+    counts = [f for f in dataclasses.fields(get_algorithm(name).Config) if field_kind(hints[f.name]) is int
+              or typing.get_origin(hints[f.name]) is tuple]
+    assert counts
+    make_example(name, tmp_path)  # the first one imports the algorithm's modules: not what is timed
+    for field in counts:
+        tuple_field = typing.get_origin(hints[field.name]) is tuple
+        top = largest_accepted(field)
+        over = (top + 1,) if tuple_field else top + 1
+        with pytest.raises(ConfigError, match=rf"{field.name}=.*at most {top:,}"):
+            make_example(name, tmp_path, **{field.name: over})
+        started = time.perf_counter()
+        try:
+            agent = make_example(name, tmp_path, **{field.name: (top,) if tuple_field else top})
+        except ConfigError as err:
+            assert field.name in str(err), err
+        else:
+            agent.learn(1)
+        assert time.perf_counter() - started < 5, f"{field.name}={top} took {time.perf_counter() - started:.1f} s"
 
 
 @algorithm_names
@@ -331,3 +450,137 @@ def test_unsupported_spaces_name_the_algorithms_that_support_them(tmp_path: Path
             assert listed.group(1).split(", ") == expected, message
         else:
             assert message.endswith("no thorndike algorithm supports these spaces yet"), message
+
+
+# ---- bad data from the env -----------------------------------------------------------------------------------------
+
+
+class FaultyEnv(gym.Env):
+    """A small env whose copy ``faulty_copy`` goes wrong on its ``fault_step``-th step (counted over its lifetime, so
+    the same step after a resume): a NaN reward, a NaN (or out-of-range) final observation of an episode that ends
+    there, or a NaN (out-of-range) observation. A copy knows its index from the seed of its first reset (the agent's
+    seed 0 plus the copy's index). Observations are Discrete(8) states or Box(3) vectors; episodes last 7 steps."""
+
+    def __init__(self, kind: str = "discrete", fault: str = "reward", fault_step: int = 60, faulty_copy: int = 1):
+        self.kind, self.fault, self.fault_step, self.faulty_copy = kind, fault, fault_step, faulty_copy
+        self.observation_space = (gym.spaces.Discrete(8) if kind == "discrete"
+                                  else gym.spaces.Box(-1, 1, (3,), np.float32))
+        self.action_space = gym.spaces.Discrete(2)
+        self.copy: int | None = None
+        self.steps = self.t = 0
+
+    def _obs(self) -> Any:
+        return self.t % 8 if self.kind == "discrete" else np.array([self.t / 10, 0.0, 0.0], np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        self.copy = seed if self.copy is None else self.copy
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        self.steps += 1
+        self.t += 1
+        obs, reward, terminated = self._obs(), 1.0, self.t >= 7
+        if self.copy == self.faulty_copy and self.steps == self.fault_step:
+            bad = {"discrete": {"out_of_range": 99}}.get(self.kind, {}).get(self.fault, -1) \
+                if self.kind == "discrete" else np.full(3, np.nan, np.float32)
+            if self.fault == "reward":
+                reward = math.nan
+            elif self.fault == "final_obs":
+                obs, terminated = bad, True
+            elif self.fault in ("obs", "out_of_range"):
+                obs, terminated = bad, False
+            elif self.fault == "shape":
+                obs = np.zeros(5, np.float32) if self.kind == "box" else np.array([1, 2])
+            elif self.fault == "dtype":
+                obs = np.array(["a", "b", "c"])
+            elif self.fault == "raise":
+                raise RuntimeError("the simulator crashed")
+        return obs, reward, terminated, False, {}
+
+
+gym.register("thorndike_test/Faulty-v0", entry_point=FaultyEnv)
+FAULTY = "thorndike_test/Faulty-v0"
+
+
+def faulty_kind(name: str) -> str:
+    """The observation kind of FaultyEnv the algorithm supports (Discrete first)."""
+    for kind in ("discrete", "box"):
+        envs = th.envs.make(FAULTY, n_envs=1, env_kwargs={"kind": kind})
+        try:
+            get_algorithm(name).check_spaces(envs.single_observation_space, envs.single_action_space)
+            return kind
+        except ValueError:
+            continue
+    raise AssertionError(f"{name} supports neither observation kind of FaultyEnv")
+
+
+def run_faulty(name: str, run_root: Path, kind: str, fault: str) -> tuple[Any, BaseException]:
+    """The example on FaultyEnv, a checkpoint every iteration, learning until the fault stops it."""
+    ex = example(name)
+    agent = th.make(name, env=FAULTY, env_kwargs={"kind": kind, "fault": fault}, run_root=str(run_root),
+                    checkpoint_every=1, **{**ex.fields, **QUIET})
+    with pytest.raises(Exception) as stopped:
+        agent.learn(ex.steps)
+    return agent, stopped.value
+
+
+@algorithm_names
+def test_bad_env_data_stops_the_run_naming_step_and_copy(tmp_path: Path, name: str) -> None:
+    # A NaN reward, a NaN (or out-of-range) final observation and a NaN (or out-of-range: -1 and 99) observation from
+    # env copy 1 stop the run with an error naming the step and the copy, never a NaN table, a wrapped index or a NaN
+    # ranked as a return; the last checkpoint, written before the fault, resumes.
+    kind = faulty_kind(name)
+    faults = ["reward", "final_obs", "obs"] + (["out_of_range"] if kind == "discrete" else [])
+    for fault in faults:
+        agent, err = run_faulty(name, tmp_path / fault, kind, fault)
+        state_fault = kind == "discrete" and fault != "reward"
+        assert isinstance(err, EnvOutputError if state_fault else NonFiniteError), f"{fault}: {err!r}"
+        found = re.search(r"at step (\d+) \(iteration \d+\), env copy (\d+)", str(err))
+        assert found is not None and found.group(2) == "1", f"{fault}: {err}"
+        assert {"reward": "reward", "final_obs": "final observation"}.get(fault, "observation") in str(err)
+        if fault == "reward":
+            resumed = th.resume(agent.run_dir, progress=False)
+            assert 0 < resumed.global_step < int(found.group(1))
+            floats = [t for t in _leaves(resumed.state_dict()["components"]) if t.is_floating_point()]
+            assert floats and all(bool(torch.isfinite(t).all()) for t in floats if t.numel())
+            assert (agent.run_dir / "progress.csv").exists()
+
+
+def _leaves(state: Any) -> list[torch.Tensor]:
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, dict):
+        return [t for v in state.values() for t in _leaves(v)]
+    if isinstance(state, list | tuple):
+        return [t for v in state for t in _leaves(v)]
+    return []
+
+
+@algorithm_names
+def test_a_failing_env_stops_the_run_naming_step_and_copy(tmp_path: Path, name: str) -> None:
+    # An observation of the wrong shape, a string observation and an exception inside the env's step are one
+    # EnvOutputError naming the step and the env copy (not NumPy's "all input arrays must have the same shape" or a
+    # traceback from inside the env), with the run's resume hint since a checkpoint was written before.
+    kind = faulty_kind(name)
+    for fault, says in [("shape", "an observation of shape"), ("dtype", "dtype <U1"),
+                        ("raise", "raised RuntimeError in its step: the simulator crashed")]:
+        agent, err = run_faulty(name, tmp_path / fault, kind, fault)
+        assert isinstance(err, EnvOutputError), f"{fault}: {err!r}"
+        assert re.search(r"at step \d+( \(iteration \d+\))?: env copy 1 ", str(err)), f"{fault}: {err}"
+        assert says in str(err), f"{fault}: {err}"
+        assert any(f"resume with `thorndike train --resume {agent.run_dir}`" in note for note in err.__notes__)
+
+
+def test_the_cli_reports_a_failing_env_with_the_resume_hint(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from thorndike.cli import main
+
+    code = main(["train", "q_learning", "--env", FAULTY, "--env-kwargs", "fault=raise", "--steps", "400",
+                 "--n-runs", "2", "--log-every", "50", "--checkpoint-every", "1", "--run-root", str(tmp_path),
+                 "--progress", "false", "--tensorboard", "false", "--pictures", "false"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "env copy 1 raised RuntimeError in its step: the simulator crashed" in err and "at step 60" in err
+    assert "thorndike train --resume" in err and "Traceback" not in err

@@ -27,7 +27,7 @@ import gymnasium as gym
 import torch
 
 from thorndike import envs as th_envs
-from thorndike.config import ConfigError, RunOptions
+from thorndike.config import ConfigError, RunOptions, check_limits
 from thorndike.core.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from thorndike.core.diagnostics import NonFiniteError, check_finite
 from thorndike.core.ledger import EpisodeLedger
@@ -55,6 +55,7 @@ class Agent(ABC):
 
     def __init__(self, env: th_envs.EnvSpec | None, config: Any, seed: int = 0, options: RunOptions | None = None,
                  env_kwargs: dict[str, Any] | None = None, wrappers: list[Any] | None = None) -> None:
+        check_limits(config)  # any Config, also one built by hand: finite floats, counts within their bounds
         self.config = config
         self.seed = seed
         self.options = options or RunOptions()
@@ -101,18 +102,19 @@ class Agent(ABC):
     # ---- env interaction ------------------------------------------------------------------------------------
 
     def connect_env(self, n_envs: int, normalize_reward: bool = False, gamma: float = 0.99,
-                    ledger_keep: int | None = 100) -> EnvInteraction:
+                    ledger_keep: int | None = 100, sized_by: dict[str, int] | None = None) -> EnvInteraction:
         """Build ``n_envs`` copies of the agent's env (checking its spaces) and reset them with the agent's seed.
 
         ``normalize_reward`` scales rewards by the running std of the discounted return with ``gamma`` (an env
         wrapper below the episode ledger, so logged returns stay raw); ``ledger_keep`` bounds the ledger (None:
-        keep every episode).
+        keep every episode); ``sized_by`` names the config fields whose product is ``n_envs`` (``{"n_envs": n}``
+        by default), so more copies than the machine can hold are refused by those names before any is built.
         """
         if self.env_setup is None:
             raise ValueError(f"{self.name} steps an env: make it with env=... (a Gymnasium id, 'module:function', a "
                              "callable or a TabularMDP)")
         self.interaction = EnvInteraction(self.env_setup, n_envs, self.seed, self.device, normalize_reward, gamma,
-                                          ledger_keep, check_spaces=self.check_spaces)
+                                          ledger_keep, check_spaces=self.check_spaces, sized_by=sized_by)
         return self.interaction
 
     @classmethod

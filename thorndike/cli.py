@@ -16,7 +16,7 @@ from typing import Any
 
 from thorndike.config import ConfigError, RunOptions, field_help, unknown_field_error
 from thorndike.core.checkpoint import CheckpointError
-from thorndike.core.diagnostics import NonFiniteError
+from thorndike.core.diagnostics import EnvOutputError, NonFiniteError
 from thorndike.envs import MissingDependencyError
 
 
@@ -354,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileNotFoundError, CheckpointError, MissingDependencyError) as err:
         if debug:
             raise
+        if isinstance(err, EnvOutputError):  # the env failed during a run (a ValueError): as for NaN below
+            print(f"thorndike: error: {err}{_notes(err)}\n(run with --debug for the traceback)", file=sys.stderr)
+            return 1
         print(f"thorndike: error: {err}{_notes(err)}", file=sys.stderr)
         return 2
     except (NonFiniteError, OSError) as err:  # data or the file system failed during a run: say what and how to go on

@@ -28,11 +28,41 @@ def check(condition: bool, name: str, value: Any, requirement: str) -> None:
         raise ConfigError(f"invalid config: {name}={value!r}; {name} must be {requirement}")
 
 
-def describe(help_text: str, default: Any) -> Any:
-    """A dataclass field with a default and its one-line meaning."""
+# The largest value any whole-number field takes unless it declares its own bound (``describe(..., at_most=N)``):
+# no count or size in a run is meaningfully larger, and torch indexes some tensors with 32-bit ints. Fields that size
+# memory are also checked against the machine's memory where they are allocated (thorndike.core.resources).
+MAX_COUNT = 2**31 - 1
+
+
+def describe(help_text: str, default: Any, at_most: int | None = None) -> Any:
+    """A dataclass field with a default and its one-line meaning; ``at_most`` bounds a whole-number field (or each
+    entry of a tuple of them) from above, for counts that repeat work (passes, planning steps), where a huge value
+    would not fail but run for ever (checked by :func:`check_limits`)."""
+    metadata = {"help": help_text} if at_most is None else {"help": help_text, "at_most": at_most}
     if isinstance(default, list | dict):
-        return field(default_factory=lambda: default.copy(), metadata={"help": help_text})
-    return field(default=default, metadata={"help": help_text})
+        return field(default_factory=lambda: default.copy(), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def check_limits(config: Any) -> None:
+    """Refuse, naming the field, a float field that is not finite and a whole-number field (or a tuple entry) above
+    its ``at_most`` (``MAX_COUNT`` unless declared). Every Config and the run options pass through it, at
+    construction (the family bases' ``__post_init__``, :func:`build_config` and ``Agent.__init__``), so a huge count
+    is one clear error and never an allocation failure or a loop that does not end."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, float):
+            check(math.isfinite(value), f.name, value, "a finite number")
+            continue
+        entries = value if isinstance(value, tuple) else (value,)
+        at_most = f.metadata.get("at_most", MAX_COUNT)
+        for entry in entries:
+            if isinstance(entry, int) and not isinstance(entry, bool) and entry > at_most:
+                what = "each entry " if isinstance(value, tuple) else ""
+                raise ConfigError(f"invalid config: {f.name}={value!r}; {f.name} must be {what}at most {at_most:,} "
+                                  f"({f.metadata.get('help', f.name)})")
 
 
 @dataclass
@@ -45,9 +75,10 @@ class RunOptions:
     vectorization: str = describe("Gymnasium copies in this process (sync) or one subprocess each (async, for envs "
                                   "whose step is slow)", "sync")
     run_root: str = describe("folder under which runs/<algo>-<env>-<seed>-<time>/ is created", "runs")
-    checkpoint_every: int = describe("env steps between checkpoints (0: a tenth of the run)", 0)
+    # step counts that size nothing: any budget a run can have
+    checkpoint_every: int = describe("env steps between checkpoints (0: a tenth of the run)", 0, at_most=2**62)
     keep_checkpoints: int = describe("how many recent checkpoints to keep (0: all)", 3)
-    eval_every: int = describe("env steps between evaluations during learn (0: none)", 0)
+    eval_every: int = describe("env steps between evaluations during learn (0: none)", 0, at_most=2**62)
     eval_episodes: int = describe("episodes per evaluation", 10)
     stop_return: float | None = describe("stop once the deterministic evaluation mean reaches this", None)
     compile: bool = describe("torch.compile the rollout step and the update (CUDA graphs on GPU); eager if it fails",
@@ -58,6 +89,7 @@ class RunOptions:
                               True)
 
     def __post_init__(self) -> None:
+        check_limits(self)
         check(self.device in ("cpu", "cuda", "auto") or re.fullmatch(r"cuda:\d+", self.device) is not None,
               "device", self.device, "cpu, cuda, cuda:N or auto")
         check(1 <= self.threads <= 1024, "threads", self.threads, "in [1, 1024]")
@@ -149,7 +181,9 @@ def build_config(cls: type, values: dict[str, Any]) -> Any:
             kwargs[key] = coerce(fields[key].type, value)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"invalid config: {key}={value!r} is not a {fields[key].type}: {err}") from err
-    return cls(**kwargs)
+    config = cls(**kwargs)
+    check_limits(config)
+    return config
 
 
 def unknown_field_error(key: str, known: list[str], owner: str) -> ConfigError:

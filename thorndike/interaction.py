@@ -16,8 +16,16 @@ import torch
 from torch import Tensor
 
 from thorndike import envs as th_envs
+from thorndike.core.diagnostics import EnvOutputError
 from thorndike.core.ledger import EpisodeLedger
-from thorndike.core.spaces import batch_of_one, is_single, is_structured, pack
+from thorndike.core.resources import (
+    MAX_GYMNASIUM_COPIES,
+    PROBE_COPIES,
+    env_copies_bytes,
+    require_memory,
+    tensor_bytes,
+)
+from thorndike.core.spaces import batch_of_one, is_single, is_structured, pack, storage_spec
 
 __all__ = ["EnvInteraction", "EnvSetup", "EvalResult", "Policy"]
 
@@ -71,6 +79,29 @@ class EnvSetup:
                             wrappers=self.wrappers, vectorization=self.vectorization, **extra)
 
 
+def check_env_copies(setup: EnvSetup, n_envs: int, device: torch.device, fields: dict[str, int],
+                     check_spaces: Callable[[gym.Space, gym.Space], None] | None = None) -> None:
+    """Refuse, before building them, more env copies than this process can hold: one copy is built to measure an
+    observation, then the memory of ``n_envs`` is estimated (Gymnasium copies are also bounded in number: each takes
+    milliseconds to build). ``fields`` are the config's counts whose product is ``n_envs``."""
+    from thorndike.config import ConfigError
+
+    probe = setup.make(1, device)
+    try:
+        if check_spaces is not None:
+            check_spaces(probe.single_observation_space, probe.single_action_space)
+        shape, dtype = storage_spec(probe.single_observation_space)
+        gymnasium = isinstance(probe, th_envs.GymnasiumVecEnv)
+    finally:
+        probe.close()
+    values = ", ".join(f"{name}={value!r}" for name, value in fields.items())
+    if gymnasium and n_envs > MAX_GYMNASIUM_COPIES:
+        raise ConfigError(f"invalid config: {values} asks for {n_envs:,} Gymnasium env copies in one process; at most "
+                          f"{MAX_GYMNASIUM_COPIES:,} are built (each takes milliseconds): lower {' or '.join(fields)}")
+    require_memory(f"{n_envs:,} env copies", env_copies_bytes(n_envs, tensor_bytes(*shape, dtype=dtype), gymnasium),
+                   device, fields)
+
+
 class EnvInteraction:
     """``n_envs`` env copies stepping together, their current observations and the ledger of finished episodes.
 
@@ -78,13 +109,17 @@ class EnvInteraction:
     steps every copy, moves ``obs`` on (same-step autoreset) and records the episodes that ended at global step
     ``step``. Reward scaling, when an algorithm wants it, is an env wrapper below the ledger, so
     the ledger and evaluation always see raw returns. ``ledger_keep`` bounds the episodes the ledger keeps (None:
-    all of them, as the tabular learners' per-run histories need).
+    all of them, as the tabular learners' per-run histories need). ``sized_by`` names the config fields whose
+    product is ``n_envs``, for the refusal of more copies than the machine can hold.
     """
 
     def __init__(self, setup: EnvSetup, n_envs: int, seed: int, device: torch.device, normalize_reward: bool = False,
                  gamma: float = 0.99, ledger_keep: int | None = 100,
-                 check_spaces: Callable[[gym.Space, gym.Space], None] | None = None) -> None:
+                 check_spaces: Callable[[gym.Space, gym.Space], None] | None = None,
+                 sized_by: dict[str, int] | None = None) -> None:
         self.setup, self.device = setup, device
+        if n_envs > PROBE_COPIES:
+            check_env_copies(setup, n_envs, device, sized_by or {"n_envs": n_envs}, check_spaces)
         self.envs = setup.make(n_envs, device, normalize_reward=normalize_reward, gamma=gamma)
         if check_spaces is not None:
             try:  # before the first reset, which could fail opaquely on observations nothing here can store
@@ -108,7 +143,10 @@ class EnvInteraction:
 
     def step(self, actions: Tensor, step: int) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         """Step every copy; ``obs`` becomes the next observations and finished episodes are recorded at ``step``."""
-        next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+        try:
+            next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
+        except EnvOutputError as err:
+            raise err.at(step) from err
         self.ledger.record(info, step)
         self.obs = next_obs
         return next_obs, rewards, terminated, truncated, info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -67,3 +68,47 @@ def test_checkpoints_sort_by_step_and_prune_keeps_newest(tmp_path: Path) -> None
     assert [load_checkpoint(p)["step"] for p in list_checkpoints(tmp_path)] == [5, 20, 1000]
     prune_checkpoints(tmp_path, keep=2)
     assert [load_checkpoint(p)["step"] for p in list_checkpoints(tmp_path)] == [20, 1000]
+
+
+def test_a_full_disk_leaves_no_temporary_file_and_the_previous_checkpoint_intact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+    import errno
+
+    import thorndike.core.checkpoint as checkpoint_module
+
+    path = tmp_path / "checkpoints" / "step-000000000001.pt"
+    save_checkpoint({"w": torch.arange(4.0)}, path)
+    before = path.read_bytes()
+
+    class FillsUp:
+        """A file that takes 100 bytes, then fails as a full disk does."""
+
+        def __init__(self, real: Any) -> None:
+            self.real, self.written = real, 0
+
+        def write(self, data: bytes) -> int:
+            room = 100 - self.written
+            if len(data) > room:
+                self.real.write(data[:room])
+                self.written = 100
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(data)
+            return self.real.write(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def __enter__(self) -> FillsUp:
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            self.real.close()
+
+    monkeypatch.setattr(checkpoint_module, "open", lambda *a, **k: FillsUp(builtins.open(*a, **k)), raising=False)
+    with pytest.raises(OSError) as full:
+        save_checkpoint({"w": torch.arange(1000.0)}, path)
+    assert full.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no .step-...tmp-<pid> left behind
+    assert path.read_bytes() == before
+    assert torch.equal(load_checkpoint(path)["w"], torch.arange(4.0))

@@ -21,6 +21,7 @@ from thorndike.core.distributions import Categorical, DiagGaussian
 from thorndike.core.encoders import make_encoder
 from thorndike.core.networks import mlp
 from thorndike.core.normalization import ObservationNormalizer
+from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.core.spaces import is_float_box
 
 __all__ = ["ACTIVATIONS", "ActorCritic"]
@@ -69,6 +70,10 @@ class ActorCritic(nn.Module):
         self.shared_trunk = any(True for _ in self.encoder.parameters())
         features = self.encoder.out_features
         head_sizes = [] if self.shared_trunk else list(hidden_sizes)
+        sizes = [features, *head_sizes, n_out]
+        n_params = 2 * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))  # actor and critic
+        require_memory("the actor's and critic's weights, gradients and Adam moments", tensor_bytes(4 * n_params),
+                       "cpu", {"hidden_sizes": tuple(hidden_sizes)}, f"{n_params:,} weights x 4 copies")
         # Small final gain: the initial policy is near uniform (or near zero mean), as in the PPO paper's code.
         self.actor = mlp([features, *head_sizes, n_out], ACTIVATIONS[activation], output_gain=0.01)
         self.critic = mlp([features, *head_sizes, 1], ACTIVATIONS[activation], output_gain=1.0)

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from thorndike.core.resources import require_memory, tensor_bytes
+
 
 class RolloutBuffer:
     """Named tensors of shape ``[n_steps, n_envs, *shape]``; ``add`` writes row ``t`` of each."""
@@ -19,6 +21,10 @@ class RolloutBuffer:
         device: torch.device | str = "cpu",
     ):
         self.n_steps, self.n_envs = n_steps, n_envs
+        per_step = sum(tensor_bytes(*shape, dtype=dtype) for shape, dtype in fields.values())
+        # the buffer, and the update's copies of it (flattened batch, minibatches, advantages, returns)
+        require_memory("the rollout buffer and the update's copies of it", 3 * n_steps * n_envs * per_step, device,
+                       {"n_steps": n_steps, "n_envs": n_envs}, f"{per_step:,} bytes per transition, x 3")
         self.data = {
             name: torch.zeros((n_steps, n_envs, *shape), dtype=dtype, device=device)
             for name, (shape, dtype) in fields.items()

@@ -37,3 +37,75 @@ def check_finite(what: str, tensor: Tensor, first_step: int | None = None, where
         f"{what} is not finite (NaN or inf){' at ' + location if location else ''}. Check the environment's "
         "outputs, lower the learning rate, or enable normalize_obs / normalize_reward."
     )
+
+
+class EnvOutputError(ValueError):
+    """An env copy returned something no learner can use: a state outside its observation space, an observation of
+    the wrong shape or kind, or an exception from its step. The message names the copy and the step; training
+    stops and keeps the last checkpoint."""
+
+    def at(self, step: int, where: str = "") -> EnvOutputError:
+        """The same error, saying at which step of training it happened (the env copy only knows its own)."""
+        return EnvOutputError(f"at step {step}{f' ({where})' if where else ''}: {self}")
+
+
+class StepChecks:
+    """What the envs returned over many single steps, checked once per chunk of steps (one host sync per chunk).
+
+    Learners that step one transition at a time (the tabular family, CEM, the population searches) hand every
+    step's observations, final observations and rewards to :meth:`add` (which only keeps references: no device
+    work, no host sync) and call :meth:`check` where a chunk or an iteration ends. Floats must be finite; integer
+    states (Discrete observations) must lie in ``[0, n_states)``. The error names the first bad step and env copy.
+    :meth:`safe` maps states into range (and NaN to 0) so that indexing a table with them never fails or wraps
+    around before the check reports them.
+    """
+
+    CHUNK = 256
+
+    def __init__(self, n_states: int | None = None) -> None:
+        self.n_states = n_states
+        self.rows: list[tuple[int, dict[str, Tensor]]] = []
+
+    def safe(self, states: Tensor) -> Tensor:
+        if not states.is_floating_point():
+            return states.clamp(0, self.n_states - 1) if self.n_states is not None else states
+        return torch.nan_to_num(states, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def add(self, step: int, **values: Tensor) -> bool:
+        """Keep this step's tensors (``[N, ...]`` each, e.g. ``observation=..., reward=...``); True when a chunk is
+        full and :meth:`check` is due."""
+        self.rows.append((step, values))
+        return len(self.rows) >= self.CHUNK
+
+    def check(self, where: str = "") -> None:
+        """Raise for the first bad step and copy of what was added since the last check, then forget it."""
+        rows, self.rows = self.rows, []
+        if not rows:
+            return
+        steps = [step for step, _ in rows]
+        first_bad: tuple[int, int, str, str] | None = None  # (row, copy, what, how)
+        for what in rows[0][1]:
+            stacked = torch.stack([values[what] for _, values in rows])  # [T, N, ...]
+            flat = stacked.reshape(stacked.shape[0], stacked.shape[1], -1)
+            if stacked.is_floating_point():
+                bad, how = ~torch.isfinite(flat).all(-1), "is not finite (NaN or inf)"
+            elif self.n_states is not None and what != "reward":
+                bad, how = ((flat < 0) | (flat >= self.n_states)).any(-1), f"is outside [0, {self.n_states})"
+            else:
+                continue
+            if not bool(bad.any()):  # the one host sync per field and chunk
+                continue
+            t, copy = bad.nonzero()[0].tolist()
+            if first_bad is None or (t, copy) < first_bad[:2]:
+                first_bad = (t, copy, what, how)
+        if first_bad is None:
+            return
+        t, copy, key, how = first_bad
+        value = rows[t][1][key][copy]
+        what = key.replace("_", " ")
+        shown = value.item() if value.numel() == 1 else value.tolist()
+        location = f"step {steps[t]}" + (f" ({where})" if where else "") + f", env copy {copy}"
+        if how.startswith("is outside"):
+            raise EnvOutputError(f"{what} {shown!r} at {location} {how}: the env returned a state its observation "
+                                 "space does not have; check the environment")
+        raise NonFiniteError(f"{what} {how} at {location} (value {shown}). Check the environment's outputs.")

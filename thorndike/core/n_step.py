@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from thorndike.core.resources import require_memory
+
 __all__ = ["NStepBuffer", "NStepUpdate"]
 
 
@@ -47,6 +49,7 @@ class NStepBuffer:
     def __init__(self, n: int, n_runs: int, device: torch.device | str = "cpu") -> None:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        require_memory("the n-step buffer", n * n_runs * 24, device, {"n": n, "n_runs": n_runs})
         self.n = n
         self.states = torch.zeros((n, n_runs), dtype=torch.int64, device=device)
         self.actions = torch.zeros((n, n_runs), dtype=torch.int64, device=device)

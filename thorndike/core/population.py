@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from thorndike.core import exploration
+from thorndike.core.diagnostics import EnvOutputError, StepChecks
 from thorndike.envs.batched.base import BatchedEnv
 
 __all__ = ["PopulationPolicy", "evaluate_population"]
@@ -103,7 +104,8 @@ class PopulationPolicy:
 
 def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episodes_per_candidate: int,
                         max_steps: int, generator: torch.Generator | None = None,
-                        deterministic: bool = True) -> tuple[Tensor, Tensor]:
+                        deterministic: bool = True, first_step: int = 0, step_size: int = 1,
+                        where: str = "") -> tuple[Tensor, Tensor]:
     """Play ``k = episodes_per_candidate`` episodes with each of the ``P`` candidates ``weights`` ``[P, n_params]``.
 
     ``envs`` (a VecEnv) has ``P * k`` copies; candidate ``p`` plays copies ``p * k .. p * k + k - 1``. Every copy is
@@ -115,6 +117,12 @@ def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episode
     On a native batched env the episodes are played with :meth:`~thorndike.envs.batched.base.BatchedEnv.
     continue_episodes`, which skips the autoreset, the time-limit bookkeeping and the info of ``step`` (about half
     of a step's cost) and gives the same numbers with the same random stream; any other VecEnv is stepped.
+
+    Observations, final observations and rewards are checked once per chunk of steps and after the last
+    (:class:`~thorndike.core.diagnostics.StepChecks`): NaN or inf stops with a ``NonFiniteError`` naming the step
+    (lockstep step t is ``first_step + (t + 1) * step_size``, ``where`` adds context) and the env copy, rather than
+    ranking a NaN return. (On a native env a copy past its first episode moves on from where it ended, so only the
+    copies still playing are checked.)
     """
     n_candidates, k = weights.shape[0], episodes_per_candidate
     n = n_candidates * k
@@ -123,27 +131,45 @@ def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episode
                          f"the env has {envs.n_envs}")
     layers = policy.unflatten(weights)  # once, not every step
     native = isinstance(envs, BatchedEnv)
+    checks = StepChecks()
     if native:
         state = envs.begin_episodes()
         obs, limit = envs.observe(state), envs.max_episode_steps
         max_steps = max_steps if limit is None else min(max_steps, limit)
+        checks.add(first_step, observation=obs, reward=torch.zeros(n, dtype=torch.float64, device=obs.device))
     else:
         obs = envs.reset()
+        checks.add(first_step, observation=obs, final_observation=obs, reward=torch.zeros(n, device=obs.device))
+        obs = checks.safe(obs)
     device = obs.device
     running = torch.ones(n, dtype=torch.bool, device=device)
     returns = torch.zeros(n, dtype=torch.float64, device=device)
     lengths = torch.zeros(n, dtype=torch.int64, device=device)
-    for _ in range(max_steps):
+    for t in range(max_steps):
+        step = first_step + (t + 1) * step_size
         actions = policy.act(layers, obs.reshape(n_candidates, k, *obs.shape[1:]), deterministic, generator)
         actions = actions.reshape(n, *actions.shape[2:])
         if native:
             state, reward, terminated = envs.continue_episodes(state, actions)
             obs, truncated = envs.observe(state), False
+            reward = torch.where(running, reward.double(), 0.0)
+            playing = running.view(n, *(1,) * (obs.dim() - 1))
+            due = checks.add(step, observation=torch.where(playing, obs, torch.zeros((), dtype=obs.dtype)),
+                             reward=reward)
         else:
-            obs, reward, terminated, truncated, _ = envs.step(actions)
-        returns += torch.where(running, reward.double(), 0.0)
+            try:
+                obs, reward, terminated, truncated, info = envs.step(actions)
+            except EnvOutputError as err:
+                raise err.at(step, where) from err
+            due = checks.add(step, observation=obs, final_observation=info["final_obs"], reward=reward)
+            obs = checks.safe(obs)
+            reward = torch.where(running, reward.double(), 0.0)
+        if due:
+            checks.check(where)
+        returns += reward
         lengths += running
         running = running & ~(terminated | truncated)
         if not bool(running.any()):  # the one host sync per step
             break
+    checks.check(where)
     return returns.view(n_candidates, k), lengths.view(n_candidates, k)

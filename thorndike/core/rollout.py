@@ -10,10 +10,13 @@ critic's ``values`` V(s_t) and ``next_values``: V(s_{t+1}) is the next row's val
 short by a time limit, where it is the value of the final observation. The critic runs once over the whole rollout,
 not once per step.
 
-Nothing waits for the host while stepping. NaN or inf in observations or rewards is checked once per rollout on the
-stored tensors, and the error names the first bad step and env copy. A NaN observation usually makes the next
-sampling fail first (``multinomial`` refuses NaN probabilities): that failure is answered with the same check on
-what was stored so far, so the user sees which step and copy went bad, not a sampling error.
+Nothing waits for the host while stepping. NaN or inf in observations, final observations (an episode's last one,
+which autoreset keeps out of ``obs``) and rewards, and Discrete states outside the observation space, are checked
+once per rollout on the stored tensors, and the error names the first bad step and env copy. Rewards are judged
+raw, by each copy's episode return (reward scaling would spread one copy's NaN to every copy through its running
+statistics). A bad observation usually makes the next sampling fail first (``multinomial`` refuses NaN
+probabilities, ``one_hot`` a state out of range): that failure is answered with the same check on what was stored
+so far, so the user sees which step and copy went bad, not a sampling error.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import gymnasium as gym
 import torch
 from torch import Tensor
 
 from thorndike.core.buffers import RolloutBuffer
-from thorndike.core.diagnostics import NonFiniteError, check_finite
+from thorndike.core.diagnostics import NonFiniteError, StepChecks
 
 __all__ = ["ROLLOUT_FIELDS", "Stepper", "collect_rollout", "rollout_fields"]
 
@@ -66,23 +70,28 @@ def collect_rollout(envs: Stepper, buffer: RolloutBuffer, sample: Callable[[Tens
     running observation statistics as they arrive).
     """
     T, N = buffer.n_steps, buffer.n_envs
+    space = getattr(envs, "observation_space", None)
+    n_states = int(space.n) if isinstance(space, gym.spaces.Discrete) else None
+    raw_returns: list[Tensor] = []  # references only: each copy's raw episode return after each step
     t = 0
     try:
         for t in range(T):
             obs = envs.obs
             actions, log_probs = sample(obs)
             next_obs, rewards, terminated, truncated, info = envs.step(actions, first_step + (t + 1) * N)
+            if "episode_return" in info:  # every VecEnv gives it; a bare stepper in a test may not
+                raw_returns.append(info["episode_return"])
             if observe is not None:
                 observe(next_obs)
             buffer.add(t, obs=obs, actions=actions, log_probs=log_probs, rewards=rewards, terminated=terminated,
                        truncated=truncated, final_obs=info["final_obs"])
-    except RuntimeError as err:
+    except (RuntimeError, IndexError) as err:
         if isinstance(err, NonFiniteError):
             raise
-        # Most likely a NaN observation reached the sampler: name it if so, else re-raise what happened.
-        check_stored(buffer, envs.obs, first_step, t, where)
+        # Most likely a bad observation reached the sampler: name it if so, else re-raise what happened.
+        check_stored(buffer, envs.obs, first_step, t, where, raw_returns, n_states)
         raise
-    check_stored(buffer, envs.obs, first_step, T, where)
+    check_stored(buffer, envs.obs, first_step, T, where, raw_returns, n_states)
     if value is not None:
         values = value(buffer["obs"].flatten(0, 1)).view(T, N)
         following = torch.cat([values[1:], value(envs.obs).unsqueeze(0)])
@@ -91,16 +100,26 @@ def collect_rollout(envs: Stepper, buffer: RolloutBuffer, sample: Callable[[Tens
         buffer["next_values"].copy_(torch.where(buffer["truncated"], final_values, following))
 
 
-def check_stored(buffer: RolloutBuffer, current_obs: Tensor, first_step: int, rows: int, where: str = "") -> None:
-    """One finiteness check of the first ``rows`` steps: the observation each step returned (the next row's ``obs``,
-    and ``current_obs`` after the last one) and its reward. With ``rows=0``, ``current_obs`` alone (the observation
-    the previous step returned)."""
+def check_stored(buffer: RolloutBuffer, current_obs: Tensor, first_step: int, rows: int, where: str = "",
+                 raw_returns: list[Tensor] | None = None, n_states: int | None = None) -> None:
+    """One check of the first ``rows`` steps: the observation each step returned (the next row's ``obs``, and
+    ``current_obs`` after the last one), its final observation and its reward (the raw episode returns
+    ``raw_returns``, when given, are checked first: a NaN reward makes its copy's return NaN from that step on).
+    Floats must be finite; integer (Discrete) states must lie in ``[0, n_states)``. With ``rows=0``, ``current_obs``
+    alone (the observation the previous step returned)."""
     N = buffer.n_envs
-    if rows == 0:
-        if current_obs.is_floating_point():
-            check_finite("observation", current_obs.unsqueeze(0), first_step, where)
-        return
-    if current_obs.is_floating_point():
-        returned = torch.cat([buffer["obs"][1:rows], current_obs.unsqueeze(0)])
-        check_finite("observation", returned, first_step + N, where)
-    check_finite("reward", buffer["rewards"][:rows], first_step + N, where)
+    returned = current_obs.unsqueeze(0) if rows == 0 else torch.cat([buffer["obs"][1:rows], current_obs.unsqueeze(0)])
+    start = first_step if rows == 0 else first_step + N
+    checks = StepChecks(n_states)
+    for t in range(returned.shape[0]):
+        step = start + t * N
+        values = {"observation": returned[t]}
+        if rows > 0:
+            values["final_observation"] = buffer["final_obs"][t]
+            reward = buffer["rewards"][t]
+            if raw_returns and t < len(raw_returns):  # raw: reward scaling spreads a NaN to every copy
+                raw = raw_returns[t]
+                reward = torch.where(torch.isfinite(raw).all(), reward, raw.to(reward.dtype))
+            values["reward"] = reward
+        checks.add(step, **values)
+    checks.check(where)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
+from thorndike.core.diagnostics import EnvOutputError
 from thorndike.core.spaces import batch_of_one, is_structured, pack, storage_spec
 
 Info = dict[str, Any]
@@ -98,9 +99,12 @@ class GymnasiumVecEnv:
         self.n_envs = n_envs
         self.device = torch.device(device)
         self.vectorization = vectorization
+        def checked_env_fn(index: int) -> Callable[[], gym.Env]:
+            return lambda: _CheckedCopy(env_fn(), index)
+
         if vectorization == "sync":
             self._venv: SyncVectorEnv | AsyncVectorEnv = SyncVectorEnv(
-                [env_fn for _ in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP
+                [checked_env_fn(i) for i in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP
             )
             if len({id(env) for env in self._venv.envs}) < n_envs:
                 raise ValueError(
@@ -109,11 +113,11 @@ class GymnasiumVecEnv:
                 )
         else:
             # The outermost wrapper lets the parent fetch and replace each subprocess's env (checkpoints).
-            def snapshotting_env_fn() -> gym.Env:
-                return _PicklableEnv(env_fn())
+            def snapshotting_env_fn(index: int) -> Callable[[], gym.Env]:
+                return lambda: _PicklableEnv(checked_env_fn(index)())
 
             self._venv = AsyncVectorEnv(
-                [snapshotting_env_fn for _ in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP
+                [snapshotting_env_fn(i) for i in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP
             )
         self.single_observation_space = self._venv.single_observation_space
         self.single_action_space = self._venv.single_action_space
@@ -148,7 +152,12 @@ class GymnasiumVecEnv:
         actions_np = actions.detach().cpu().numpy()
         if isinstance(self.single_action_space, gym.spaces.Box):
             actions_np = np.clip(actions_np, self._low, self._high).astype(self.single_action_space.dtype)
-        obs, reward, terminated, truncated, raw_info = self._venv.step(actions_np)
+        try:
+            obs, reward, terminated, truncated, raw_info = self._venv.step(actions_np)
+        except EnvOutputError:
+            raise
+        except Exception as err:  # e.g. Gymnasium's own error joining copies that _CheckedCopy does not check
+            raise EnvOutputError(f"stepping the env copies failed: {type(err).__name__}: {err}") from err
         reward_t = torch.from_numpy(np.asarray(reward, dtype=np.float64))
         terminated_t = torch.from_numpy(np.asarray(terminated, dtype=bool))
         truncated_t = torch.from_numpy(np.asarray(truncated, dtype=bool))
@@ -237,6 +246,54 @@ class GymnasiumVecEnv:
 
     def close(self) -> None:
         self._venv.close()
+
+
+class _CheckedCopy(gym.Wrapper):
+    """Each Gymnasium copy's innermost thorndike wrapper: an observation of the wrong shape or kind for its space,
+    or an exception from the env's ``step`` or ``reset``, becomes an :class:`EnvOutputError` naming the copy, where
+    Gymnasium would fail later joining the copies ("all input arrays must have the same shape") or with a traceback
+    from inside the env. Dict and Tuple observations are checked by packing (``thorndike.core.spaces``)."""
+
+    def __init__(self, env: gym.Env, index: int) -> None:
+        super().__init__(env)
+        self.index = index
+        space = env.observation_space
+        self._shape = space.shape if isinstance(space, gym.spaces.Box | gym.spaces.Discrete) else None
+        self._kinds = "iu" if isinstance(space, gym.spaces.Discrete) else "biuf"
+
+    def __getattr__(self, name: str) -> Any:
+        """Transparent: the env's own attributes read through this wrapper, as if it were not there."""
+        if name.startswith("_") or name in ("env", "index"):  # also while unpickling, before env is set
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+    def _checked(self, obs: Any, what: str) -> Any:
+        if self._shape is None:
+            return obs
+        array = np.asarray(obs)
+        if array.shape != self._shape or array.dtype.kind not in self._kinds:
+            raise EnvOutputError(f"env copy {self.index} {what} an observation of shape {array.shape} and dtype "
+                                 f"{array.dtype}, which its observation space {self.env.observation_space} cannot "
+                                 "hold; check the environment")
+        return obs
+
+    def step(self, action: Any) -> tuple[Any, Any, Any, Any, dict]:
+        try:
+            obs, reward, terminated, truncated, info = self.env.step(action)
+        except EnvOutputError:
+            raise
+        except Exception as err:
+            raise EnvOutputError(f"env copy {self.index} raised {type(err).__name__} in its step: {err}") from err
+        return self._checked(obs, "returned from its step"), reward, terminated, truncated, info
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        try:
+            obs, info = self.env.reset(**kwargs)
+        except EnvOutputError:
+            raise
+        except Exception as err:
+            raise EnvOutputError(f"env copy {self.index} raised {type(err).__name__} in its reset: {err}") from err
+        return self._checked(obs, "returned from its reset"), info
 
 
 class _PicklableEnv(gym.Wrapper):

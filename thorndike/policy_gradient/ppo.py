@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from thorndike.agent import Agent
-from thorndike.config import check, describe
+from thorndike.config import check, check_limits, describe
 from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
 from thorndike.core.buffers import RolloutBuffer, minibatches
 from thorndike.core.compile import maybe_compile
@@ -42,7 +42,7 @@ class PPOConfig:
     anneal_lr: bool = describe("decay the learning rate linearly to 0 over the run", True)
     gamma: float = describe("discount factor", 0.99)
     gae_lambda: float = describe("GAE lambda: 0 is one-step TD, 1 is Monte Carlo", 0.95)
-    n_epochs: int = describe("passes over each batch (K)", 10)
+    n_epochs: int = describe("passes over each batch (K)", 10, at_most=100)  # the paper's K is 3 to 15
     minibatch_size: int = describe("samples per gradient step", 64)
     clip: float = describe("clip range eps of the probability ratio", 0.2)
     clip_value: float | None = describe("clip range of the value update (None: unclipped)", None)
@@ -58,6 +58,7 @@ class PPOConfig:
     log_std_init: float = describe("initial log std of the Gaussian policy (continuous actions)", 0.0)
 
     def __post_init__(self) -> None:
+        check_limits(self)
         check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
         check(self.n_steps >= 1, "n_steps", self.n_steps, ">= 1")
         check(self.lr > 0, "lr", self.lr, "> 0")

@@ -27,8 +27,9 @@ import torch
 from torch import Tensor
 
 from thorndike.agent import Agent
-from thorndike.config import check, describe
+from thorndike.config import check, check_limits, describe
 from thorndike.core.population import PopulationPolicy, evaluate_population
+from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.tabular.base import run_of_row
 
 __all__ = ["PopulationConfig", "PopulationSearch", "SearchState"]
@@ -48,6 +49,7 @@ class PopulationConfig:
     max_episode_steps: int = describe("an episode still running after this many steps is cut there", 1000)
 
     def __post_init__(self) -> None:
+        check_limits(self)
         check(self.episodes_per_candidate >= 1, "episodes_per_candidate", self.episodes_per_candidate, ">= 1")
         check(self.policy in ("linear", "mlp"), "policy", self.policy, "linear or mlp")
         check(self.hidden_size >= 1, "hidden_size", self.hidden_size, ">= 1")
@@ -79,6 +81,9 @@ class PopulationSearch(Agent):
     action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete, gym.spaces.Box)
     observation_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box,)
 
+    # The config field that sets candidates_per_run (named when a population is too large for the machine).
+    candidates_field: ClassVar[str] = "population"
+
     @abstractmethod
     def candidates_per_run(self) -> int:
         """C: the candidates each run proposes per iteration."""
@@ -89,9 +94,16 @@ class PopulationSearch(Agent):
 
     def build(self) -> None:
         config = self.config
-        envs = self.connect_env(config.n_runs * self.candidates_per_run() * config.episodes_per_candidate)
+        R, C, k = config.n_runs, self.candidates_per_run(), config.episodes_per_candidate
+        sizes = {"n_runs": R, self.candidates_field: C, "episodes_per_candidate": k}
+        envs = self.connect_env(R * C * k, sized_by=sizes)
         hidden = config.hidden_size if config.policy == "mlp" else 0
         self.population = PopulationPolicy(envs.observation_space, envs.action_space, hidden)
+        n = self.population.n_params
+        # the candidates [R, C, n], their noise and the update's copies; the policy's hidden activations
+        require_memory("the population's weights", tensor_bytes(4 * R * C * n) + tensor_bytes(R * C * k * hidden),
+                       self.device, {**sizes, **({"hidden_size": hidden} if hidden else {})},
+                       f"{n:,} weights per candidate, x 4 copies")
 
     def gaussian_candidates(self, center: Tensor, scale: Tensor) -> Tensor:
         """``[R, C, n]``: center + scale * eps for each run's C candidates, eps ~ N(0, I) drawn together from the
@@ -106,7 +118,9 @@ class PopulationSearch(Agent):
         config = self.config
         R, C, k = candidates.shape[0], candidates.shape[1], config.episodes_per_candidate
         returns, lengths = evaluate_population(self.envs, self.population, candidates.reshape(R * C, -1), k,
-                                               config.max_episode_steps, self.generator, config.deterministic)
+                                               config.max_episode_steps, self.generator, config.deterministic,
+                                               first_step=self.global_step, step_size=C * k,
+                                               where=f"iteration {self.iteration + 1}")
         self.global_step += int(lengths.max()) * C * k
         self.ledger.record({"done": torch.ones_like(lengths.view(-1), dtype=torch.bool),
                             "episode_return": returns.view(-1), "episode_length": lengths.view(-1)}, self.global_step)

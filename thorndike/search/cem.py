@@ -57,8 +57,10 @@ from torch import Tensor
 
 from thorndike import envs as th_envs
 from thorndike.agent import Agent
-from thorndike.config import check, describe
+from thorndike.config import check, check_limits, describe
 from thorndike.core import exploration
+from thorndike.core.diagnostics import EnvOutputError, StepChecks
+from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.tabular.base import require_discrete_spaces, run_of_row
 
 __all__ = ["CEMCurves", "CEMTables", "Sessions", "TabularCEM", "TabularCEMConfig", "elite_counts", "new_policy",
@@ -82,6 +84,7 @@ class TabularCEMConfig:
 
 
     def __post_init__(self) -> None:
+        check_limits(self)
         check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
         # one session has nothing to be compared with: it ties with the worst return and is never an elite
         check(self.n_sessions >= 2, "n_sessions", self.n_sessions, ">= 2")
@@ -237,9 +240,21 @@ class TabularCEM(Agent):
 
     def build(self) -> None:
         config = self.config
-        self.connect_env(self.n_env_copies(), ledger_keep=None)  # every session: copy c is run c // N's
+        # every session: copy c is run c // N's
+        self.connect_env(self.n_env_copies(), ledger_keep=None,
+                         sized_by={"n_runs": config.n_runs, "n_sessions": config.n_sessions})
         self.n_states = int(self.envs.single_observation_space.n)
         self.n_actions = int(self.envs.single_action_space.n)
+        S, A = self.n_states, self.n_actions
+        require_memory("the policy matrices and the elite memory",
+                       tensor_bytes((config.keep_iterations + 1) * config.n_runs * S * A, dtype=torch.float64),
+                       self.device, {"n_runs": config.n_runs, "keep_iterations": config.keep_iterations},
+                       f"{S:,} states x {A:,} actions")
+        # one iteration keeps the states, actions and masks of its sessions, [T, N] each, T up to max_episode_steps
+        require_memory("one iteration's sessions", tensor_bytes(config.max_episode_steps * self.n_env_copies() * 17,
+                                                                 dtype=torch.uint8), self.device,
+                       {"max_episode_steps": config.max_episode_steps, "n_runs": config.n_runs,
+                        "n_sessions": config.n_sessions})
         self.tables = CEMTables(config.n_runs, self.n_states, self.n_actions, config.keep_iterations, self.device)
         self.curves = CEMCurves()
         self.components |= {"tables": self.tables, "curves": self.curves}
@@ -259,8 +274,14 @@ class TabularCEM(Agent):
     def play_sessions(self) -> Sessions:
         """Reset every copy and play one session in each with its run's policy, all copies in lockstep."""
         policy, run_of_copy = self.tables.policy, self.run_of_copy
+        # Rewards, states (in range) and final states are checked once per chunk of steps and after the last;
+        # until then a state out of range is mapped into it, so indexing the policy never fails or wraps around.
+        checks, where, N = StepChecks(self.n_states), f"iteration {self.iteration + 1}", self.config.n_sessions
         obs = self.envs.reset()
         n = obs.shape[0]
+        checks.add(self.global_step, observation=obs, final_observation=obs,
+                   reward=torch.zeros(n, device=self.device))
+        obs = checks.safe(obs)
         running = torch.ones(n, dtype=torch.bool, device=self.device)
         returns = torch.zeros(n, dtype=torch.float64, device=self.device)
         scores = torch.zeros(n, dtype=torch.float64, device=self.device)
@@ -272,7 +293,15 @@ class TabularCEM(Agent):
             states.append(obs)
             actions.append(action)
             active.append(running)
-            obs, reward, terminated, truncated, _ = self.envs.step(action)
+            try:
+                obs, reward, terminated, truncated, info = self.envs.step(action)
+            except EnvOutputError as err:
+                raise err.at(self.global_step + (len(states)) * N, where) from err
+            # step t of the iteration ends at each run's step global_step + (t + 1) * n_sessions
+            if checks.add(self.global_step + len(states) * N, observation=obs, final_observation=info["final_obs"],
+                          reward=reward):
+                checks.check(where)
+            obs = checks.safe(obs)
             reward = torch.where(running, reward.double(), 0.0)
             returns += reward
             scores += discount * reward
@@ -281,6 +310,7 @@ class TabularCEM(Agent):
             running = running & ~(terminated | truncated)
             if not bool(running.any()):  # one host sync per step; the steps are tiny tensor ops anyway
                 break
+        checks.check(where)
         self.obs = obs
         return Sessions(torch.stack(states), torch.stack(actions), torch.stack(active), returns, scores, lengths)
 

@@ -135,6 +135,7 @@ class HillClimbing(PopulationSearch):
 
     name = "hill_climbing"
     Config = HillClimbingConfig
+    candidates_field = "n_neighbours"
 
     def build(self) -> None:
         super().build()  # the envs and the batched policy

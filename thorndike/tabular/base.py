@@ -34,9 +34,11 @@ from torch import Tensor
 
 from thorndike import envs as th_envs
 from thorndike.agent import Agent
-from thorndike.config import check, describe
+from thorndike.config import check, check_limits, describe
 from thorndike.core import exploration
+from thorndike.core.diagnostics import StepChecks
 from thorndike.core.ledger import EpisodeLedger
+from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.core.targets import incremental_update
 from thorndike.interaction import EnvInteraction
 from thorndike.planning.result import PlanningResult
@@ -83,6 +85,7 @@ class TabularConfig:
 
 
     def __post_init__(self) -> None:
+        check_limits(self)
         check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
         check(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "in [0, 1]")
         check(0.0 < self.alpha <= 1.0, "alpha", self.alpha, "in (0, 1]")
@@ -154,6 +157,10 @@ class Tables:
 
     def __init__(self, n_runs: int, n_states: int, n_actions: int, q_init: float, device: torch.device,
                  names: tuple[str, ...] = ("q",), state_names: tuple[str, ...] = ()) -> None:
+        entries = n_runs * n_states * n_actions
+        require_memory("the tables", tensor_bytes(entries * (len(names) + 1), dtype=torch.float64) +
+                       tensor_bytes(n_runs * n_states * len(state_names), dtype=torch.float64), device,
+                       {"n_runs": n_runs}, f"{n_states:,} states x {n_actions:,} actions x {len(names) + 1} tables")
         self.tensors = {name: torch.full((n_runs, n_states, n_actions), float(q_init), dtype=torch.float64,
                                          device=device) for name in names}
         self.tensors |= {name: torch.full((n_runs, n_states), float(q_init), dtype=torch.float64, device=device)
@@ -301,11 +308,14 @@ class RunStepper:
         self.pending_action = PendingAction(agent.device)
         self.runs = torch.arange(len(episodes), device=agent.device)
         self.one = torch.ones((), dtype=torch.int64, device=agent.device)  # the increment of a visit count
+        space = agent.interaction.observation_space
+        self.checks = StepChecks(int(space.n) if isinstance(space, gym.spaces.Discrete) else None)
 
     def collect(self, steps: int, choose: Callable[[Tensor], Tensor],
                 next_action: bool = False) -> Iterator[Transition]:
         """Step every run ``steps`` times, acting with ``choose`` (encoded states ``[R, ...]`` -> actions ``[R]``)."""
-        agent, encode = self.agent, self.encode
+        agent, encode, checks = self.agent, self.encode, self.checks
+        where = f"iteration {agent.iteration + 1}"
         if self.behaviour is not None:
             self.behaviour.start()
         state = agent.obs if encode is None else encode(agent.obs)
@@ -315,7 +325,13 @@ class RunStepper:
             action = choose(state) if pending is None else pending
             agent.global_step += 1
             reset_obs, reward, terminated, truncated, info = agent.interaction.step(action, agent.global_step)
-            next_obs = info["final_obs"]
+            # Checked once per chunk of steps (and at the end); until then, states out of range or NaN are mapped
+            # to harmless ones so that no table index fails or wraps around before the check names them.
+            if checks.add(agent.global_step, observation=reset_obs, final_observation=info["final_obs"],
+                          reward=reward):
+                checks.check(where)
+            reset_obs, next_obs = checks.safe(reset_obs), checks.safe(info["final_obs"])
+            agent.interaction.obs = reset_obs
             done = info["done"]
             if encode is None:
                 next_state, reset_state = next_obs, reset_obs
@@ -336,6 +352,7 @@ class RunStepper:
             if next_action:
                 self.pending_action.value = torch.where(done, choose(reset_state), t.next_action)
             state = reset_state
+        checks.check(where)
 
 
 def run_of_row(n_rows: int, n_runs: int, device: torch.device) -> Tensor:
@@ -367,7 +384,7 @@ def exact_values(agent: Agent, policy: Tensor) -> Tensor:
 
 def connect_runs(agent: Agent) -> EnvInteraction:
     """Connect one env copy per run, the ledger keeping every episode (the per-run histories)."""
-    return agent.connect_env(agent.config.n_runs, ledger_keep=None)
+    return agent.connect_env(agent.config.n_runs, ledger_keep=None, sized_by={"n_runs": agent.config.n_runs})
 
 
 def require_discrete_spaces(name: str, who: str, observation_space: gym.Space, action_space: gym.Space) -> None:

@@ -28,6 +28,7 @@ With ``alpha_schedule="1/n"``, n(s, a) counts real visits only: planning updates
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ import torch
 from torch import Tensor
 
 from thorndike.config import check, describe
+from thorndike.core.resources import require_memory
 from thorndike.core.targets import incremental_update, q_learning_target
 from thorndike.tabular.base import TabularAgent, TabularConfig
 from thorndike.tabular.q_learning import q_learning_update
@@ -46,7 +48,9 @@ __all__ = ["DeterministicModel", "DynaQ", "DynaQConfig"]
 class DynaQConfig(TabularConfig):
     """Dyna-Q's hyperparameters: those of every tabular learner, and the planning updates per real step."""
 
-    planning_steps: int = describe("Q-learning updates on remembered (s, a) after every real step (0: Q-learning)", 5)
+    # each planning step is an update of every run: 10,000 per real step is already hours for a small maze
+    planning_steps: int = describe("Q-learning updates on remembered (s, a) after every real step (0: Q-learning)", 5,
+                                   at_most=10_000)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -59,6 +63,8 @@ class DeterministicModel:
 
     def __init__(self, n_runs: int, n_states: int, n_actions: int, device: torch.device | str = "cpu") -> None:
         shape = (n_runs, n_states, n_actions)
+        require_memory("the learned model", math.prod(shape) * 18, device, {"n_runs": n_runs},
+                       f"{n_states:,} states x {n_actions:,} actions")
         self.reward = torch.zeros(shape, dtype=torch.float64, device=device)
         self.next_state = torch.zeros(shape, dtype=torch.int64, device=device)
         self.terminated = torch.zeros(shape, dtype=torch.bool, device=device)

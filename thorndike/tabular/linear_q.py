@@ -47,6 +47,7 @@ from torch import Tensor
 
 from thorndike.agent import Agent
 from thorndike.config import check, describe
+from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.core.targets import q_learning_target, sarsa_target
 from thorndike.core.tile_coding import TileCoder
 from thorndike.tabular.base import (
@@ -150,6 +151,17 @@ class LinearQ(Agent):
         if kind == "tiles" and discrete:
             raise ValueError(f"features='tiles' needs Box observations, got {space}; use features='one_hot'")
         self.feature_kind = kind
+        n_actions = int(self.envs.single_action_space.n)
+        if kind == "tiles":  # checked before the tile coder allocates its offsets
+            dims = int(np.prod(space.shape))
+            n_features = config.n_tilings * (config.tiles + 1) ** dims
+            sizes, how = {"n_runs": config.n_runs, "n_tilings": config.n_tilings, "tiles": config.tiles}, \
+                f"n_tilings x (tiles + 1)^{dims} = {n_features:,} features x {n_actions} actions"
+        else:
+            n_features = int(space.n)
+            sizes, how = {"n_runs": config.n_runs}, f"{n_features:,} states x {n_actions} actions"
+        require_memory("the weights", tensor_bytes(config.n_runs * n_actions * n_features, dtype=torch.float64),
+                       self.device, sizes, how)
         if kind == "tiles":
             if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
                 raise ValueError(f"{self.name} tile-codes the observation box, which needs finite bounds; {space} "
@@ -161,7 +173,7 @@ class LinearQ(Agent):
         else:
             self.coder = None
             self.n_features, self.n_active = int(space.n), 1
-        self.n_actions = int(self.envs.single_action_space.n)
+        self.n_actions = n_actions
         # Every Q(s, a) starts at q_init: the n active weights share it.
         self.weights = LinearWeights(config.n_runs, self.n_actions, self.n_features, config.q_init / self.n_active,
                                      self.device)

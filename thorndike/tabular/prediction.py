@@ -34,6 +34,7 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.core import exploration
+from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.planning.result import PlanningResult
 from thorndike.tabular.base import (
     RunHistory,
@@ -228,6 +229,8 @@ class ValueCurve:
 
     def __init__(self, episodes: int, v: Tensor) -> None:
         R, S = v.shape
+        require_memory("the value curve", tensor_bytes(R * (episodes + 1) * S, dtype=torch.float64), v.device,
+                       {"curve_episodes": episodes, "n_runs": R}, f"{S:,} states")
         self.values = torch.full((R, episodes + 1, S), float("nan"), dtype=torch.float64, device=v.device)
         self.values[:, 0] = v
         self.runs = torch.arange(R, device=v.device)

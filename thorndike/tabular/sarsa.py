@@ -65,7 +65,9 @@ class ExpectedSARSAConfig(TabularConfig):
 class NStepConfig(TabularConfig):
     """n-step SARSA's and n-step Q-learning's hyperparameters: those of every tabular learner, and n."""
 
-    n: int = describe("steps of real rewards before bootstrapping (1: one-step SARSA / Q-learning)", 4)
+    # each step sums the last n rewards: Sutton and Barto's figures go to n = 512
+    n: int = describe("steps of real rewards before bootstrapping (1: one-step SARSA / Q-learning)", 4,
+                      at_most=10_000)
 
     def __post_init__(self) -> None:
         super().__post_init__()
