@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import os
 import sys
 import time
 from pathlib import Path
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _import_from_cwd()
     debug = "--debug" in argv  # anywhere on the line: the full traceback instead of one paragraph
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
@@ -363,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         print(f"\nthorndike: interrupted{_notes(err) or '; nothing had been written yet'}", file=sys.stderr)
         return 130
+
+
+def _import_from_cwd() -> None:
+    """Let ``--env mymodule:make_env`` find ``mymodule.py`` in the current folder, as ``python -m`` would: a console
+    script's sys.path lacks it. Appended, so a file there never shadows an installed package."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
 
 
 def _notes(err: BaseException) -> str:

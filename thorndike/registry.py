@@ -231,11 +231,13 @@ def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Any
     cls = get_algorithm(state["algo"])
     recorded = state["env"]
     if env is None and recorded is not None:
-        from thorndike.envs import NATIVE_ENVS, env_builder
+        from thorndike.envs import NATIVE_ENVS, EnvImportError, env_builder
 
         if recorded not in NATIVE_ENVS:
             try:
                 env_builder(recorded)
+            except EnvImportError:
+                raise  # a "module:function" spec whose module is not found here: that error says where it looked
             except ValueError:
                 raise ValueError(
                     f"this {state['algo']} agent was trained on an env given as an object or a function "
