@@ -155,6 +155,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Gymnasium's env checker and thorndike's VecEnv contract on ENV (see thorndike.envs.checker)."""
+    from thorndike.envs import check
+
+    print(check(args.env, n_envs=args.n_envs, seed=args.seed, steps=args.steps,
+                env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
+                wrappers=[parse_wrapper(w) for w in args.wrappers]))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from thorndike.registry import algorithms
 
@@ -398,6 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out")
 
     sub.add_parser("list", help="list algorithms and the action spaces each supports")
+
+    chk = sub.add_parser("check", help="check an env: Gymnasium's API, then thorndike's VecEnv contract (autoreset, "
+                         "dtypes, shapes, seeding)")
+    chk.add_argument("env", help="a Gymnasium id or module:function (found in the current folder too)")
+    chk.add_argument("--env-kwargs", nargs="+", metavar="KEY=VALUE", default=[], help="the env's keyword arguments")
+    chk.add_argument("--wrappers", nargs="+", metavar="NAME", default=[], help="registered wrappers, in order")
+    chk.add_argument("--seed", type=int, default=0)
+    chk.add_argument("--steps", type=int, default=500, help="random steps per batch")
+    chk.add_argument("--n-envs", type=int, default=2, help="copies in the batch")
     return parser
 
 
@@ -422,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args, rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        commands = {"demo": cmd_demo, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "list": cmd_list}
+        commands = {"demo": cmd_demo, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "list": cmd_list,
+                    "check": cmd_check}
         return commands[args.command](args)
     except (ConfigError, ValueError, FileNotFoundError, CheckpointError, MissingDependencyError) as err:
         if debug:

@@ -20,6 +20,7 @@ import gymnasium as gym
 import torch
 
 from thorndike.envs import gridworld, toy_text
+from thorndike.envs.checker import UPDATE_API, CheckReport, EnvCheckError, OldGymAPIError, check
 from thorndike.envs.normalize import NormalizeReward
 from thorndike.envs.tabular import TabularMDP, random_mdp
 from thorndike.envs.vec_env import INFO_KEYS, VECTORIZATIONS, GymnasiumVecEnv, VecEnv
@@ -36,6 +37,10 @@ BACKENDS = ("auto", "gymnasium", "torch")
 
 __all__ = [
     "BACKENDS",
+    "CheckReport",
+    "EnvCheckError",
+    "OldGymAPIError",
+    "check",
     "NATIVE_ENVS",
     "EnvImportError",
     "EnvSpec",
@@ -173,6 +178,10 @@ def _returns_an_env(builder: Callable[[], Any], name: str) -> Callable[[], gym.E
 
     def build() -> gym.Env:
         made = builder()
+        if not isinstance(made, gym.Env) and callable(getattr(made, "step", None)) and \
+                callable(getattr(made, "reset", None)):
+            raise OldGymAPIError(f"env builder {name!r} returned a {type(made).__name__}, an env of the old gym "
+                                 f"package, not a gymnasium.Env: subclass gymnasium.Env. {UPDATE_API}")
         if not isinstance(made, gym.Env):
             raise ValueError(f"env builder {name!r} returned a {type(made).__name__}, not a gymnasium.Env; pass a "
                              "function or class that builds the env")

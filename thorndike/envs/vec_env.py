@@ -30,6 +30,7 @@ import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from thorndike.core.spaces import batch_of_one, is_structured, pack, storage_spec
+from thorndike.envs.checker import old_api_error, old_api_problems
 
 Info = dict[str, Any]
 
@@ -98,6 +99,7 @@ class GymnasiumVecEnv:
         self.n_envs = n_envs
         self.device = torch.device(device)
         self.vectorization = vectorization
+        self._env_fn = env_fn
         if vectorization == "sync":
             self._venv: SyncVectorEnv | AsyncVectorEnv = SyncVectorEnv(
                 [env_fn for _ in range(n_envs)], autoreset_mode=AutoresetMode.SAME_STEP
@@ -139,7 +141,11 @@ class GymnasiumVecEnv:
         return tensor.to(self.device)
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
-        obs, _ = self._venv.reset(seed=seed)
+        try:
+            obs, _ = self._venv.reset(seed=seed)
+        except Exception as err:
+            self._raise_if_old_api(err)
+            raise
         self._returns.zero_()
         self._lengths.zero_()
         return self._to_tensor(obs)
@@ -148,7 +154,11 @@ class GymnasiumVecEnv:
         actions_np = actions.detach().cpu().numpy()
         if isinstance(self.single_action_space, gym.spaces.Box):
             actions_np = np.clip(actions_np, self._low, self._high).astype(self.single_action_space.dtype)
-        obs, reward, terminated, truncated, raw_info = self._venv.step(actions_np)
+        try:
+            obs, reward, terminated, truncated, raw_info = self._venv.step(actions_np)
+        except Exception as err:
+            self._raise_if_old_api(err)
+            raise
         reward_t = torch.from_numpy(np.asarray(reward, dtype=np.float64))
         terminated_t = torch.from_numpy(np.asarray(terminated, dtype=bool))
         truncated_t = torch.from_numpy(np.asarray(truncated, dtype=bool))
@@ -186,6 +196,13 @@ class GymnasiumVecEnv:
             truncated_t.to(self.device),
             info,
         )
+
+    def _raise_if_old_api(self, err: Exception) -> None:
+        """Name an env written for the old Gym API (probing a fresh copy) instead of Gymnasium's unpacking error."""
+        probe = self._env_fn()
+        problems = old_api_problems(probe)
+        if problems:
+            raise old_api_error(type(getattr(probe, "unwrapped", probe)).__name__, problems) from err
 
     def render(self) -> np.ndarray | None:
         """The first copy's frame (the env must have been made with ``render_mode="rgb_array"``)."""
