@@ -96,7 +96,7 @@ def test_a_torch_file_without_the_hash_is_refused_as_incomplete(tmp_path: Path) 
 
 
 def write_first_format(state: dict, path: Path) -> bytes:
-    """A checkpoint as thorndike 0.1 wrote it: magic, SHA-256 and length of the payload, then the payload."""
+    """A first-format checkpoint, as earlier versions wrote it: magic, SHA-256 and length of the payload, payload."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
@@ -106,7 +106,7 @@ def write_first_format(state: dict, path: Path) -> bytes:
 
 
 def test_first_format_checkpoints_still_load_and_are_still_verified(tmp_path: Path) -> None:
-    numpy_state = np.random.get_state()  # thorndike 0.1 stored NumPy's state with its key as an array
+    numpy_state = np.random.get_state()  # the first format stored NumPy's state with its key as an array
     data = write_first_format({"w": torch.ones(3), "rng": {"numpy": numpy_state}}, tmp_path / "old.pt")
     loaded = load_checkpoint(tmp_path / "old.pt")
     assert torch.equal(loaded["w"], torch.ones(3))

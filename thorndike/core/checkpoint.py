@@ -7,7 +7,7 @@ a temporary file, fsynced and renamed, so a crash leaves either the old file or 
 truncated file has lost its trailer and a corrupted one fails the hash, and either is refused by name. The hash
 travels inside the file, so a copied checkpoint stays verifiable with no second file to keep in step.
 
-Files of the first format (thorndike 0.1: ``LEGACY_MAGIC``, the SHA-256 and length of the payload, then the
+Files of the first format (earlier thorndike versions: ``LEGACY_MAGIC``, the SHA-256 and length of the payload, then the
 ``torch.save`` bytes, which ``torch.load`` cannot read directly) are still read and verified.
 """
 
@@ -76,7 +76,7 @@ def write_atomically(path: str | os.PathLike, *chunks: bytes) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (or by thorndike 0.1), refusing a damaged file with
+    """Read a checkpoint written by :func:`save_checkpoint` (or in the first format), refusing a damaged file with
     its name."""
     path = Path(path)
     if not path.is_file():

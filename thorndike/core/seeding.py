@@ -50,7 +50,7 @@ def _numpy_state() -> tuple[Any, ...]:
 def set_rng_states(states: dict[str, Any], generator: torch.Generator | None = None) -> None:
     """Restore what :func:`rng_states` captured."""
     random.setstate(states["python"])
-    kind, key, *rest = states["numpy"]  # the key is a list (an array in thorndike 0.1 checkpoints)
+    kind, key, *rest = states["numpy"]  # the key is a list (an array in first-format checkpoints)
     np.random.set_state((kind, np.asarray(key, dtype=np.uint32), *rest))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
