@@ -358,6 +358,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="thorndike", description=__doc__.splitlines()[0],
                                      epilog="--debug anywhere on the line shows an error's full traceback")
+    from thorndike import __version__
+
+    parser.add_argument("--version", action="version", version=f"thorndike {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="train PPO on CartPole until solved; write curve and video")
