@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import os
 import sys
 import time
 from pathlib import Path
@@ -155,6 +156,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Gymnasium's env checker and thorndike's VecEnv contract on ENV (see thorndike.envs.checker)."""
+    from thorndike.envs import check
+
+    print(check(args.env, n_envs=args.n_envs, seed=args.seed, steps=args.steps,
+                env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
+                wrappers=[parse_wrapper(w) for w in args.wrappers]))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from thorndike.registry import algorithms
 
@@ -170,9 +181,11 @@ PLANNING_PROBLEMS = ("gridworld", "discount-grid", "frozenlake", "frozenlake8x8"
 PLANNING_METHODS = ("vi", "pi", "mpi", "soft")
 
 
-def planning_problem(name: str, gamma: float, noise: float, living_reward: float):
-    """A TabularMDP by its command-line name."""
-    from thorndike.envs import gridworld, toy_text
+def planning_problem(name: str, gamma: float, noise: float, living_reward: float,
+                     env_kwargs: dict[str, Any] | None = None):
+    """A TabularMDP by its command-line name, or a Gymnasium id with a tabular model (FrozenLake-v1, Taxi-v4, ...:
+    the ids ``train`` takes whose dynamics thorndike knows as a table), made with ``env_kwargs``."""
+    from thorndike.envs import gridworld, tabular_model, toy_text
 
     builders = {
         "gridworld": lambda: gridworld.classic(noise=noise, living_reward=living_reward, gamma=gamma),
@@ -182,11 +195,30 @@ def planning_problem(name: str, gamma: float, noise: float, living_reward: float
         "taxi": lambda: toy_text.taxi(gamma=gamma),
         "cliffwalking": lambda: toy_text.cliff_walking(gamma=gamma),
     }
+    if name in builders and not env_kwargs:
+        return builders[name]()
     if name not in builders:
-        close = difflib.get_close_matches(name, list(builders), n=2, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown planning problem '{name}'.{hint} Available: {', '.join(builders)}")
-    return builders[name]()
+        model = tabular_model(name, env_kwargs)
+        if model is not None:
+            return model
+    import gymnasium as gym
+
+    from thorndike.envs import require_tabular_model
+    from thorndike.envs.batched.tabular import TOY_TEXT
+    from thorndike.envs.classic import CLASSIC
+
+    if name in builders:
+        raise ValueError(f"--env-kwargs configure Gymnasium ids; '{name}' takes --gamma, --noise and --living-reward")
+    if name in TOY_TEXT or name in CLASSIC:
+        require_tabular_model(name, env_kwargs)  # says which env_kwarg the model cannot honour
+    ids = [*TOY_TEXT, *CLASSIC]
+    if name in gym.registry:
+        raise ValueError(f"{name} has no tabular model in thorndike (plan needs every transition probability); "
+                         f"plan takes {', '.join(builders)} and the Gymnasium ids {', '.join(ids)}")
+    close = difflib.get_close_matches(name, [*builders, *ids], n=2, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown planning problem '{name}'.{hint} Available: {', '.join(builders)}, or a Gymnasium id "
+                     f"with a tabular model: {', '.join(ids)}")
 
 
 def solve(mdp, method: str, gamma: float, temperature: float, k: int):
@@ -203,28 +235,75 @@ def solve(mdp, method: str, gamma: float, temperature: float, k: int):
     return solvers[method]()
 
 
+PLANNING_NAMES = {"vi": "value iteration", "pi": "policy iteration", "mpi": "modified policy iteration",
+                  "soft": "soft value iteration"}
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     """Solve a tabular problem exactly, print its value table and write the pictures."""
     from thorndike import plot
     from thorndike.envs.gridworld import format_values
 
-    mdp = planning_problem(args.env, args.gamma, args.noise, args.living_reward)
+    mdp = planning_problem(args.env, args.gamma, args.noise, args.living_reward,
+                           parse_key_values(args.env_kwargs, "--env-kwargs"))
     result = solve(mdp, args.method, args.gamma, args.temperature, args.k)
     out = Path(args.out)
-    stem = f"{args.env}-{args.method}"
-    print(f"{args.env}: {mdp.n_states} states, {mdp.n_actions} actions, gamma {args.gamma}; method {args.method}: "
-          f"{result.sweeps} sweeps, last residual {result.residuals[-1] if result.residuals else 0:.2e}")
+    stem = f"{args.env.replace('/', '_')}-{args.method}"
+    settings = {"mpi": f" (k = {args.k})", "soft": f" (temperature {args.temperature:g})"}.get(args.method, "")
+    if args.method == "pi":  # its residuals are value changes between successive policies, not a convergence test
+        how = (f"policy stable after {result.improvements} improvements ({result.sweeps} exact policy evaluations)"
+               if result.converged else f"policy still changing after {result.improvements} improvements")
+    else:
+        last = result.residuals[-1] if result.residuals else 0.0
+        how = f"{result.sweeps} sweeps, last change max|V_k - V_k-1| {last:.2e}"
+    print(f"{args.env}: {mdp.n_states} states, {mdp.n_actions} actions, gamma {args.gamma}; "
+          f"{PLANNING_NAMES[args.method]}{settings}: {how}")
+    print(f"Bellman residual of the result: max_s |{'soft ' if args.method == 'soft' else ''}T V(s) - V(s)| = "
+          f"{bellman_residual(mdp, result.V, args.gamma, args.temperature if args.method == 'soft' else None):.1e}")
+    if args.method == "soft":
+        print(soft_policy_note(mdp, result, args.gamma, args.temperature))
     if mdp.grid is not None:
         print(format_values(mdp, result.V, result.policy))
-        print(f"values: {plot.values(mdp, result, out / f'{stem}-values.png', title=f'{stem}, gamma {args.gamma}')}")
+        caption = f"{stem}, gamma {args.gamma}" + (f", temperature {args.temperature:g}: arrows are the most likely "
+                                                   "action" if args.method == "soft" else "")
+        print(f"values: {plot.values(mdp, result, out / f'{stem}-values.png', title=caption)}")
     else:
         print(f"expected value from the start distribution: {float((mdp.start * result.V).sum()):.6f}")
     print(f"convergence: {plot.convergence({args.method: result}, out / f'{stem}-convergence.png')}")
     return 0
 
 
+def soft_policy_note(mdp: Any, result: Any, gamma: float, temperature: float) -> str:
+    """Why a soft policy's arrows can lead away from the best exit: the entropy it earns on the way."""
+    import math
+
+    from thorndike.planning import value_iteration
+
+    per_step = temperature * math.log(mdp.n_actions)
+    horizon = f", up to {per_step / (1 - gamma):.3f} over an infinite horizon at gamma {gamma}" if gamma < 1 else ""
+    live = ~mdp.terminal
+    differ = int((result.policy != value_iteration(mdp, gamma).policy)[live].sum())
+    return (f"The soft policy pi(a|s) = exp((Q(s, a) - V(s)) / temperature) maximises return + temperature x "
+            f"entropy: each step earns up to temperature x ln {mdp.n_actions} = {per_step:.3f} of entropy{horizon}, "
+            "so lingering can pay more than exiting (V may exceed every exit's reward) and an arrow (the state's "
+            f"most likely action) may lead away from the best exit: in {differ} of {int(live.sum())} states it "
+            "differs from value iteration's greedy action. A lower --temperature approaches value iteration "
+            "(maximum-entropy RL: Ziebart 2010; Haarnoja et al. 2017).")
+
+
+def bellman_residual(mdp: Any, V: Any, gamma: float, temperature: float | None = None) -> float:
+    """max_s |T V(s) - V(s)| over non-terminal states, with T the Bellman optimality backup (the soft one with a
+    ``temperature``): 0 up to round-off exactly when V is the fixed point, whatever method produced it."""
+    import torch
+
+    Q = mdp.backup(V, gamma)
+    backed_up = Q.amax(1) if temperature is None else temperature * torch.logsumexp(Q / temperature, dim=1)
+    gap = (backed_up - V).masked_fill(mdp.terminal, 0.0).abs()
+    return float(gap.max()) if gap.numel() else 0.0
+
+
 def gridworld_table() -> str:
-    """The notes' gridworld table (000, lecture 1), recomputed by value iteration with H = 100."""
+    """The classic 4x3 gridworld's values (Russell & Norvig ch. 17), recomputed by value iteration with H = 100."""
     from thorndike import planning
     from thorndike.envs import gridworld
 
@@ -246,14 +325,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from thorndike.envs.gridworld import format_values
     from thorndike.envs.video import record_gif
 
-    print("thorndike demo, part 1: the notes' gridworld (000, lecture 1), solved by value iteration")
+    print("thorndike demo, part 1: the classic 4x3 gridworld (Russell & Norvig ch. 17), solved by value iteration")
     print(gridworld_table())
     mdp = th.envs.gridworld.classic(noise=0.2, gamma=0.9)
     solution = th.planning.value_iteration(mdp, gamma=0.9)
     print("\nnoise 0.2, gamma 0.9, greedy action per cell:")
     print(format_values(mdp, solution.V, solution.policy))
     values_png = th.plot.values(mdp, solution, Path(args.run_root) / "values.png",
-                                title="the notes' gridworld: noise 0.2, gamma 0.9")
+                                title="the 4x3 gridworld: noise 0.2, gamma 0.9")
     print(f"values picture: {values_png}\n")
 
     print("thorndike demo, part 2: PPO on CartPole-v1 until the deterministic evaluation mean reaches 475")
@@ -280,6 +359,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="thorndike", description=__doc__.splitlines()[0],
                                      epilog="--debug anywhere on the line shows an error's full traceback")
+    from thorndike import __version__
+
+    parser.add_argument("--version", action="version", version=f"thorndike {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="train PPO on CartPole until solved; write curve and video")
@@ -312,12 +394,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--video", action="store_true", help="also write a GIF of one episode")
 
     plan = sub.add_parser("plan", help="solve a tabular problem exactly; print its values, write pictures")
-    plan.add_argument("env", help=", ".join(PLANNING_PROBLEMS))
+    plan.add_argument("env", help=", ".join(PLANNING_PROBLEMS) + ", or a Gymnasium id with a tabular model "
+                      "(FrozenLake-v1, Taxi-v4, CliffWalking-v1, ...)")
     plan.add_argument("--method", default="vi", help=", ".join(PLANNING_METHODS))
     plan.add_argument("--gamma", type=float, default=0.9)
     plan.add_argument("--noise", type=float, default=0.2, help="gridworlds: probability of slipping sideways")
     plan.add_argument("--living-reward", type=float, default=0.0, help="gridworlds: reward of every move")
-    plan.add_argument("--temperature", type=float, default=0.1, help="soft value iteration's temperature")
+    plan.add_argument("--temperature", type=float, default=0.1,
+                      help="soft value iteration's temperature: the weight of the policy's entropy (default 0.1)")
+    plan.add_argument("--env-kwargs", nargs="+", metavar="KEY=VALUE", default=[],
+                      help="Gymnasium ids: the env's keyword arguments, e.g. is_slippery=false map_name=8x8")
     plan.add_argument("--k", type=int, default=5, help="modified policy iteration's evaluation sweeps")
     plan.add_argument("--out", default=".", help="folder for the pictures")
 
@@ -326,11 +412,21 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out")
 
     sub.add_parser("list", help="list algorithms and the action spaces each supports")
+
+    chk = sub.add_parser("check", help="check an env: Gymnasium's API, then thorndike's VecEnv contract (autoreset, "
+                         "dtypes, shapes, seeding)")
+    chk.add_argument("env", help="a Gymnasium id or module:function (found in the current folder too)")
+    chk.add_argument("--env-kwargs", nargs="+", metavar="KEY=VALUE", default=[], help="the env's keyword arguments")
+    chk.add_argument("--wrappers", nargs="+", metavar="NAME", default=[], help="registered wrappers, in order")
+    chk.add_argument("--seed", type=int, default=0)
+    chk.add_argument("--steps", type=int, default=500, help="random steps per batch")
+    chk.add_argument("--n-envs", type=int, default=2, help="copies in the batch")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _import_from_cwd()
     debug = "--debug" in argv  # anywhere on the line: the full traceback instead of one paragraph
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
@@ -349,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args, rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        commands = {"demo": cmd_demo, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "list": cmd_list}
+        commands = {"demo": cmd_demo, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "list": cmd_list,
+                    "check": cmd_check}
         return commands[args.command](args)
     except (ConfigError, ValueError, FileNotFoundError, CheckpointError, MissingDependencyError) as err:
         if debug:
@@ -367,6 +464,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         print(f"\nthorndike: interrupted{_notes(err) or '; nothing had been written yet'}", file=sys.stderr)
         return 130
+
+
+def _import_from_cwd() -> None:
+    """Let ``--env mymodule:make_env`` find ``mymodule.py`` in the current folder, as ``python -m`` would: a console
+    script's sys.path lacks it. Appended, so a file there never shadows an installed package."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
 
 
 def _notes(err: BaseException) -> str:

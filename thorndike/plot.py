@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,49 +18,93 @@ from thorndike.core.logger import read_progress  # noqa: E402
 
 
 def learning_curves(run_dirs: Sequence[str | Path], path: str | Path, title: str | None = None) -> Path:
-    """Plot each run's recent mean episode return (line) and evaluation means (dots) against env steps."""
+    """Plot each run's recent mean episode return (line) and evaluation means (dots) against env steps.
+
+    The training return is the mean of the last finished episodes, so it holds still while no episode ends: those
+    stretches are drawn dotted and faint ("no episode ended"), not as a flat line that looks learned. Runs whose
+    algorithm, env and seed agree are told apart by what differs in their config.yaml, else by folder name."""
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for run_dir in run_dirs:
-        run_dir = Path(run_dir)
+    labels = run_labels(run_dirs)
+    any_held = False
+    for run_dir, name in zip(run_dirs, labels):
         progress = read_progress(run_dir)
-        if not progress:
+        if not progress or "return_mean" not in progress:
             continue
         steps = progress["step"]
-        name = _run_label(run_dir)
-        (line,) = ax.plot(steps, progress["return_mean"], label=f"{name}: training return")
+        fresh, held = held_stretches(steps, progress["return_mean"], progress.get("episodes"))
+        (line,) = ax.plot(*fresh, label=f"{name}: training return")
+        if held[0]:  # one legend entry for all runs' held stretches
+            ax.plot(*held, ":", color=line.get_color(), alpha=0.5,
+                    label="_" if any_held else "no episode ended: training return held")
+            any_held = True
         evals = [(s, e) for s, e in zip(steps, progress.get("eval_mean", [])) if not math.isnan(e)]
         if evals:
             xs, ys = zip(*evals)
             ax.plot(xs, ys, "o", color=line.get_color(), markersize=5, label=f"{name}: deterministic evaluation")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
-    ax.set_title(title or ("learning curve" if len(run_dirs) != 1 else f"learning curve of {_run_label(run_dirs[0])}"))
+    ax.set_title(title or ("learning curve" if len(run_dirs) != 1 else f"learning curve of {labels[0]}"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     return _save(fig, path)
 
 
+Curve = tuple[list[float], list[float]]
+
+
+def held_stretches(steps: Sequence[float], returns: Sequence[float], episodes: Sequence[float] | None
+                   ) -> tuple[Curve, Curve]:
+    """Split a training-return curve into the (x, y) of its stretches where episodes ended and of those where none
+    did (``episodes``, the log's running count, did not grow from one row to the next), stretches of one kind
+    separated by NaN so each is drawn as its own line. Without ``episodes`` the whole curve is fresh."""
+    fresh: Curve = ([], [])
+    held: Curve = ([], [])
+    if len(steps) == 1:
+        return ([steps[0]], [returns[0]]), held
+    previous = None
+    for i in range(1, len(steps)):
+        target = held if episodes is not None and episodes[i] == episodes[i - 1] else fresh
+        if target is not previous:  # a stretch of this kind starts at row i - 1
+            if target[0]:
+                target[0].append(math.nan)
+                target[1].append(math.nan)
+            target[0].append(steps[i - 1])
+            target[1].append(returns[i - 1])
+        target[0].append(steps[i])
+        target[1].append(returns[i])
+        previous = target
+    return fresh, held
+
+
 def runs_mean(values: Any, smooth: int = 1) -> tuple[Any, Any, Any]:
-    """For ``[runs, episodes]`` values (NaN where a run has fewer episodes): the episode numbers, the mean over the
-    runs that have each episode and its standard error, both as ``smooth``-episode moving averages. Episode k of
-    the result is the average of episodes k - smooth + 1 .. k."""
+    """For ``[runs, episodes]`` values (NaN where a run has fewer episodes): the episode numbers, the mean over runs
+    of each run's ``smooth``-episode moving average, and the standard error of that mean.
+
+    Each run is smoothed first (episode k of the result averages its episodes k - smooth + 1 .. k, and exists only
+    when the run has all of them); the mean and its standard error (sample standard deviation over sqrt(n)) are then
+    taken across the n runs that have that value, so the band is the s.e. of exactly the line drawn. Where fewer
+    than two runs have a value the standard error is NaN (no band)."""
     import numpy as np
 
     values = np.asarray(values, dtype=np.float64)
-    counts = np.sum(~np.isnan(values), axis=0)
-    mean = np.nanmean(values, axis=0)
-    sem = np.nanstd(values, axis=0) / np.sqrt(counts)
-    width = max(1, min(smooth, len(mean)))
-    kernel = np.ones(width) / width
-    mean, sem = np.convolve(mean, kernel, "valid"), np.convolve(sem, kernel, "valid")
+    width = max(1, min(smooth, values.shape[1]))
+    per_run = np.lib.stride_tricks.sliding_window_view(values, width, axis=1).mean(axis=-1)  # NaN if incomplete
+    present = ~np.isnan(per_run)
+    n = present.sum(axis=0)
+    total = np.where(present, per_run, 0.0).sum(axis=0)
+    mean = np.divide(total, n, out=np.full(n.shape, np.nan), where=n > 0)
+    squares = np.where(present, (per_run - mean) ** 2, 0.0).sum(axis=0)
+    variance = np.divide(squares, n - 1, out=np.full(n.shape, np.nan), where=n > 1)
+    sem = np.sqrt(variance / np.maximum(n, 1))
     return np.arange(len(mean)) + width, mean, sem
 
 
 def episode_curves(curves: Mapping[str, Any], path: str | Path, title: str | None = None, smooth: int = 10,
                    ylabel: str = "return per episode") -> Path:
     """Per-episode curves of many runs: for each label a ``[runs, episodes]`` tensor or array (NaN where a run has
-    fewer episodes), drawn as the mean over runs (smoothed by a ``smooth``-episode moving average) with a band of
-    +/- one standard error. The textbook's way of showing tabular learners (Sutton and Barto figures 6.4, 8.2)."""
+    fewer episodes), drawn as the mean over runs of each run's ``smooth``-episode moving average with a band of
+    +/- one standard error of that mean (:func:`runs_mean`). The textbook's way of showing tabular learners (Sutton
+    and Barto figures 6.4, 8.2)."""
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
@@ -72,7 +117,7 @@ def episode_curves(curves: Mapping[str, Any], path: str | Path, title: str | Non
         ax.fill_between(episodes, mean_s - sem_s, mean_s + sem_s, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("episode")
     ax.set_ylabel(ylabel + (f" ({smooth}-episode moving average)" if smooth > 1 else ""))
-    ax.set_title(title or "mean over runs, band: +/- 1 standard error")
+    ax.set_title(title or "mean over runs, band: +/- 1 standard error of the mean")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     return _save(fig, path)
@@ -99,6 +144,47 @@ def _run_label(run_dir: str | Path) -> str:
         return Path(run_dir).name
     data = yaml.safe_load(config.read_text())
     return f"{data['algo']} {data['env']} seed {data['seed']}"
+
+
+def _flat_config(run_dir: Path) -> dict[str, str]:
+    """config.yaml as ``{"lr": "0.001", "options.device": "cpu", ...}`` (config fields without their prefix)."""
+    path = run_dir / "config.yaml"
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), item)
+        else:
+            flat[prefix.removeprefix("config.")] = str(value)
+
+    walk("", yaml.safe_load(path.read_text()) if path.exists() else {})
+    return flat
+
+
+def run_labels(run_dirs: Sequence[str | Path], most: int = 3) -> list[str]:
+    """One legend label per run, all different: ``algo env seed N``, and where several runs share it, up to ``most``
+    of the config.yaml values that differ between them (config fields before run options), else the folder name."""
+    run_dirs = [Path(r) for r in run_dirs]
+    bases = [_run_label(r) for r in run_dirs]
+    labels = list(bases)
+    for base in dict.fromkeys(bases):
+        group = [i for i, b in enumerate(bases) if b == base]
+        if len(group) < 2:
+            continue
+        flats = {i: _flat_config(run_dirs[i]) for i in group}
+        keys = sorted({k for flat in flats.values() for k in flat}, key=lambda k: (k.startswith("options."), k))
+        differing = [k for k in keys if len({flats[i].get(k) for i in group}) > 1][:most]
+        # alike configs: the folder names without their common "algo-env-seed-" start
+        common = os.path.commonprefix([run_dirs[i].name for i in group]).rpartition("-")[0]
+        for i in group:
+            shown = ", ".join(f"{k.removeprefix('options.')}={flats[i].get(k, '-')}" for k in differing)
+            folder = run_dirs[i].name.removeprefix(common + "-") if common else run_dirs[i].name
+            labels[i] = f"{base} ({shown})" if differing else f"{base} ({folder})"
+    if len(set(labels)) < len(labels):  # still alike (a folder given twice, or alike in the values shown)
+        labels = [f"{label} [{run_dir.name}]" if labels.count(label) > 1 else label
+                  for label, run_dir in zip(labels, run_dirs)]
+    return labels
 
 
 def _grid_of(mdp: Any) -> Any:

@@ -9,13 +9,16 @@ import importlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import torch
 import yaml
 
 from thorndike.config import ConfigError, RunOptions, build_config, check, unknown_field_error
+
+if TYPE_CHECKING:  # the agent module imports this one
+    from thorndike.agent import Agent
 
 # name -> "module:Class"; imported lazily so `thorndike list` stays fast.
 ALGORITHMS: dict[str, str] = {
@@ -202,7 +205,7 @@ def split_fields(cls: type, values: dict[str, Any]) -> tuple[dict[str, Any], dic
 
 
 def make(algo: str, env: Any = None, seed: int = 0, config: str | Path | None = None, tuned: bool = True,
-         env_kwargs: dict[str, Any] | None = None, wrappers: list[Any] | None = None, **fields: Any) -> Any:
+         env_kwargs: dict[str, Any] | None = None, wrappers: list[Any] | None = None, **fields: Any) -> Agent:
     """Build an agent: ``th.make("ppo", env="CartPole-v1", seed=0, n_envs=8)``.
 
     Config values are taken in this order, later ones winning: the Config's defaults, the tuned values for this
@@ -227,15 +230,17 @@ def make(algo: str, env: Any = None, seed: int = 0, config: str | Path | None = 
                options=build_config(RunOptions, option_values), env_kwargs=env_kwargs, wrappers=wrappers)
 
 
-def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Any:
+def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Agent:
     cls = get_algorithm(state["algo"])
     recorded = state["env"]
     if env is None and recorded is not None:
-        from thorndike.envs import NATIVE_ENVS, env_builder
+        from thorndike.envs import NATIVE_ENVS, EnvImportError, env_builder
 
         if recorded not in NATIVE_ENVS:
             try:
                 env_builder(recorded)
+            except EnvImportError:
+                raise  # a "module:function" spec whose module is not found here: that error says where it looked
             except ValueError:
                 raise ValueError(
                     f"this {state['algo']} agent was trained on an env given as an object or a function "
@@ -255,7 +260,7 @@ def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Any
     return agent
 
 
-def load(path: str | Path, env: Any = None, **options: Any) -> Any:
+def load(path: str | Path, env: Any = None, **options: Any) -> Agent:
     """Load an agent saved with ``agent.save`` (or a run's ``final.pt`` or checkpoint, or a run folder).
 
     ``env`` overrides the env recorded in the file (needed when it was built by a callable).
@@ -281,7 +286,7 @@ def _run_state(run_dir: Path) -> dict[str, Any]:
     return load_latest_checkpoint(run_dir, lambda state: identity_mismatch(state, identity), candidates)[1]
 
 
-def resume(run_dir: str | Path, **options: Any) -> Any:
+def resume(run_dir: str | Path, **options: Any) -> Agent:
     """Rebuild an interrupted run from its newest valid checkpoint; ``agent.learn(agent.total_steps)`` goes on."""
     from thorndike.agent import resume_state
 

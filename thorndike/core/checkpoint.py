@@ -1,8 +1,14 @@
-"""Checkpoints written atomically and verified on load.
+"""Checkpoints written atomically and verified on load, as plain ``torch.save`` files that standard tools read.
 
-A file is ``MAGIC``, a SHA-256 of the payload, the payload's length, then the payload (``torch.save`` bytes).
-It is written to a temporary file, fsynced and renamed, so a crash leaves either the old file or the new one,
-never half of one. A truncated or corrupted file fails the length or hash check and is refused by name.
+A checkpoint is what ``torch.save`` writes (a zip archive: ``torch.load(path)`` reads it like any other) with one
+addition: the archive's comment, the last bytes of the file that zip readers skip, is ``thorndike-sha256 <hex>``,
+the SHA-256 of every byte before it (``head -c -81 final.pt | sha256sum`` checks it by hand). The file is written to
+a temporary file, fsynced and renamed, so a crash leaves either the old file or the new one, never half of one; a
+truncated file has lost its trailer and a corrupted one fails the hash, and either is refused by name. The hash
+travels inside the file, so a copied checkpoint stays verifiable with no second file to keep in step.
+
+Files of the first format (earlier thorndike versions: ``LEGACY_MAGIC``, the SHA-256 and length of the payload, then the
+``torch.save`` bytes, which ``torch.load`` cannot read directly) are still read and verified.
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ from typing import Any
 
 import torch
 
-MAGIC = b"THORNDIKE-CHECKPOINT-v1\n"
-_HEADER = len(MAGIC) + 32 + 8
+LEGACY_MAGIC = b"THORNDIKE-CHECKPOINT-v1\n"
+_LEGACY_HEADER = len(LEGACY_MAGIC) + 32 + 8
+TRAILER_TAG = b"thorndike-sha256 "
+_TRAILER = len(TRAILER_TAG) + 64  # the tag and the hex digest: 81 bytes
+_ZIP_START = b"PK\x03\x04"  # a zip archive's first local file header
+_ZIP_END = b"PK\x05\x06"  # its end-of-central-directory record: 22 bytes and the comment, last in the file
 
 
 class CheckpointError(RuntimeError):
@@ -32,8 +42,15 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    payload = buffer.getvalue()
-    return write_atomically(path, MAGIC, hashlib.sha256(payload).digest(), len(payload).to_bytes(8, "little"), payload)
+    return write_atomically(path, *sign(buffer.getvalue()))
+
+
+def sign(archive: bytes) -> tuple[bytes, bytes]:
+    """The ``torch.save`` zip ``archive`` with its comment set to the SHA-256 trailer, as (body, trailer)."""
+    if archive[-22:-18] != _ZIP_END or archive[-2:] != b"\x00\x00":
+        raise CheckpointError("torch.save wrote an archive without a plain end record; cannot sign it")
+    body = archive[:-2] + _TRAILER.to_bytes(2, "little")  # the end record's comment length
+    return body, TRAILER_TAG + hashlib.sha256(body).hexdigest().encode()
 
 
 def write_atomically(path: str | os.PathLike, *chunks: bytes) -> Path:
@@ -59,25 +76,43 @@ def write_atomically(path: str | os.PathLike, *chunks: bytes) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`, refusing a damaged file with its name."""
+    """Read a checkpoint written by :func:`save_checkpoint` (or in the first format), refusing a damaged file with
+    its name."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     data = path.read_bytes()
-    if not data.startswith(MAGIC):
-        raise CheckpointError(f"checkpoint {path} is not a thorndike checkpoint (bad header); it may be truncated")
-    if len(data) < _HEADER:
+    if data.startswith(LEGACY_MAGIC):
+        data = _legacy_payload(path, data)
+    elif data.startswith(_ZIP_START):
+        _verify(path, data)
+    else:
+        raise CheckpointError(f"checkpoint {path} is not a thorndike checkpoint (neither a torch.save archive nor "
+                              "the first checkpoint format); it may be truncated")
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+
+def _verify(path: Path, data: bytes) -> None:
+    trailer = data[-_TRAILER:]
+    if len(data) < _TRAILER + 22 or not trailer.startswith(TRAILER_TAG):
+        raise CheckpointError(f"checkpoint {path} is truncated: its SHA-256 trailer is missing (a torch.save file "
+                              "not written by thorndike has none either: torch.load reads those)")
+    if hashlib.sha256(data[:-_TRAILER]).hexdigest().encode() != trailer[len(TRAILER_TAG):]:
+        raise CheckpointError(f"checkpoint {path} is corrupted: its SHA-256 does not match")
+
+
+def _legacy_payload(path: Path, data: bytes) -> bytes:
+    """The ``torch.save`` bytes of a first-format file, checked against its length and hash."""
+    if len(data) < _LEGACY_HEADER:
         raise CheckpointError(f"checkpoint {path} is truncated ({len(data)} bytes)")
-    digest = data[len(MAGIC) : len(MAGIC) + 32]
-    length = int.from_bytes(data[len(MAGIC) + 32 : _HEADER], "little")
-    payload = data[_HEADER:]
+    digest = data[len(LEGACY_MAGIC) : len(LEGACY_MAGIC) + 32]
+    length = int.from_bytes(data[len(LEGACY_MAGIC) + 32 : _LEGACY_HEADER], "little")
+    payload = data[_LEGACY_HEADER:]
     if len(payload) != length:
-        raise CheckpointError(
-            f"checkpoint {path} is truncated: payload has {len(payload)} of {length} bytes"
-        )
+        raise CheckpointError(f"checkpoint {path} is truncated: payload has {len(payload)} of {length} bytes")
     if hashlib.sha256(payload).digest() != digest:
         raise CheckpointError(f"checkpoint {path} is corrupted: its SHA-256 does not match")
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    return payload
 
 
 _STEP = re.compile(r"step-(\d+)\.pt$")

@@ -29,7 +29,7 @@ def rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
     """Every random state of the process (and of ``generator`` if given), for a checkpoint."""
     states: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state(),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -40,10 +40,18 @@ def rng_states(generator: torch.Generator | None = None) -> dict[str, Any]:
     return states
 
 
+def _numpy_state() -> tuple[Any, ...]:
+    """NumPy's global state in plain Python values (its key as a list), so that ``torch.load`` reads a checkpoint
+    with its default ``weights_only=True``, which refuses NumPy arrays."""
+    kind, key, pos, has_gauss, cached_gaussian = np.random.get_state()
+    return kind, key.tolist(), int(pos), int(has_gauss), float(cached_gaussian)
+
+
 def set_rng_states(states: dict[str, Any], generator: torch.Generator | None = None) -> None:
     """Restore what :func:`rng_states` captured."""
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    kind, key, *rest = states["numpy"]  # the key is a list (an array in first-format checkpoints)
+    np.random.set_state((kind, np.asarray(key, dtype=np.uint32), *rest))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])

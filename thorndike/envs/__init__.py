@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ import gymnasium as gym
 import torch
 
 from thorndike.envs import gridworld, toy_text
+from thorndike.envs.checker import UPDATE_API, CheckReport, EnvCheckError, OldGymAPIError, check
 from thorndike.envs.normalize import NormalizeReward
 from thorndike.envs.tabular import TabularMDP, random_mdp
 from thorndike.envs.vec_env import INFO_KEYS, VECTORIZATIONS, GymnasiumVecEnv, VecEnv
@@ -35,7 +37,12 @@ BACKENDS = ("auto", "gymnasium", "torch")
 
 __all__ = [
     "BACKENDS",
+    "CheckReport",
+    "EnvCheckError",
+    "OldGymAPIError",
+    "check",
     "NATIVE_ENVS",
+    "EnvImportError",
     "EnvSpec",
     "GymnasiumVecEnv",
     "INFO_KEYS",
@@ -112,11 +119,7 @@ def env_builder(env: EnvSpec, **env_kwargs: Any) -> Callable[[], gym.Env]:
         raise TypeError(f"env must be a Gymnasium id, 'module:function' or a callable, got {type(env).__name__}")
     _register_ale_envs(env)
     if ":" in env and env not in gym.registry:
-        module_name, _, attr = env.partition(":")
-        try:
-            builder = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"cannot import env builder '{env}': {err}") from err
+        builder = _import_builder(env)
         if not callable(builder):
             raise ValueError(f"env builder '{env}' is a {type(builder).__name__}, not a function returning a "
                              "gymnasium.Env")
@@ -148,11 +151,43 @@ def env_builder(env: EnvSpec, **env_kwargs: Any) -> Callable[[], gym.Env]:
     return build
 
 
+class EnvImportError(ValueError):
+    """A ``"module:function"`` env spec whose module cannot be imported or has no such function."""
+
+
+def _import_builder(env: str) -> Any:
+    """The object ``"package.module:function"`` names, or :class:`EnvImportError` saying which part is missing
+    and where Python looked: a missing module is not an env "given as an object or a function"."""
+    module_name, _, attr = env.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name is not None and (module_name == err.name or module_name.startswith(err.name + ".")):
+            raise EnvImportError(
+                f"cannot import env builder '{env}': module '{module_name}' could not be imported (no module named "
+                f"'{err.name}' on sys.path). The thorndike command looks in the current folder ({os.getcwd()}) and "
+                "in the installed packages and PYTHONPATH; run it from the folder that holds "
+                f"{module_name.replace('.', '/')}.py, or add that folder to PYTHONPATH") from None
+        raise EnvImportError(f"cannot import env builder '{env}': importing module '{module_name}' failed: {err}"
+                             ) from err
+    except ImportError as err:
+        raise EnvImportError(f"cannot import env builder '{env}': importing module '{module_name}' failed: {err}"
+                             ) from err
+    if not hasattr(module, attr):
+        raise EnvImportError(f"cannot import env builder '{env}': module '{module_name}' ({module.__file__}) has no "
+                             f"attribute '{attr}'")
+    return getattr(module, attr)
+
+
 def _returns_an_env(builder: Callable[[], Any], name: str) -> Callable[[], gym.Env]:
     """``builder``, refusing by name anything it returns that is not a ``gymnasium.Env`` (``"os:getcwd"``)."""
 
     def build() -> gym.Env:
         made = builder()
+        if not isinstance(made, gym.Env) and callable(getattr(made, "step", None)) and \
+                callable(getattr(made, "reset", None)):
+            raise OldGymAPIError(f"env builder {name!r} returned a {type(made).__name__}, an env of the old gym "
+                                 f"package, not a gymnasium.Env: subclass gymnasium.Env. {UPDATE_API}")
         if not isinstance(made, gym.Env):
             raise ValueError(f"env builder {name!r} returned a {type(made).__name__}, not a gymnasium.Env; pass a "
                              "function or class that builds the env")

@@ -31,6 +31,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from thorndike.core.diagnostics import EnvOutputError
 from thorndike.core.spaces import batch_of_one, is_structured, pack, storage_spec
+from thorndike.envs.checker import old_api_error, old_api_problems
 
 Info = dict[str, Any]
 
@@ -99,6 +100,8 @@ class GymnasiumVecEnv:
         self.n_envs = n_envs
         self.device = torch.device(device)
         self.vectorization = vectorization
+        self._env_fn = env_fn
+
         def checked_env_fn(index: int) -> Callable[[], gym.Env]:
             return lambda: _CheckedCopy(env_fn(), index)
 
@@ -143,7 +146,11 @@ class GymnasiumVecEnv:
         return tensor.to(self.device)
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
-        obs, _ = self._venv.reset(seed=seed)
+        try:
+            obs, _ = self._venv.reset(seed=seed)
+        except Exception as err:
+            self._raise_if_old_api(err)
+            raise
         self._returns.zero_()
         self._lengths.zero_()
         return self._to_tensor(obs)
@@ -154,9 +161,11 @@ class GymnasiumVecEnv:
             actions_np = np.clip(actions_np, self._low, self._high).astype(self.single_action_space.dtype)
         try:
             obs, reward, terminated, truncated, raw_info = self._venv.step(actions_np)
-        except EnvOutputError:
+        except EnvOutputError as err:
+            self._raise_if_old_api(err)
             raise
         except Exception as err:  # e.g. Gymnasium's own error joining copies that _CheckedCopy does not check
+            self._raise_if_old_api(err)
             raise EnvOutputError(f"stepping the env copies failed: {type(err).__name__}: {err}") from err
         reward_t = torch.from_numpy(np.asarray(reward, dtype=np.float64))
         terminated_t = torch.from_numpy(np.asarray(terminated, dtype=bool))
@@ -195,6 +204,13 @@ class GymnasiumVecEnv:
             truncated_t.to(self.device),
             info,
         )
+
+    def _raise_if_old_api(self, err: Exception) -> None:
+        """Name an env written for the old Gym API (probing a fresh copy) instead of Gymnasium's unpacking error."""
+        probe = self._env_fn()
+        problems = old_api_problems(probe)
+        if problems:
+            raise old_api_error(type(getattr(probe, "unwrapped", probe)).__name__, problems) from err
 
     def render(self) -> np.ndarray | None:
         """The first copy's frame (the env must have been made with ``render_mode="rgb_array"``)."""

@@ -34,7 +34,7 @@ from thorndike.core.spaces import storage_spec
 
 @dataclass
 class PPOConfig:
-    """PPO's hyperparameters, with the notes' names where they have one (N, T, K, eps, c1, c2)."""
+    """PPO's hyperparameters, with the PPO paper's names where they have one (N, T, K, eps, c1, c2)."""
 
     n_envs: int = describe("parallel environment copies (N)", 8)
     n_steps: int = describe("steps collected per copy each iteration (T); batch = N * T", 256)

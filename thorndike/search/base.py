@@ -41,7 +41,7 @@ class PopulationConfig:
 
     n_runs: int = describe("independent searches at once (each with its own search state)", 1)
     episodes_per_candidate: int = describe("episodes each candidate is judged on, by their mean return (1: one "
-                                           "episode's G, as the notes do)", 1)
+                                           "episode's return G, as in plain random search)", 1)
     policy: str = describe("linear (obs -> logits or means, with bias) or mlp (one tanh hidden layer)", "linear")
     hidden_size: int = describe("the mlp policy's hidden units", 16)
     deterministic: bool = describe("candidates act greedily (argmax of the logits) instead of sampling the softmax",

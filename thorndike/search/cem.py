@@ -79,7 +79,7 @@ class TabularCEMConfig:
     keep_iterations: int = describe("NewPolicy counts the elites of this many latest iterations (1: this one only)",
                                     3)
     max_episode_steps: int = describe("a session still running after this many steps is cut there", 1000)
-    gamma: float = describe("sessions are ranked by sum_t gamma^t r_t (1: the plain sum of rewards of the notes)",
+    gamma: float = describe("sessions are ranked by sum_t gamma^t r_t (1: the plain sum of rewards, as in tabular CEM)",
                             1.0)
 
 

@@ -139,7 +139,7 @@ class NStepSARSA(TabularAgent):
 
 
 class NStepQLearning(TabularAgent):
-    """n-step Q-learning: n behaviour rewards plus gamma^n max_a Q(s_{t+n}, a); biased off-policy (INVENTORY E21).
+    """n-step Q-learning: n behaviour rewards plus gamma^n max_a Q(s_{t+n}, a); biased off-policy (S&B sec. 7.3).
 
     Its first n - 1 steps follow the behaviour policy with no importance-sampling correction, so under an
     exploratory behaviour it does not learn Q* (see the module docstring). With ``alpha_schedule="1/n"`` the count
