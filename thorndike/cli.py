@@ -1,4 +1,4 @@
-"""The thorndike command: demo, train, eval, plan, plot, list.
+"""The thorndike command: demo, train, eval, plan, plot, tune, list.
 
 Flags for ``train`` are built from the algorithm's Config dataclass and :class:`RunOptions`, so every field
 (``--lr``, ``--n-envs``, ``--checkpoint-every``, ...) can be set from the command line.
@@ -207,6 +207,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace, rest: list[str]) -> int:
+    """``tune ALGO --env ID --trials N``: an Optuna study of the algorithm's search space (thorndike/tune.py)."""
+    from thorndike.registry import get_algorithm
+    from thorndike.tune import tune
+
+    cls = get_algorithm(args.algo)
+    fields = _parse_fields(cls, rest)
+    tune(cls.name, args.env, args.trials, seeds=args.seeds, steps=args.steps, eval_every=args.eval_every,
+         eval_episodes=args.eval_episodes, timeout=args.timeout, storage=args.storage, space=args.space,
+         folder=args.folder, config=args.config, env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
+         wrappers=[parse_wrapper(w) for w in args.wrappers], **fields)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from thorndike.registry import algorithms
 
@@ -390,6 +404,27 @@ def build_parser() -> argparse.ArgumentParser:
                       help="experiments: the evaluation mean (eval), the training return (train), or eval when "
                       "every seed has evaluations (auto)")
 
+    tune = sub.add_parser("tune", help="tune an algorithm's hyperparameters with Optuna; fixed config fields as flags",
+                          description="Each trial trains --seeds seeds for --steps steps and scores the mean final "
+                          "evaluation; evaluations during training feed Optuna's median pruner. The study is kept in "
+                          "runs/tune-ALGO-ENV/study.db: the same command again adds --trials more trials. Writes "
+                          "best.yaml (for train --config) and study.png there.")
+    tune.add_argument("algo")
+    tune.add_argument("--env", required=True)
+    tune.add_argument("--trials", type=int, required=True, help="trials to run now (added to the study's)")
+    tune.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds 0..K-1 per trial (default 1)")
+    tune.add_argument("--steps", type=int, default=100_000, help="step budget of each seed (default 100000)")
+    tune.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default steps/10)")
+    tune.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation (default 10)")
+    tune.add_argument("--timeout", type=float, default=None, metavar="S", help="stop starting trials after S seconds")
+    tune.add_argument("--storage", help="Optuna storage URL (any SQLAlchemy URL; default: sqlite in the study folder)")
+    tune.add_argument("--space", help="search space YAML (default thorndike/configs/tune/ALGO.yaml, or one derived "
+                      "from the config's defaults)")
+    tune.add_argument("--folder", help="study folder (default runs/tune-ALGO-ENV)")
+    tune.add_argument("--config", help="YAML file of config fields every trial starts from")
+    tune.add_argument("--env-kwargs", nargs="+", metavar="KEY=VALUE", default=[])
+    tune.add_argument("--wrappers", nargs="+", metavar="NAME", default=[])
+
     sub.add_parser("list", help="list algorithms and the action spaces each supports")
     return parser
 
@@ -412,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.resume:
                 return cmd_resume(_parse_resume(argv))
             return cmd_train(args, rest)
+        if args.command == "tune":
+            return cmd_tune(args, rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         commands = {"demo": cmd_demo, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "list": cmd_list}
