@@ -222,7 +222,7 @@ def run_seeds(experiment: Experiment, jobs: list[tuple[int, str | None]], worker
                 where = experiment.entry(seed)["run"]
                 print(f"seed {seed}: {statuses[seed]}" + (f", {experiment.folder / where}" if where else "")
                       + ("" if statuses[seed] == "done" else f"; see {logs / f'seed-{seed}.log'}"), flush=True)
-    except BaseException:  # Ctrl-C reaches every process of the group: let the seeds write their notes, then record
+    except BaseException as err:  # Ctrl-C reaches every process of the group: let the seeds write notes, then record
         for seed, process in running.values():
             process.join(timeout=30)
             if process.is_alive():
@@ -230,6 +230,8 @@ def run_seeds(experiment: Experiment, jobs: list[tuple[int, str | None]], worker
                 process.join()
             statuses[seed] = "interrupted"
             record(seed, "interrupted")
+        err.add_note(f"thorndike: the experiment {experiment.folder} stopped ({len(running)} seed(s) interrupted); go "
+                     f"on with `thorndike train --resume {experiment.folder}`")
         raise
     return statuses
 

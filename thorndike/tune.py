@@ -7,7 +7,8 @@ Each trial samples the search space, trains the algorithm with ``--seeds`` seeds
 each, evaluating every ``--eval-every`` steps, and scores the mean over seeds of a final evaluation
 (``--eval-episodes`` deterministic episodes). The evaluations during training are reported to Optuna
 (``trial.report``, through a callback: :class:`OptunaReport`), whose median pruner stops trials that do worse than
-the median of earlier trials at the same step. Seed k's evaluation at step s is reported as step
+the median of earlier trials at the same step (after 3 finished trials, and not in the first quarter of the first
+seed's budget). Seed k's evaluation at step s is reported as step
 ``k * steps + s``, so trials are compared seed by seed.
 
 The study lives in ``runs/tune-<algo>-<env>/study.db`` (SQLite; ``--storage`` takes any SQLAlchemy URL) under the
@@ -211,7 +212,8 @@ def tune(algo: str, env: str, trials: int, seeds: int = 1, steps: int = 100_000,
     name = f"tune-{cls.name}-{env}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0))
+                                # no pruning on the first quarter of the first seed, whose evaluations say little
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=steps // 4))
     # Seeded by the trials the study has, so a continued study draws new points, not its first ones again.
     study.sampler = optuna.samplers.TPESampler(seed=len(study.trials))
     requeue_abandoned(optuna, study, default_storage)
@@ -333,6 +335,8 @@ def study_picture(study: Any, path: str | Path) -> Path:
             best = max(best, t.value)
             xs.append(t.number)
             ys.append(best)
+        xs.append(study.trials[-1].number)  # the best so far holds to the last trial
+        ys.append(best)
         history.step(xs, ys, where="post", color="C3", label="best so far")
     history.set_xlabel("trial")
     history.set_ylabel("objective (mean final evaluation)")
