@@ -82,7 +82,7 @@ if str(ROOT) not in sys.path:  # the contract suite's comparison helpers live in
 import thorndike as th  # noqa: E402
 from tests.test_contract import QUIET, learning_rows, same_state  # noqa: E402
 from thorndike.config import ConfigError, RunOptions  # noqa: E402
-from thorndike.core.checkpoint import MAGIC, CheckpointError, list_checkpoints, load_checkpoint  # noqa: E402
+from thorndike.core.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, sign  # noqa: E402
 from thorndike.core.diagnostics import NonFiniteError  # noqa: E402
 from thorndike.envs import MissingDependencyError  # noqa: E402
 from thorndike.registry import ALGORITHMS, EXAMPLES, get_algorithm  # noqa: E402
@@ -669,11 +669,19 @@ QUICK_DAMAGE = ("checkpoint truncated", "checkpoint random bytes", "foreign chec
 OTHER_ENV = {"CartPole-v1": ("Acrobot-v1", None), "FrozenLake-v1": ("FrozenLake-v1", {"is_slippery": False})}
 
 
-def framed(payload: bytes) -> bytes:
-    """A payload in a valid checkpoint frame (magic, SHA-256, length), so only its content is wrong."""
-    import hashlib
+def framed(archive: bytes) -> bytes:
+    """A zip ``archive`` signed as a checkpoint (its SHA-256 in the zip comment), so only its content is wrong."""
+    return b"".join(sign(archive))
 
-    return MAGIC + hashlib.sha256(payload).digest() + len(payload).to_bytes(8, "little") + payload
+
+def zip_of(data: bytes) -> bytes:
+    """A zip archive laid out as torch.save's, holding ``data`` as its pickle."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("archive/data.pkl", data)
+    return buffer.getvalue()
 
 
 def foreign_file(ref: Reference, kind: str, root: Path) -> Path | None:
@@ -724,10 +732,10 @@ def prepare_damage(ref: Reference, kind: str, rng: random.Random, root: Path) ->
     elif kind == "checkpoint random bytes":
         newest.write_bytes(rng.randbytes(len(data)))
     elif kind == "checkpoint one byte flipped":
-        i = rng.randint(len(MAGIC) + 40, len(data) - 1)
+        i = rng.randint(0, len(data) - 1)
         newest.write_bytes(data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:])
     elif kind == "checkpoint wrong pickle in a valid frame":
-        newest.write_bytes(framed(rng.randbytes(2000)))
+        newest.write_bytes(framed(zip_of(rng.randbytes(2000))))
     elif kind == "checkpoint holding no run state":
         buffer = io.BytesIO()
         torch.save({"weights": torch.zeros(3)}, buffer)

@@ -264,6 +264,56 @@ def test_a_run_killed_during_its_resume_resumes_exactly(tmp_path: Path, name: st
     assert learning_rows(run_dir) == learning_rows(reference.run_dir)
 
 
+# ---- callbacks -----------------------------------------------------------------------------------------------------
+
+
+class Recorder(th.callbacks.Callback):
+    """Counts the lifecycle's hook calls; raises KeyboardInterrupt (a stop like Ctrl-C) after the ``stop_after``-th
+    checkpoint."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.stop_after, self.rows, self.evaluations, self.checkpoints = stop_after, [], [], []
+
+    def on_iteration(self, agent: Any, row: dict[str, Any]) -> None:
+        self.rows.append(row["step"])
+
+    def on_evaluation(self, agent: Any, result: Any) -> None:
+        self.evaluations.append((agent.global_step, result.mean))
+
+    def on_checkpoint(self, agent: Any, path: Path) -> None:
+        self.checkpoints.append(path)
+        if len(self.checkpoints) == self.stop_after:
+            raise KeyboardInterrupt
+
+
+@algorithm_names
+def test_callbacks_are_called_and_a_resumed_run_stops_where_an_uninterrupted_one_does(tmp_path: Path,
+                                                                                      name: str) -> None:
+    ex = example(name)
+    options = dict(eval_every=ex.steps // 8, eval_episodes=2, checkpoint_every=ex.steps // 8, keep_checkpoints=0)
+    recorder, stop, best = Recorder(), th.callbacks.StopOnNoImprovement(patience=3), th.callbacks.SaveBest()
+    reference = make_example(name, tmp_path / "reference", **options).learn(ex.steps, callbacks=[stop, best, recorder])
+    rows = learning_rows(reference.run_dir)
+    assert recorder.rows == [int(row["step"]) for row in rows]
+    assert [step for step, _ in recorder.evaluations] == [int(r["step"]) for r in rows if r["eval_mean"] != "nan"]
+    assert recorder.checkpoints == list_checkpoints(reference.run_dir / "checkpoints")
+    assert len(recorder.evaluations) >= 4, "the example must evaluate often enough for the patience to matter"
+    top = max(mean for _, mean in recorder.evaluations)
+    assert best.best_step == next(step for step, mean in recorder.evaluations if mean == top)
+    assert th.load(reference.run_dir / "best.pt").global_step == best.best_step
+
+    interrupted = make_example(name, tmp_path / "interrupted", **options)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.learn(ex.steps, callbacks=[th.callbacks.StopOnNoImprovement(patience=3),
+                                               th.callbacks.SaveBest(), Recorder(stop_after=2)])
+    agent = th.resume(interrupted.run_dir, progress=False)
+    resumed = [th.callbacks.StopOnNoImprovement(patience=3), th.callbacks.SaveBest()]
+    agent.learn(agent.total_steps, callbacks=resumed)
+    assert agent.global_step == reference.global_step
+    assert [c.state_dict() for c in resumed] == [stop.state_dict(), best.state_dict()]
+    assert learning_rows(interrupted.run_dir) == rows
+
+
 # ---- determinism ---------------------------------------------------------------------------------------------------
 
 

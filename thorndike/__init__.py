@@ -9,7 +9,7 @@
 import importlib
 from typing import Any
 
-from thorndike import envs
+from thorndike import callbacks, envs
 from thorndike.agent import EvalResult, NonFiniteError
 from thorndike.config import ConfigError, RunOptions
 from thorndike.core.checkpoint import CheckpointError
@@ -24,6 +24,7 @@ __all__ = [
     "NonFiniteError",
     "RunOptions",
     "algorithms",
+    "callbacks",
     "envs",
     "load",
     "make",

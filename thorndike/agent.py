@@ -17,8 +17,9 @@ Family bases (the tabular learners' :class:`~thorndike.tabular.base.TabularAgent
 from __future__ import annotations
 
 import dataclasses
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +28,7 @@ import gymnasium as gym
 import torch
 
 from thorndike import envs as th_envs
+from thorndike.callbacks import Callbacks
 from thorndike.config import ConfigError, RunOptions, check_limits
 from thorndike.core.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from thorndike.core.diagnostics import NonFiniteError, check_finite
@@ -77,7 +79,15 @@ class Agent(ABC):
                        record)
         self.interaction: EnvInteraction | None = None
         self.components: dict[str, Any] = {}
+        self._learn_depth = 0
         self.build()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every algorithm's own learn(total_steps) takes callbacks=[...] without code of its own: the lifecycle hands
+        # them to the run, whose session calls them (thorndike/callbacks.py).
+        super().__init_subclass__(**kwargs)
+        if "learn" in cls.__dict__ and not getattr(cls.__dict__["learn"], "__isabstractmethod__", False):
+            cls.learn = _taking_callbacks(cls.__dict__["learn"])
 
     # ---- what an algorithm provides -------------------------------------------------------------------------
 
@@ -91,8 +101,11 @@ class Agent(ABC):
         raise TypeError(f"{self.name} does not act in an env")
 
     @abstractmethod
-    def learn(self, total_steps: int) -> Agent:
+    def learn(self, total_steps: int, callbacks: Sequence[Any] | None = None) -> Agent:
         """Train for ``total_steps`` steps inside ``with self.session(total_steps)``.
+
+        An algorithm writes ``learn(self, total_steps)``; the lifecycle adds ``callbacks`` (objects with the hooks
+        of :class:`thorndike.callbacks.Callback`, called after each iteration, evaluation and checkpoint).
 
         Training runs whole iterations and stops at the first iteration boundary at or past ``total_steps``: an
         on-policy iteration is ``n_envs * n_steps`` steps (PPO's 8 x 256 turns 100,000 into 100,352), a tabular
@@ -261,6 +274,7 @@ class Agent(ABC):
             "rng": rng_states(self.generator),
             "interaction": None if self.interaction is None else self.interaction.state_dict(),
             "counters": self.run.state_dict(),
+            "callbacks": self.run.callbacks.state_dict() if self.run.callbacks else self.run.saved_callback_states,
         }
         return state
 
@@ -274,8 +288,29 @@ class Agent(ABC):
         if self.interaction is not None:
             self.interaction.load_state_dict(state["interaction"])
         self.run.load_state_dict(state["counters"])
+        self.run.saved_callback_states = dict(state.get("callbacks") or {})  # for the callbacks of the next learn
 
     def save(self, path: str | Path) -> Path:
         """Write the agent (a full checkpoint; ``th.load`` reads it back) atomically to ``path``."""
         return save_checkpoint(self.state_dict(), path)
 
+
+
+def _taking_callbacks(learn: Callable[[Agent, int], Agent]) -> Callable[..., Agent]:
+    """An algorithm's ``learn(total_steps)`` as ``learn(total_steps, callbacks=None)``: the outermost call sets the
+    run's callbacks for its session (a learn that calls another learn, such as ``learn_episodes``, keeps them)."""
+
+    @functools.wraps(learn)
+    def learn_with_callbacks(self: Agent, total_steps: int, callbacks: Sequence[Any] | None = None) -> Agent:
+        outermost = self._learn_depth == 0
+        if outermost:
+            self.run.callbacks = Callbacks(callbacks or ())
+        self._learn_depth += 1
+        try:
+            return learn(self, total_steps)
+        finally:
+            self._learn_depth -= 1
+            if outermost:
+                self.run.callbacks = Callbacks()
+
+    return learn_with_callbacks

@@ -1,4 +1,4 @@
-"""The thorndike command: demo, train, eval, plan, plot, list.
+"""The thorndike command: demo, train, eval, plan, plot, tune, list.
 
 Flags for ``train`` are built from the algorithm's Config dataclass and :class:`RunOptions`, so every field
 (``--lr``, ``--n-envs``, ``--checkpoint-every``, ...) can be set from the command line.
@@ -83,6 +83,7 @@ def _parse_resume(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("command")
     parser.add_argument("--resume", required=True)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None)
     for name in RESUME_OPTIONS:
         parser.add_argument(f"--{name}", dest=name, default=None, metavar="VALUE")
     values, unknown = parser.parse_known_args(argv)
@@ -100,18 +101,60 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
         raise ConfigError("train needs ALGO and --env (or --resume RUN)")
     cls = get_algorithm(args.algo)
     fields = _parse_fields(cls, rest)
-    agent = th.make(args.algo, env=args.env, seed=args.seed, config=args.config,
-                    env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
-                    wrappers=[parse_wrapper(w) for w in args.wrappers], **fields)
-    agent.learn(100_000 if args.steps is None else args.steps)
+    env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
+    wrappers = [parse_wrapper(w) for w in args.wrappers]
+    steps = 100_000 if args.steps is None else args.steps
+    from thorndike.experiment import parse_seeds
+
+    seeds = parse_seeds(args.seeds or args.seed)
+    if args.seeds or len(seeds) > 1:
+        return cmd_experiment(args, cls, seeds, steps, env_kwargs, wrappers, fields)
+    if args.workers is not None:
+        raise ConfigError("--workers sets how many seeds train at once: give several, e.g. --seeds 0-9")
+    agent = th.make(args.algo, env=args.env, seed=seeds[0], config=args.config, env_kwargs=env_kwargs,
+                    wrappers=wrappers, **fields)
+    agent.learn(steps)
     return report(agent)
+
+
+def cmd_experiment(args: argparse.Namespace, cls: type, seeds: list[int], steps: int, env_kwargs: dict[str, Any],
+                   wrappers: list[Any], fields: dict[str, Any]) -> int:
+    """``train ALGO --env ID --seeds 0-9``: every seed in its own process, grouped in one experiment folder."""
+    import thorndike as th
+    from thorndike.experiment import make_record, start_experiment
+
+    run_root = fields.pop("run_root", "runs")
+    # Build the first seed's agent here, so a bad field or env fails once, now, instead of in every process.
+    th.make(cls.name, env=args.env, seed=seeds[0], config=args.config, env_kwargs=env_kwargs, wrappers=wrappers,
+            **{**fields, "run_root": run_root})
+    make = make_record(cls.name, args.env, args.config, env_kwargs, wrappers, fields)
+    experiment, statuses = start_experiment(make, steps, seeds, args.workers, run_root)
+    return experiment_report(experiment, statuses)
+
+
+def experiment_report(experiment: Any, statuses: dict[int, str]) -> int:
+    """The end of a multi-seed command: where the experiment is, which seeds did not finish and how to go on."""
+    unfinished = {seed: status for seed, status in statuses.items() if status != "done"}
+    print(f"experiment folder: {experiment.folder}")
+    if unfinished:
+        listed = ", ".join(f"seed {seed} {status}" for seed, status in sorted(unfinished.items()))
+        print(f"thorndike: {len(unfinished)} of {len(statuses)} seeds did not finish ({listed}); go on with "
+              f"`thorndike train --resume {experiment.folder}`", file=sys.stderr)
+        return 1
+    print(f"plot it: thorndike plot {experiment.folder}")
+    return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """``train --resume RUN [--steps N] [--progress ...]``: go on from the run's newest state, to its own budget or
     to a larger one."""
     import thorndike as th
+    from thorndike.experiment import is_experiment, resume_experiment
 
+    if is_experiment(args.resume):
+        return experiment_report(*resume_experiment(args.resume, args.steps, args.workers))
+    if args.workers is not None:
+        raise ConfigError("--workers applies to resuming an experiment (a folder with experiment.yaml)")
     display = {name: getattr(args, name) for name in RESUME_OPTIONS if getattr(args, name) is not None}
     agent = th.resume(args.resume, **display)
     # A run ends at the first iteration boundary at or past its budget, so a finished one may be a little past it.
@@ -149,8 +192,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from thorndike.plot import learning_curves
+    from thorndike.experiment import is_experiment
+    from thorndike.plot import experiment_curves, learning_curves
 
+    experiments = [is_experiment(path) for path in args.runs]
+    if any(experiments):
+        if not all(experiments):
+            raise ConfigError("plot either run folders or experiment folders (with experiment.yaml), not both")
+        out = args.out or (Path(args.runs[0]) / "seeds.png" if len(args.runs) == 1 else Path("experiments.png"))
+        print(experiment_curves(args.runs, out, labels=args.labels, metric=args.metric))
+        return 0
+    if args.labels:
+        raise ConfigError("--labels names experiments (folders made by train --seeds)")
     out = args.out or (Path(args.runs[0]) / "curve.png" if len(args.runs) == 1 else Path("curves.png"))
     print(learning_curves(args.runs, out))
     return 0
@@ -163,6 +216,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(check(args.env, n_envs=args.n_envs, seed=args.seed, steps=args.steps,
                 env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
                 wrappers=[parse_wrapper(w) for w in args.wrappers]))
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace, rest: list[str]) -> int:
+    """``tune ALGO --env ID --trials N``: an Optuna study of the algorithm's search space (thorndike/tune.py)."""
+    from thorndike.registry import get_algorithm
+    from thorndike.tune import tune
+
+    cls = get_algorithm(args.algo)
+    fields = _parse_fields(cls, rest)
+    tune(cls.name, args.env, args.trials, seeds=args.seeds, steps=args.steps, eval_every=args.eval_every,
+         eval_episodes=args.eval_episodes, timeout=args.timeout, storage=args.storage, space=args.space,
+         folder=args.folder, config=args.config, env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
+         wrappers=[parse_wrapper(w) for w in args.wrappers], **fields)
     return 0
 
 
@@ -373,7 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog="Config fields: see `thorndike train ALGO --env ID --help-fields`.")
     train.add_argument("algo", nargs="?")
     train.add_argument("--env")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", nargs="+", default=["0"], metavar="SEED",
+                       help="the run's seed; several (0 1 2, 0-9, 0-4,7) make an experiment, as --seeds does")
+    train.add_argument("--seeds", nargs="+", metavar="SEEDS",
+                       help="train one run per seed (0-9, 0 1 2 or 0-4,7), each in its own process, grouped in "
+                       "runs/<algo>-<env>-<time>-seeds/ with experiment.yaml; resume with --resume EXPERIMENT")
+    train.add_argument("--workers", type=int, default=None,
+                       help="seeds trained at once (default: the CPU cores available)")
     train.add_argument("--steps", type=int, default=None,
                        help="total env steps (all copies; per run for the tabular learners); default 100000, or with "
                        "--resume the run's own budget (a larger one extends a finished run)")
@@ -384,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "map_name=8x8 (values read as YAML)")
     train.add_argument("--wrappers", nargs="+", metavar="NAME", default=[],
                        help="registered wrappers applied to each env copy, in order (NAME or NAME:key=value,...)")
-    train.add_argument("--resume", metavar="RUN", help="continue RUN from its newest valid checkpoint")
+    train.add_argument("--resume", metavar="RUN", help="continue RUN from its newest valid checkpoint (an experiment "
+                       "folder: every seed not done)")
     train.add_argument("--help-fields", action="store_true", help="list the algorithm's config fields")
 
     ev = sub.add_parser("eval", help="evaluate a saved agent or run folder")
@@ -407,9 +481,36 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--k", type=int, default=5, help="modified policy iteration's evaluation sweeps")
     plan.add_argument("--out", default=".", help="folder for the pictures")
 
-    plot = sub.add_parser("plot", help="plot learning curves of one or more runs")
-    plot.add_argument("runs", nargs="+")
+    plot = sub.add_parser("plot", help="plot learning curves of one or more runs, or of experiments (mean and IQM "
+                          "over seeds with 95%% bootstrap intervals)")
+    plot.add_argument("runs", nargs="+", help="run folders, or experiment folders (train --seeds)")
     plot.add_argument("--out")
+    plot.add_argument("--labels", nargs="+", help="experiments' names in the legend (default: what differs between "
+                      "their configs)")
+    plot.add_argument("--metric", default="auto", choices=("auto", "eval", "train"),
+                      help="experiments: the evaluation mean (eval), the training return (train), or eval when "
+                      "every seed has evaluations (auto)")
+
+    tune = sub.add_parser("tune", help="tune an algorithm's hyperparameters with Optuna; fixed config fields as flags",
+                          description="Each trial trains --seeds seeds for --steps steps and scores the mean final "
+                          "evaluation; evaluations during training feed Optuna's median pruner. The study is kept in "
+                          "runs/tune-ALGO-ENV/study.db: the same command again adds --trials more trials. Writes "
+                          "best.yaml (for train --config) and study.png there.")
+    tune.add_argument("algo")
+    tune.add_argument("--env", required=True)
+    tune.add_argument("--trials", type=int, required=True, help="trials to run now (added to the study's)")
+    tune.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds 0..K-1 per trial (default 1)")
+    tune.add_argument("--steps", type=int, default=100_000, help="step budget of each seed (default 100000)")
+    tune.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default steps/10)")
+    tune.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation (default 10)")
+    tune.add_argument("--timeout", type=float, default=None, metavar="S", help="stop starting trials after S seconds")
+    tune.add_argument("--storage", help="Optuna storage URL (any SQLAlchemy URL; default: sqlite in the study folder)")
+    tune.add_argument("--space", help="search space YAML (default thorndike/configs/tune/ALGO.yaml, or one derived "
+                      "from the config's defaults)")
+    tune.add_argument("--folder", help="study folder (default runs/tune-ALGO-ENV)")
+    tune.add_argument("--config", help="YAML file of config fields every trial starts from")
+    tune.add_argument("--env-kwargs", nargs="+", metavar="KEY=VALUE", default=[])
+    tune.add_argument("--wrappers", nargs="+", metavar="NAME", default=[])
 
     sub.add_parser("list", help="list algorithms and the action spaces each supports")
 
@@ -443,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.resume:
                 return cmd_resume(_parse_resume(argv))
             return cmd_train(args, rest)
+        if args.command == "tune":
+            return cmd_tune(args, rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         commands = {"demo": cmd_demo, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "list": cmd_list,

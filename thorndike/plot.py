@@ -76,6 +76,103 @@ def held_stretches(steps: Sequence[float], returns: Sequence[float], episodes: S
     return fresh, held
 
 
+def seed_curves(experiment: str | Path, metric: str = "auto") -> tuple[str, list[Any], list[Any]]:
+    """Each seed's curve of an experiment folder: (the column read, steps per seed, values per seed). ``metric``
+    "eval" reads ``eval_mean`` (rows with an evaluation), "train" ``return_mean``, "auto" eval when every seed has
+    evaluations. Seeds without a row yet are left out."""
+    import numpy as np
+
+    from thorndike.experiment import Experiment
+
+    progress = []
+    for _, run_dir in Experiment(experiment).run_dirs():
+        if (run_dir / "progress.csv").is_file() and (columns := read_progress(run_dir)):
+            progress.append(columns)
+    if not progress:
+        raise ValueError(f"{experiment} has no seed with a progress.csv row yet")
+    has_eval = all(np.any(~np.isnan(p.get("eval_mean", [math.nan]))) for p in progress)
+    if metric == "auto":
+        metric = "eval" if has_eval else "train"
+    if metric == "eval" and not has_eval:
+        raise ValueError(f"not every seed of {experiment} has evaluations (train with --eval-every); use --metric "
+                         "train")
+    column = {"eval": "eval_mean", "train": "return_mean"}[metric]
+    steps, values = [], []
+    for p in progress:
+        keep = ~np.isnan(np.asarray(p.get(column, []), dtype=np.float64))
+        if keep.any():
+            steps.append(np.asarray(p["step"])[keep])
+            values.append(np.asarray(p[column])[keep])
+    return column, steps, values
+
+
+def experiment_labels(experiments: Sequence[str | Path]) -> list[str]:
+    """Legend names from what differs between the experiments' records (algorithm, env, env kwargs, wrappers, the
+    seeds' config, budget), e.g. ``lr=0.001, n_envs=8``; the algorithm and env when there is one experiment."""
+    from thorndike.experiment import Experiment
+
+    records = []
+    for folder in experiments:
+        experiment = Experiment(folder)
+        flat = {"algo": experiment.record["algo"], "env": experiment.record["env"],
+                "steps": experiment.record["steps"]}
+        make = experiment.record.get("make", {})
+        flat.update({f"env_kwargs.{k}": v for k, v in (make.get("env_kwargs") or {}).items()})
+        flat["wrappers"] = make.get("wrappers") or []
+        runs = experiment.run_dirs()
+        if runs:  # the config the seeds ran with: defaults, tuned values, file and fields resolved
+            config = yaml.safe_load((runs[0][1] / "config.yaml").read_text())
+            flat.update(config.get("config", {}))
+        records.append(flat)
+    if len(records) == 1:
+        return [f"{records[0]['algo']} on {records[0]['env']}"]
+    keys = [k for k in records[0].keys() | set().union(*records)
+            if len({yaml.safe_dump(r.get(k)) for r in records}) > 1]
+    order = list(records[0]) + [k for r in records for k in r if k not in records[0]]
+    keys = sorted(keys, key=order.index)
+    if not keys:
+        return [Path(folder).name for folder in experiments]
+    return [", ".join(f"{k}={r.get(k)}" for k in keys) for r in records]
+
+
+def experiment_curves(experiments: Sequence[str | Path], path: str | Path, labels: Sequence[str] | None = None,
+                      metric: str = "auto", title: str | None = None) -> Path:
+    """Per experiment (``train --seeds``): the mean over seeds (left) and the interquartile mean (right) of the
+    evaluation or training return against steps, each with its 95% percentile-bootstrap interval over seeds
+    (2000 resamples, RNG seed 0). Seeds logged at different steps are read on a common grid by linear
+    interpolation (:func:`thorndike.core.statistics.common_grid`: the steps all seeds cover)."""
+    import numpy as np
+
+    from thorndike.core.statistics import bootstrap_ci, common_grid, interpolate, iqm
+
+    if labels is not None and len(labels) != len(experiments):
+        raise ValueError(f"--labels needs one name per experiment: {len(experiments)} experiments, "
+                         f"{len(labels)} labels")
+    labels = list(labels) if labels is not None else experiment_labels(experiments)
+    fig, (ax_mean, ax_iqm) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, sharey=True)
+    columns = set()
+    for experiment, label in zip(experiments, labels):
+        column, steps, values = seed_curves(experiment, metric)
+        columns.add(column)
+        grid = common_grid(steps)
+        curves = np.stack([interpolate(s, v, grid) for s, v in zip(steps, values)])
+        for ax, statistic in ((ax_mean, np.mean), (ax_iqm, iqm)):
+            centre = statistic(curves, axis=0)
+            low, high = bootstrap_ci(curves, statistic=statistic)
+            (line,) = ax.plot(grid, centre, label=f"{label} ({len(curves)} seeds)")
+            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
+    what = " and ".join(sorted("evaluation return" if c == "eval_mean" else "training return" for c in columns))
+    ax_mean.set_title("mean over seeds, 95% bootstrap CI", fontsize=10)
+    ax_iqm.set_title("interquartile mean (IQM), 95% bootstrap CI", fontsize=10)
+    for ax in (ax_mean, ax_iqm):
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    ax_mean.set_ylabel(what)
+    ax_mean.legend(fontsize=7, loc="best")
+    fig.suptitle(title or what, fontsize=11)
+    return _save(fig, path)
+
+
 def runs_mean(values: Any, smooth: int = 1) -> tuple[Any, Any, Any]:
     """For ``[runs, episodes]`` values (NaN where a run has fewer episodes): the episode numbers, the mean over runs
     of each run's ``smooth``-episode moving average, and the standard error of that mean.

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import torch
 import yaml
 
+from thorndike.callbacks import Callbacks
 from thorndike.config import RunOptions
 from thorndike.core.checkpoint import (
     CheckpointError,
@@ -104,6 +105,10 @@ class Run:
         self.last_checkpoint_step = 0
         self.run_dir: Path | None = None
         self.last_checkpoint: Path | None = None
+        # The callbacks of the current learn call (Agent.learn sets them) and, after a load, the callback states
+        # the checkpoint held, given to those callbacks when the next session opens.
+        self.callbacks = Callbacks()
+        self.saved_callback_states: dict[str, Any] = {}
 
     # ---- state ----------------------------------------------------------------------------------------------
 
@@ -163,6 +168,10 @@ class Run:
         if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
             raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
         resuming = self.run_dir is not None and self.total_steps is not None
+        self.callbacks.check(self.options.eval_every)
+        if self.saved_callback_states:
+            self.callbacks.load_state_dict(self.saved_callback_states)
+            self.saved_callback_states = {}
         if not resuming:
             self.run_dir = self._new_run_dir()
             self.write_config()
@@ -192,13 +201,17 @@ class Session:
 
     def __init__(self, run: Run, owner: RunOwner, logger: Logger) -> None:
         self.run, self.owner, self.logger = run, owner, logger
+        self.callbacks = run.callbacks
         options = run.options
         self.stopped = False
         self.start_time = time.perf_counter()
         self.start_step = run.global_step
         self.checkpoint_every = options.checkpoint_every or max(run.total_steps // 10, 1)
         self.last_eval: float | None = None
-        self._next_eval = run.global_step + options.eval_every if options.eval_every else None
+        # Evaluations fall at the first iteration boundary at or past each multiple of eval_every, counted from step
+        # 0, so a resumed run evaluates at the same steps as an uninterrupted one.
+        every = options.eval_every
+        self._next_eval = (run.global_step // every + 1) * every if every else None
         self.bar = None
         if options.progress:
             from tqdm.auto import tqdm
@@ -217,10 +230,13 @@ class Session:
         row: dict[str, Any] = {"iteration": run.iteration, **owner.episode_columns()}
         eval_mean = math.nan
         if self._next_eval is not None and run.global_step >= self._next_eval:
-            self._next_eval += options.eval_every
-            eval_mean = owner.evaluate(options.eval_episodes).mean
+            self._next_eval = (run.global_step // options.eval_every + 1) * options.eval_every
+            result = owner.evaluate(options.eval_episodes)
+            eval_mean = result.mean
             self.last_eval = eval_mean
             if options.stop_return is not None and eval_mean >= options.stop_return:
+                self.stopped = True
+            if self.callbacks.evaluation(owner, result):
                 self.stopped = True
         row["eval_mean"] = eval_mean
         row.update(stats)
@@ -228,6 +244,8 @@ class Session:
         row["time/elapsed_s"] = elapsed
         row["time/steps_per_s"] = (run.global_step - self.start_step) / max(elapsed, 1e-9)
         self.logger.log(run.global_step, row)
+        if self.callbacks.iteration(owner, {"step": run.global_step, **row}):
+            self.stopped = True
         if self.bar is not None:
             # learn(N) stops at the first iteration boundary at or past N: the bar stays within its total
             self.bar.n = min(run.global_step, run.total_steps)
@@ -240,7 +258,7 @@ class Session:
             self.bar.refresh()
         if run.global_step - run.last_checkpoint_step >= self.checkpoint_every:
             run.last_checkpoint_step = run.global_step
-            run.checkpoint(owner.state_dict())
+            self.callbacks.checkpoint(owner, run.checkpoint(owner.state_dict()))
 
     def close(self) -> None:
         if self.bar is not None:
