@@ -83,8 +83,8 @@ EXAMPLES: dict[str, Example] = {
     # of learn(1600) spans at least two iteration boundaries; two runs, an entropy bonus and a two-iteration memory
     # put every part of the state (networks, Adam's moments, remembered elites) in the checkpoints.
     "approx_cem": Example("CartPole-v1", {"n_runs": 2, "n_sessions": 8, "max_episode_steps": 25,
-                                          "keep_iterations": 2, "hidden_sizes": (16,), "minibatch_size": 32,
-                                          "entropy_coef": 0.01}, 1600),
+                                          "keep_iterations": 2, "hidden_sizes": (16,), "minibatch_size": 64,
+                                          "n_epochs": 2, "entropy_coef": 0.01}, 1600),
     # One adaptive hill-climbing iteration is at most episodes_per_candidate * max_episode_steps = 100 steps (per
     # run), so each quarter of learn(1000) (250 steps) spans at least two iteration boundaries.
     "hill_climbing": Example("CartPole-v1", {"n_runs": 2, "variant": "adaptive", "episodes_per_candidate": 2,

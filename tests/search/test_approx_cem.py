@@ -237,10 +237,12 @@ def test_out_of_range_config_is_refused(tmp_path: Path, field: str, value) -> No
 # ---- learning --------------------------------------------------------------------------------------------------------
 
 
-def test_learns_cartpole(tmp_path: Path) -> None:
-    # The uniform initial policy balances about 20 steps. Measured for this seed and budget: see the assertion's
-    # comment; benchmarks/search_approx_cem.py measures seeds 0-9 to the 475 criterion.
-    agent = acem(tmp_path, seed=0, n_sessions=20)
-    agent.learn(30_000)
+def test_solves_cartpole_for_a_fixed_seed(tmp_path: Path) -> None:
+    # Seed 4's greedy policy balances the pole (mean of 20 evaluation episodes >= 475) after 8 iterations, 20 340
+    # steps; seeds 0-9 all do within 153 420 (see the module docstring of approx_cem.py). The uniform initial policy
+    # balances about 20 steps.
+    agent = acem(tmp_path, seed=4)
+    agent.learn(20_340)
+    assert agent.iteration == 8
     result = agent.evaluate(episodes=20)
-    assert result.mean >= 200, result
+    assert result.mean >= 475, result

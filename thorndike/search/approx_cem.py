@@ -42,7 +42,18 @@ cost R times one run's update. Steps count per run: an iteration of T lockstep s
 ``global_step``; ``learn(total_steps)`` stops at the first iteration boundary at or past ``total_steps``. Every
 session is one episode of the ledger. Acting outside learning: row ``b`` of a batch follows run ``b % n_runs``.
 
-Measured on CartPole-v1: see ``benchmarks/search_approx_cem.py`` (numbers below, filled in from its output).
+Measured on CartPole-v1 (``benchmarks/search_approx_cem.py``; defaults: N = 20 sessions, 70th percentile, elites of
+3 iterations, a 64x64 ReLU network, Adam 0.03, 4 epochs of minibatches of 256, no entropy bonus; solved = greedy
+mean of 20 evaluation episodes >= 475, checked after every iteration, budget 200 000 steps per seed): all 10 of seeds
+0-9 solved, at 51 280, 51 640, 66 400, 5 220, 20 340, 94 400, 5 260, 1 160, 7 660 and 153 420 steps (300, 240, 380,
+80, 160, 440, 80, 20, 100 and 560 sessions; 1-28 iterations), in 0.1-9.4 s of training each (25 s for all ten,
+the evaluations not counted) on a 2-core CPU shared with other jobs. Steps count every lockstep step of the copies,
+so an iteration costs N times its longest session. Other settings on the same seeds: N = 50 with one 64-unit tanh
+layer, Adam 0.01 and 2 epochs solved 5 of 10 within 300 000 (the others stalled at greedy means of 230-460 with the
+policy's entropy still near log 2: the elites' action frequencies barely sharpen it); 8 epochs instead of 2, 5 of 10
+within 200 000; N = 20 with that network and 8 epochs, 10 of 10 within 200 000 but in up to 28 iterations, and with
+an entropy bonus of 0.01 as well, 9 of 10. With the defaults, seeds 10-19 also all solved, 9 of them within 200 000
+steps (seed 17 at 207 020, in the iteration that crossed the budget; 24 140 to 162 860 for the others).
 """
 
 from __future__ import annotations
@@ -73,17 +84,17 @@ class ApproxCEMConfig:
     its maximum-likelihood fit."""
 
     n_runs: int = describe("independent runs searching at once (one network and n_sessions env copies each)", 1)
-    n_sessions: int = describe("sessions (episodes) each run plays per iteration (N)", 50)
+    n_sessions: int = describe("sessions (episodes) each run plays per iteration (N)", 20)
     elite_percentile: float = describe("sessions with return >= this percentile of the run's N returns are elites",
                                        70.0)
     keep_iterations: int = describe("the fit uses the elites of this many latest iterations (1: this one only)", 3)
     max_episode_steps: int = describe("a session still running after this many steps is cut there", 1000)
     gamma: float = describe("sessions are ranked by sum_t gamma^t r_t (1: the plain sum of rewards of the notes)",
                             1.0)
-    hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the policy network", (64,))
-    activation: str = describe("hidden activation: tanh or relu", "tanh")
-    lr: float = describe("Adam learning rate of the maximum-likelihood fit", 1e-2)
-    n_epochs: int = describe("shuffled passes over the remembered elite (s, a) pairs per iteration", 2)
+    hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the policy network", (64, 64))
+    activation: str = describe("hidden activation: tanh or relu", "relu")
+    lr: float = describe("Adam learning rate of the maximum-likelihood fit", 3e-2)
+    n_epochs: int = describe("shuffled passes over the remembered elite (s, a) pairs per iteration", 4)
     minibatch_size: int = describe("elite (s, a) pairs per gradient step", 256)
     entropy_coef: float = describe("entropy bonus: the loss is NLL - entropy_coef * H[pi(.|s)] (0: none)", 0.0)
     log_std_init: float = describe("initial log std of the Gaussian policy (Box actions)", 0.0)
