@@ -46,8 +46,9 @@ Measured on CartPole-v1 (``benchmarks/search_approx_cem.py``; defaults: N = 20 s
 3 iterations, a 64x64 ReLU network, Adam 0.03, 4 epochs of minibatches of 256, no entropy bonus; solved = greedy
 mean of 20 evaluation episodes >= 475, checked after every iteration, budget 200 000 steps per seed): all 10 of seeds
 0-9 solved, at 51 280, 51 640, 66 400, 5 220, 20 340, 94 400, 5 260, 1 160, 7 660 and 153 420 steps (300, 240, 380,
-80, 160, 440, 80, 20, 100 and 560 sessions; 1-28 iterations), in 0.1-9.4 s of training each (25 s for all ten,
-the evaluations not counted) on a 2-core CPU shared with other jobs. Steps count every lockstep step of the copies,
+80, 160, 440, 80, 20, 100 and 560 sessions; 1-28 iterations), in 0.06-4.95 s of training each (14.8 s for all
+ten, the evaluations not counted) on a 2-core CPU shared with other jobs (load average about 6; 9.4 s at most under
+a load of 8). Steps count every lockstep step of the copies,
 so an iteration costs N times its longest session. Other settings on the same seeds: N = 50 with one 64-unit tanh
 layer, Adam 0.01 and 2 epochs solved 5 of 10 within 300 000 (the others stalled at greedy means of 230-460 with the
 policy's entropy still near log 2: the elites' action frequencies barely sharpen it); 8 epochs instead of 2, 5 of 10
