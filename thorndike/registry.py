@@ -37,6 +37,7 @@ ALGORITHMS: dict[str, str] = {
     "dyna_q": "thorndike.tabular.dyna_q:DynaQ",
     "linear_q": "thorndike.tabular.linear_q:LinearQ",
     "cem": "thorndike.search.cem:TabularCEM",
+    "approx_cem": "thorndike.search.approx_cem:ApproxCEM",
     "hill_climbing": "thorndike.search.hill_climbing:HillClimbing",
     "param_cem": "thorndike.search.param_cem:ParamCEM",
     "es": "thorndike.search.es:ES",
@@ -81,6 +82,12 @@ EXAMPLES: dict[str, Example] = {
     # One CEM iteration is at most n_sessions * max_episode_steps = 320 steps (per run), so learn(6000) stops within
     # 320 steps of the budget and each quarter of it (1500 steps) ends in a checkpoint before the budget is spent.
     "cem": Example("FrozenLake-v1", {"n_runs": 2, "n_sessions": 16, "max_episode_steps": 20}, 6000),
+    # One approximate-CEM iteration is at most n_sessions * max_episode_steps = 200 steps (per run), so each quarter
+    # of learn(1600) spans at least two iteration boundaries; two runs, an entropy bonus and a two-iteration memory
+    # put every part of the state (networks, Adam's moments, remembered elites) in the checkpoints.
+    "approx_cem": Example("CartPole-v1", {"n_runs": 2, "n_sessions": 8, "max_episode_steps": 25,
+                                          "keep_iterations": 2, "hidden_sizes": (16,), "minibatch_size": 64,
+                                          "n_epochs": 2, "entropy_coef": 0.01}, 1600),
     # One adaptive hill-climbing iteration is at most episodes_per_candidate * max_episode_steps = 100 steps (per
     # run), so each quarter of learn(1000) (250 steps) spans at least two iteration boundaries.
     "hill_climbing": Example("CartPole-v1", {"n_runs": 2, "variant": "adaptive", "episodes_per_candidate": 2,

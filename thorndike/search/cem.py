@@ -10,7 +10,9 @@ neighbouring policies, keep "a small percentage of the best" to form the new est
     Policy <- (1 - alpha) Policy + alpha NewPolicy                           (L70, alpha = ``smoothing``)
 
 Parallel sampling (L103) is the many-copies batch below; the entropy regularisation of L101 belongs to the
-approximate method (a loss to regularise) and has no counterpart in this counting update.
+approximate method (:mod:`thorndike.search.approx_cem`, a loss to regularise) and has no counterpart in this counting
+update. Playing the sessions and choosing the elites (the tie rules below) are shared with that method, in
+:mod:`thorndike.search.sessions`.
 
 Details the notes leave open, decided here:
 
@@ -59,8 +61,8 @@ from thorndike import envs as th_envs
 from thorndike.agent import Agent
 from thorndike.config import check, check_limits, describe
 from thorndike.core import exploration
-from thorndike.core.diagnostics import EnvOutputError, StepChecks
 from thorndike.core.resources import require_memory, tensor_bytes
+from thorndike.search.sessions import Sessions, elite_steps, play_sessions, select_elites
 from thorndike.tabular.base import require_discrete_spaces, run_of_row
 
 __all__ = ["CEMCurves", "CEMTables", "Sessions", "TabularCEM", "TabularCEMConfig", "elite_counts", "new_policy",
@@ -96,23 +98,6 @@ class TabularCEMConfig:
 
 
 # ---- the math of one iteration (pure functions, tested by hand) ---------------------------------------------------
-
-
-def select_elites(returns: Tensor, percentile: float) -> tuple[Tensor, Tensor]:
-    """Elite sessions of each run: ``returns`` ``[R, N]`` -> (mask ``[R, N]``, threshold ``[R]``).
-
-    The threshold is the ``percentile``-th percentile of the run's returns with linear interpolation (what
-    ``numpy.percentile`` computes). A session is an elite when its return is >= the threshold and > the run's worst
-    return: every session tied at the threshold is kept, except when the threshold is the worst return itself, where
-    the ties are sessions no better than any other (all of them when every return is equal; and with sparse rewards,
-    such as FrozenLake's, the percentile of a few successes among many failures is 0). Then only the strictly better
-    sessions are elites, and when every return is equal there are none. Interpolating between equal returns gives
-    that return exactly, so ties are never lost to rounding.
-    """
-    returns = returns.double()
-    threshold = torch.quantile(returns, percentile / 100.0, dim=1, interpolation="linear")
-    worst = returns.amin(1, keepdim=True)
-    return (returns >= threshold.unsqueeze(1)) & (returns > worst), threshold
 
 
 def elite_counts(states: Tensor, actions: Tensor, keep: Tensor, run_of_copy: Tensor, n_runs: int, n_states: int,
@@ -198,31 +183,6 @@ class CEMCurves:
         self.rows = {field: list(state[field].unbind(0)) for field in self.FIELDS}
 
 
-@dataclass
-class Sessions:
-    """One iteration's sessions, one per env copy: ``states``/``actions``/``active`` ``[T, N]`` (``active`` marks the
-    steps of each copy's session, before it ended), ``returns`` (sum of rewards) and ``scores`` (sum_t gamma^t r_t,
-    what elites are chosen by) ``[N]`` float64, and ``lengths`` ``[N]``."""
-
-    states: Tensor
-    actions: Tensor
-    active: Tensor
-    returns: Tensor
-    scores: Tensor
-    lengths: Tensor
-
-    @property
-    def steps(self) -> int:
-        """Lockstep steps the iteration took (the longest session)."""
-        return self.states.shape[0]
-
-    def as_finished_episodes(self) -> dict[str, Tensor]:
-        """The sessions as the fixed-shape entries a VecEnv step reports for episodes that ended (every copy's
-        session counts, cut at ``max_episode_steps`` or not), for :meth:`EpisodeLedger.record`."""
-        return {"done": torch.ones_like(self.lengths, dtype=torch.bool), "episode_return": self.returns,
-                "episode_length": self.lengths}
-
-
 # ---- the agent ---------------------------------------------------------------------------------------------------
 
 
@@ -276,43 +236,14 @@ class TabularCEM(Agent):
         policy, run_of_copy = self.tables.policy, self.run_of_copy
         # Rewards, states (in range) and final states are checked once per chunk of steps and after the last;
         # until then a state out of range is mapped into it, so indexing the policy never fails or wraps around.
-        checks, where, N = StepChecks(self.n_states), f"iteration {self.iteration + 1}", self.config.n_sessions
-        obs = self.envs.reset()
-        n = obs.shape[0]
-        checks.add(self.global_step, observation=obs, final_observation=obs,
-                   reward=torch.zeros(n, device=self.device))
-        obs = checks.safe(obs)
-        running = torch.ones(n, dtype=torch.bool, device=self.device)
-        returns = torch.zeros(n, dtype=torch.float64, device=self.device)
-        scores = torch.zeros(n, dtype=torch.float64, device=self.device)
-        discount = 1.0
-        lengths = torch.zeros(n, dtype=torch.int64, device=self.device)
-        states, actions, active = [], [], []
-        for _ in range(self.config.max_episode_steps):
-            action = exploration.sample(policy[run_of_copy, obs], self.generator)
-            states.append(obs)
-            actions.append(action)
-            active.append(running)
-            try:
-                obs, reward, terminated, truncated, info = self.envs.step(action)
-            except EnvOutputError as err:
-                raise err.at(self.global_step + (len(states)) * N, where) from err
-            # step t of the iteration ends at each run's step global_step + (t + 1) * n_sessions
-            if checks.add(self.global_step + len(states) * N, observation=obs, final_observation=info["final_obs"],
-                          reward=reward):
-                checks.check(where)
-            obs = checks.safe(obs)
-            reward = torch.where(running, reward.double(), 0.0)
-            returns += reward
-            scores += discount * reward
-            discount *= self.config.gamma
-            lengths += running
-            running = running & ~(terminated | truncated)
-            if not bool(running.any()):  # one host sync per step; the steps are tiny tensor ops anyway
-                break
-        checks.check(where)
-        self.obs = obs
-        return Sessions(torch.stack(states), torch.stack(actions), torch.stack(active), returns, scores, lengths)
+
+        def choose(obs: Tensor) -> Tensor:
+            return exploration.sample(policy[run_of_copy, obs], self.generator)
+
+        sessions, self.obs = play_sessions(self.envs, choose, self.config.max_episode_steps, self.config.gamma,
+                                           first_step=self.global_step, step_size=self.config.n_sessions,
+                                           where=f"iteration {self.iteration + 1}", n_states=self.n_states)
+        return sessions
 
     def update(self, counts: Tensor) -> None:
         """Remember this iteration's elite counts and move the policy toward the remembered elites' frequencies."""
@@ -329,7 +260,7 @@ class TabularCEM(Agent):
                 entropy = self._entropy_along(sessions)  # of the policy that played, before it changes
                 returns = sessions.returns.view(R, N)
                 elite, threshold = select_elites(sessions.scores.view(R, N), config.elite_percentile)
-                keep = sessions.active & elite.reshape(-1)
+                keep = elite_steps(sessions, elite)
                 counts = elite_counts(sessions.states, sessions.actions, keep, self.run_of_copy, R, self.n_states,
                                       self.n_actions)
                 self.update(counts)
