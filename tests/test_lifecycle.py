@@ -170,3 +170,39 @@ def test_a_run_root_that_cannot_hold_runs_is_refused_at_construction(tmp_path: P
     monkeypatch.setattr(thorndike.run.os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
     with pytest.raises(th.ConfigError, match="cannot be written here"):
         th.make("data_fit", run_root=str(locked / "runs"), **QUIET)
+
+
+def test_a_full_disk_at_the_final_write_names_the_run_and_how_to_resume(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import thorndike.run as run_module
+
+    agent = th.make("q_learning", env="FrozenLake-v1", run_root=str(tmp_path), progress=False, tensorboard=False,
+                    pictures=False, log_every=50, checkpoint_every=100)
+    real_save = run_module.save_checkpoint
+
+    def full_at_final(state, path):
+        if Path(path).name == "final.pt":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(state, path)
+
+    monkeypatch.setattr(run_module, "save_checkpoint", full_at_final)
+    with pytest.raises(OSError) as full:
+        agent.learn(400)
+    note = "".join(full.value.__notes__)
+    assert f"final.pt could not be written to {agent.run_dir}" in note
+    assert f"thorndike train --resume {agent.run_dir}" in note and "step-000000000400.pt" in note
+    monkeypatch.undo()
+    resumed = th.resume(agent.run_dir, progress=False)
+    assert resumed.global_step == 400
+
+
+def test_a_run_folder_killed_before_its_config_says_to_start_again(tmp_path: Path) -> None:
+    folder = tmp_path / "q_learning-FrozenLake-v1-0-20261130-000000-000000"
+    folder.mkdir()  # what a kill between the folder's creation and config.yaml leaves
+    with pytest.raises(FileNotFoundError, match="stopped before it began .*start the run again"):
+        th.resume(folder)
+    (folder / "checkpoints").mkdir()
+    with pytest.raises(FileNotFoundError, match="is not a run folder"):
+        th.resume(folder)

@@ -191,7 +191,14 @@ class Run:
             raise
         finally:
             session.close()
-        save_checkpoint(owner.state_dict(), self.run_dir / "final.pt")
+        try:
+            save_checkpoint(owner.state_dict(), self.run_dir / "final.pt")
+        except OSError as err:  # a full disk at the very end: the run is done up to its last checkpoint
+            err.add_note(f"thorndike: the run reached step {self.global_step} but final.pt could not be written to "
+                         f"{self.run_dir}" + (f"; the last checkpoint is {self.last_checkpoint}; free space and "
+                                              f"resume with `thorndike train --resume {self.run_dir}`"
+                                              if self.last_checkpoint is not None else ""))
+            raise
         if self.options.pictures:
             owner.write_pictures(self.run_dir)
 
@@ -283,6 +290,11 @@ def run_identity(run_dir: str | Path) -> dict[str, Any]:
     """The run's algorithm, env (with kwargs and wrappers), seed and config, as its ``config.yaml`` records them."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
+        if Path(run_dir).is_dir() and not (Path(run_dir) / "checkpoints").exists():
+            # what a run killed in its first moments leaves: the folder, before config.yaml was written into it
+            raise FileNotFoundError(f"{run_dir} has no config.yaml: it is not a run folder, or its run was stopped "
+                                    "before it began (no checkpoint yet, so there is nothing to resume: start the "
+                                    "run again)")
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
     try:
         record = yaml.safe_load(path.read_text())
