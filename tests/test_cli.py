@@ -29,8 +29,12 @@ def test_train_eval_plot(tmp_path: Path, capsys) -> None:
     assert main(["eval", str(run), "--episodes", "3", "--video"]) == 0
     out = capsys.readouterr().out
     assert "over 3 episodes" in out
-    gif = run / "videos" / "eval.gif"
-    assert gif.stat().st_size > 1000 and gif.read_bytes()[:3] == b"GIF"
+    mp4 = run / "videos" / "eval.mp4"  # MP4 by default
+    assert f"video: {mp4}" in out and mp4.read_bytes()[4:8] == b"ftyp"
+    import imageio.v2 as imageio
+
+    with imageio.get_reader(mp4) as reader:
+        assert reader.count_frames() > 1 and reader.get_data(0).shape == (400, 608, 3)
     assert main(["plot", str(run), "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -55,8 +59,9 @@ def test_eval_video_of_a_tabular_agent(tmp_path: Path) -> None:
     assert main(["train", "q_learning", "--env", "FrozenLake-v1", "--steps", "300", "--run-root", str(tmp_path),
                  "--progress", "false", "--tensorboard", "false", "--pictures", "false"]) == 0
     (run,) = tmp_path.iterdir()
-    assert main(["eval", str(run), "--episodes", "2", "--video"]) == 0
-    assert (run / "videos" / "eval.gif").stat().st_size > 0
+    assert main(["eval", str(run), "--episodes", "2", "--video", "--video-format", "gif"]) == 0
+    assert (run / "videos" / "eval.gif").read_bytes()[:3] == b"GIF"
+    assert not (run / "videos" / "eval.mp4").exists()
 
 
 def cartpole_without_render_mode() -> gym.Env:

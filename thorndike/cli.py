@@ -183,11 +183,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{agent.name} on {agent.env_spec}: {result}")
     print("returns:", ", ".join(f"{r:.1f}" for r in result.returns))
     if args.video:
-        from thorndike.envs.video import record_gif
+        from thorndike.envs.video import record_video
 
         path = Path(args.path)
         folder = (path if path.is_dir() else path.parent) / "videos"
-        print(f"video: {record_gif(agent, folder / 'eval.gif')}")
+        print(f"video: {record_video(agent, folder / f'eval.{args.video_format}')}")
     return 0
 
 
@@ -465,7 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("path")
     ev.add_argument("--episodes", type=int, default=10)
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
-    ev.add_argument("--video", action="store_true", help="also write a GIF of one episode")
+    ev.add_argument("--video", action="store_true", help="also write a video of one episode (videos/eval.mp4)")
+    ev.add_argument("--video-format", choices=("mp4", "gif"), default="mp4",
+                    help="the --video format: mp4 (H.264, default) or gif")
 
     plan = sub.add_parser("plan", help="solve a tabular problem exactly; print its values, write pictures")
     plan.add_argument("env", help=", ".join(PLANNING_PROBLEMS) + ", or a Gymnasium id with a tabular model "
