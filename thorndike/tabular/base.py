@@ -168,6 +168,7 @@ class Tables:
         self.visits = torch.zeros((n_runs, n_states, n_actions), dtype=torch.int64, device=device)
         self.episodes = torch.zeros(n_runs, dtype=torch.int64, device=device)
         self.runs = torch.arange(n_runs, device=device)
+        self.row_base = self.runs * n_states  # run r's first row in a table seen as [R * S, ...]
 
     def __getitem__(self, name: str) -> Tensor:
         return self.tensors[name]
@@ -181,12 +182,17 @@ class Tables:
         """``table[r, s_r, a_r] += alpha_r (target_r - table[r, s_r, a_r])`` for every run (``active`` ones only;
         ``actions=None`` for a state table); returns the TD errors ``target - old value``."""
         table = self.tensors[name]
-        index = (self.runs, states) if actions is None else (self.runs, states, actions)
-        old = table[index]
+        # One flat index (r * S + s) * A + a, read with index_select and written with index_copy_: the same
+        # entries as advanced indexing with (runs, states, actions), in fewer and cheaper ops per step.
+        entry = torch.add(states, self.row_base)
+        if actions is not None:
+            entry = torch.add(actions, entry, alpha=table.shape[2])
+        flat = table.view(-1)
+        old = flat.index_select(0, entry)
         new = incremental_update(old, target, alpha)
         if active is not None:
             new = torch.where(active, new, old)
-        table[index] = new
+        flat.index_copy_(0, entry, new)
         return target - old
 
     def state_dict(self) -> dict[str, Any]:
@@ -307,7 +313,10 @@ class RunStepper:
         self.encode = encode
         self.pending_action = PendingAction(agent.device)
         self.runs = torch.arange(len(episodes), device=agent.device)
-        self.one = torch.ones((), dtype=torch.int64, device=agent.device)  # the increment of a visit count
+        # n(s, a) grows by one at flat entry (r * S + s) * A + a: one index_add_ on the flat view, several
+        # microseconds a step cheaper than index_put_ with three index tensors when there are few runs.
+        self.ones = torch.ones(len(episodes), dtype=torch.int64, device=agent.device)
+        self.row_base = None if visits is None else self.runs * visits.shape[1]
         space = agent.interaction.observation_space
         self.checks = StepChecks(int(space.n) if isinstance(space, gym.spaces.Discrete) else None)
 
@@ -344,7 +353,8 @@ class RunStepper:
                 t.next_action = choose(next_state)
             yield t
             if self.visits is not None:
-                self.visits.index_put_((self.runs, obs, action), self.one, accumulate=True)
+                entry = torch.add(action, torch.add(obs, self.row_base), alpha=self.visits.shape[2])
+                self.visits.view(-1).index_add_(0, entry, self.ones)
             # Episodes count after the update, so the update of an episode's last step still used its epsilon.
             self.episodes += done
             if self.behaviour is not None:
