@@ -93,10 +93,12 @@ class PopulationSearch(Agent):
         hidden = config.hidden_size if config.policy == "mlp" else 0
         self.population = PopulationPolicy(envs.observation_space, envs.action_space, hidden)
 
-    def gaussian_candidates(self, center: Tensor, scale: Tensor) -> Tensor:
-        """``[R, C, n]``: center + scale * eps for each run's C candidates, eps ~ N(0, I) drawn together from the
-        algorithm's generator; ``center`` is ``[R, n]``, ``scale`` ``[R, 1]`` (one radius per run) or ``[R, n]``."""
-        noise = torch.randn((center.shape[0], self.candidates_per_run(), center.shape[1]), generator=self.generator,
+    def gaussian_candidates(self, center: Tensor, scale: Tensor, count: int | None = None) -> Tensor:
+        """``[R, C, n]``: center + scale * eps for each run's C candidates (``count``, by default
+        :meth:`candidates_per_run`), eps ~ N(0, I) drawn together from the algorithm's generator; ``center`` is
+        ``[R, n]``, ``scale`` ``[R, 1]`` (one radius per run) or ``[R, n]``."""
+        count = self.candidates_per_run() if count is None else count
+        noise = torch.randn((center.shape[0], count, center.shape[1]), generator=self.generator,
                             dtype=center.dtype, device=center.device)
         return center.unsqueeze(1) + scale.to(center.dtype).unsqueeze(1) * noise
 
