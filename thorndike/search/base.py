@@ -43,6 +43,8 @@ class PopulationConfig:
                                            "episode's G, as the notes do)", 1)
     policy: str = describe("linear (obs -> logits or means, with bias) or mlp (one tanh hidden layer)", "linear")
     hidden_size: int = describe("the mlp policy's hidden units", 16)
+    obs_scaling: str = describe("none, or bounds: map each observation dimension with finite bounds onto [-1, 1] "
+                                "before the policy (unbounded ones pass as they are)", "none")
     deterministic: bool = describe("candidates act greedily (argmax of the logits) instead of sampling the softmax",
                                    True)
     max_episode_steps: int = describe("an episode still running after this many steps is cut there", 1000)
@@ -50,6 +52,7 @@ class PopulationConfig:
     def __post_init__(self) -> None:
         check(self.episodes_per_candidate >= 1, "episodes_per_candidate", self.episodes_per_candidate, ">= 1")
         check(self.policy in ("linear", "mlp"), "policy", self.policy, "linear or mlp")
+        check(self.obs_scaling in ("none", "bounds"), "obs_scaling", self.obs_scaling, "none or bounds")
         check(self.hidden_size >= 1, "hidden_size", self.hidden_size, ">= 1")
         check(self.max_episode_steps >= 1, "max_episode_steps", self.max_episode_steps, ">= 1")
         check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
@@ -91,7 +94,8 @@ class PopulationSearch(Agent):
         config = self.config
         envs = self.connect_env(config.n_runs * self.candidates_per_run() * config.episodes_per_candidate)
         hidden = config.hidden_size if config.policy == "mlp" else 0
-        self.population = PopulationPolicy(envs.observation_space, envs.action_space, hidden)
+        self.population = PopulationPolicy(envs.observation_space, envs.action_space, hidden,
+                                           scale_obs=config.obs_scaling == "bounds")
 
     def gaussian_candidates(self, center: Tensor, scale: Tensor, count: int | None = None) -> Tensor:
         """``[R, C, n]``: center + scale * eps for each run's C candidates (``count``, by default
