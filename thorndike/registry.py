@@ -88,10 +88,12 @@ EXAMPLES: dict[str, Example] = {
     "approx_cem": Example("CartPole-v1", {"n_runs": 2, "n_sessions": 8, "max_episode_steps": 25,
                                           "keep_iterations": 2, "hidden_sizes": (16,), "minibatch_size": 64,
                                           "n_epochs": 2, "entropy_coef": 0.01}, 1600),
-    # One adaptive hill-climbing iteration is at most episodes_per_candidate * max_episode_steps = 100 steps (per
-    # run), so each quarter of learn(1000) (250 steps) spans at least two iteration boundaries.
-    "hill_climbing": Example("CartPole-v1", {"n_runs": 2, "variant": "adaptive", "episodes_per_candidate": 2,
-                                             "max_episode_steps": 50}, 1000),
+    # One adaptive hill-climbing iteration with theta_best re-judged is at most (1 + 1) candidates *
+    # episodes_per_candidate * max_episode_steps = 200 steps (per run), so each quarter of learn(2000) (500 steps)
+    # spans at least two iteration boundaries. The fields the tuned CartPole values set are all given here.
+    "hill_climbing": Example("CartPole-v1", {"n_runs": 2, "variant": "adaptive", "n_neighbours": 1, "rejudge": True,
+                                             "policy": "linear", "episodes_per_candidate": 2,
+                                             "max_episode_steps": 50}, 2000),
     # One CEM iteration is at most population * max_episode_steps = 200 steps (per run), so each quarter of
     # learn(1600) spans at least two iteration boundaries; the extra noise still decays at the end.
     "param_cem": Example("CartPole-v1", {"n_runs": 2, "population": 8, "elite_frac": 0.25, "alpha": 0.7,

@@ -62,7 +62,8 @@ SOLVED = 475.0  # CartPole-v1 counts as solved at a mean return of 475 (the maxi
 # 1000 steps for hill climbing, whose iterations are single episodes.
 METHODS: dict[str, dict] = {
     "hill climbing": {"algorithm": "hill_climbing", "eval_every": 1000},
-    "hill climbing, adaptive noise": {"algorithm": "hill_climbing", "variant": "adaptive", "eval_every": 1000},
+    "hill climbing, adaptive noise": {"algorithm": "hill_climbing", "variant": "adaptive", "n_neighbours": 1,
+                                      "eval_every": 1000},
     "parameter-space CEM": {"algorithm": "param_cem", "eval_every": 1},
     "approximate CEM": {"algorithm": "approx_cem", "eval_every": 1},
     "evolution strategies": {"algorithm": "es", "eval_every": 1},

@@ -56,6 +56,18 @@ def test_a_linear_policy_by_hand() -> None:
     assert policy.act(weights, obs).tolist() == [[0, 1]]
 
 
+def test_scaled_observations_map_finite_bounds_onto_minus_one_to_one() -> None:
+    # MountainCarContinuous' bounds: position [-1.2, 0.6], velocity [-0.07, 0.07]; a third, unbounded dimension.
+    space = gym.spaces.Box(np.array([-1.2, -0.07, -np.inf], np.float32), np.array([0.6, 0.07, np.inf], np.float32))
+    scaled = PopulationPolicy(space, gym.spaces.Discrete(3), scale_obs=True)
+    raw = PopulationPolicy(space, gym.spaces.Discrete(3))
+    weights = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]])  # W = I, b = 0: y = x
+    obs = torch.tensor([[[0.6, -0.07, 5.0], [-0.3, 0.035, -2.0]]])
+    # (x - center) / halfwidth: position center -0.3, halfwidth 0.9; velocity center 0, halfwidth 0.07; 5 and -2 pass
+    torch.testing.assert_close(scaled.outputs(weights, obs), torch.tensor([[[1.0, -1.0, 5.0], [0.0, 0.5, -2.0]]]))
+    torch.testing.assert_close(raw.outputs(weights, obs), obs)
+
+
 def test_stochastic_discrete_actions_follow_the_softmax() -> None:
     policy = PopulationPolicy(gym.spaces.Box(-1, 1, (1,), np.float32), gym.spaces.Discrete(2))
     weights = torch.tensor([[0.0, 0.0, 0.0, 1.0]])  # logits [0, 1] whatever the obs: P(1) = e / (1 + e) = 0.731

@@ -9,6 +9,12 @@ over candidates):
     linear:  y = x W + b
     mlp:     y = tanh(x W1 + b1) W2 + b2                 (one hidden layer)
 
+With ``scale_obs`` every observation dimension whose bounds in the observation space are finite is first mapped
+linearly from [low, high] onto [-1, 1] (x <- (x - (low + high) / 2) / ((high - low) / 2)); unbounded dimensions pass
+as they are. Weights drawn at one scale then weigh every dimension alike: MountainCarContinuous' velocity lies in
+[-0.07, 0.07] against a position in [-1.2, 0.6], so with raw observations almost no random policy reacts to the
+velocity, which is what pumping energy into the car needs.
+
 ``y`` are action logits for a Discrete action space (deterministic: argmax, the lowest index among ties;
 stochastic: a sample of softmax(y) drawn with the caller's generator) or action means for a Box action space, squashed
 into the bounds: a = low + (tanh(y) + 1) / 2 * (high - low) (deterministic in both modes; the search's noise is in
@@ -38,10 +44,20 @@ class PopulationPolicy:
     The flat layout is, layer by layer, the ``[in, out]`` weight matrix (row-major) followed by the ``[out]`` bias.
     """
 
-    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.Space, hidden_size: int = 0) -> None:
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.Space, hidden_size: int = 0,
+                 scale_obs: bool = False) -> None:
         if not isinstance(observation_space, gym.spaces.Box):
             raise ValueError(f"a population policy reads Box observations, got {observation_space}")
         self.obs_dim = int(np.prod(observation_space.shape))
+        self.obs_center: Tensor | None = None  # the observation scaling, None without it
+        self.obs_halfwidth: Tensor | None = None
+        if scale_obs:
+            low = np.asarray(observation_space.low, dtype=np.float64).reshape(-1)
+            high = np.asarray(observation_space.high, dtype=np.float64).reshape(-1)
+            finite = np.isfinite(low) & np.isfinite(high) & (high > low)
+            low, high = np.where(finite, low, -1.0), np.where(finite, high, 1.0)  # center 0, halfwidth 1: as they are
+            self.obs_center = torch.as_tensor((low + high) / 2, dtype=torch.float32)
+            self.obs_halfwidth = torch.as_tensor((high - low) / 2, dtype=torch.float32)
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         if self.discrete:
             self.out_dim = int(action_space.n)
@@ -78,6 +94,8 @@ class PopulationPolicy:
         candidates unflattens once)."""
         layers = self.unflatten(weights) if isinstance(weights, Tensor) else weights
         x = obs.reshape(obs.shape[0], obs.shape[1], self.obs_dim).to(layers[0][0].dtype)
+        if self.obs_center is not None:
+            x = (x - self.obs_center.to(x)) / self.obs_halfwidth.to(x)
         for i, (w, b) in enumerate(layers):
             x = torch.baddbmm(b.unsqueeze(1), x, w)
             if i < len(layers) - 1:

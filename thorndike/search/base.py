@@ -44,6 +44,8 @@ class PopulationConfig:
                                            "episode's return G, as in plain random search)", 1)
     policy: str = describe("linear (obs -> logits or means, with bias) or mlp (one tanh hidden layer)", "linear")
     hidden_size: int = describe("the mlp policy's hidden units", 16)
+    obs_scaling: str = describe("none, or bounds: map each observation dimension with finite bounds onto [-1, 1] "
+                                "before the policy (unbounded ones pass as they are)", "none")
     deterministic: bool = describe("candidates act greedily (argmax of the logits) instead of sampling the softmax",
                                    True)
     max_episode_steps: int = describe("an episode still running after this many steps is cut there", 1000)
@@ -52,6 +54,7 @@ class PopulationConfig:
         check_limits(self)
         check(self.episodes_per_candidate >= 1, "episodes_per_candidate", self.episodes_per_candidate, ">= 1")
         check(self.policy in ("linear", "mlp"), "policy", self.policy, "linear or mlp")
+        check(self.obs_scaling in ("none", "bounds"), "obs_scaling", self.obs_scaling, "none or bounds")
         check(self.hidden_size >= 1, "hidden_size", self.hidden_size, ">= 1")
         check(self.max_episode_steps >= 1, "max_episode_steps", self.max_episode_steps, ">= 1")
         check(self.n_runs >= 1, "n_runs", self.n_runs, ">= 1")
@@ -98,17 +101,20 @@ class PopulationSearch(Agent):
         sizes = {"n_runs": R, self.candidates_field: C, "episodes_per_candidate": k}
         envs = self.connect_env(R * C * k, sized_by=sizes)
         hidden = config.hidden_size if config.policy == "mlp" else 0
-        self.population = PopulationPolicy(envs.observation_space, envs.action_space, hidden)
+        self.population = PopulationPolicy(envs.observation_space, envs.action_space, hidden,
+                                           scale_obs=config.obs_scaling == "bounds")
         n = self.population.n_params
         # the candidates [R, C, n], their noise and the update's copies; the policy's hidden activations
         require_memory("the population's weights", tensor_bytes(4 * R * C * n) + tensor_bytes(R * C * k * hidden),
                        self.device, {**sizes, **({"hidden_size": hidden} if hidden else {})},
                        f"{n:,} weights per candidate, x 4 copies")
 
-    def gaussian_candidates(self, center: Tensor, scale: Tensor) -> Tensor:
-        """``[R, C, n]``: center + scale * eps for each run's C candidates, eps ~ N(0, I) drawn together from the
-        algorithm's generator; ``center`` is ``[R, n]``, ``scale`` ``[R, 1]`` (one radius per run) or ``[R, n]``."""
-        noise = torch.randn((center.shape[0], self.candidates_per_run(), center.shape[1]), generator=self.generator,
+    def gaussian_candidates(self, center: Tensor, scale: Tensor, count: int | None = None) -> Tensor:
+        """``[R, C, n]``: center + scale * eps for each run's C candidates (``count``, by default
+        :meth:`candidates_per_run`), eps ~ N(0, I) drawn together from the algorithm's generator; ``center`` is
+        ``[R, n]``, ``scale`` ``[R, 1]`` (one radius per run) or ``[R, n]``."""
+        count = self.candidates_per_run() if count is None else count
+        noise = torch.randn((center.shape[0], count, center.shape[1]), generator=self.generator,
                             dtype=center.dtype, device=center.device)
         return center.unsqueeze(1) + scale.to(center.dtype).unsqueeze(1) * noise
 

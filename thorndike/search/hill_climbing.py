@@ -47,7 +47,7 @@ from torch import Tensor
 from thorndike.config import check, describe
 from thorndike.search.base import PopulationConfig, PopulationSearch, SearchState
 
-__all__ = ["ClimberState", "HillClimbing", "HillClimbingConfig", "climb", "next_sigma"]
+__all__ = ["ClimberState", "HillClimbing", "HillClimbingConfig", "climb", "next_sigma", "rejudge"]
 
 VARIANTS = ("plain", "steepest", "annealing", "adaptive")
 
@@ -63,6 +63,8 @@ class HillClimbingConfig(PopulationConfig):
     sigma_min: float = describe("smallest radius (annealing and adaptive)", 1e-3)
     sigma_max: float = describe("largest radius (adaptive)", 2.0)
     anneal_rate: float = describe("annealing: sigma <- max(sigma_min, anneal_rate * sigma) each iteration", 0.95)
+    rejudge: bool = describe("play theta_best again every iteration (k more episodes) and judge it on the mean of "
+                             "all its returns so far, so a lucky G_best wears down towards J(theta_best)", False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -97,6 +99,18 @@ def climb(theta_best: Tensor, g_best: Tensor, candidates: Tensor, g: Tensor) -> 
             improved)
 
 
+def rejudge(g_best: Tensor, n_best: Tensor, g_again: Tensor) -> tuple[Tensor, Tensor]:
+    """Fold a fresh return of each run's theta_best into its G_best: the running mean of all its returns.
+
+    ``g_best`` ``[R]`` is the mean of ``n_best`` ``[R]`` returns so far, ``g_again`` ``[R]`` the new one ->
+    (g_best, n_best + 1). A run with no return yet (n_best = 0, G_best = -inf: the starting weights) takes
+    ``g_again`` as it is.
+    """
+    n_new = n_best + 1
+    mean = g_best + (g_again - g_best) / n_new
+    return torch.where(n_best > 0, mean, g_again), n_new
+
+
 def next_sigma(variant: str, sigma: Tensor, improved: Tensor, sigma_min: float, sigma_max: float,
                anneal_rate: float) -> Tensor:
     """The next search radius ``[R]`` of each run after an iteration (``improved`` ``[R]``: whether it climbed).
@@ -115,15 +129,17 @@ def next_sigma(variant: str, sigma: Tensor, improved: Tensor, sigma_min: float, 
 
 
 class ClimberState(SearchState):
-    """Each run's best weights ``theta_best`` ``[R, n]``, their return ``g_best`` ``[R]`` and radius ``sigma``
-    ``[R]`` (float64)."""
+    """Each run's best weights ``theta_best`` ``[R, n]``, their return ``g_best`` ``[R]``, the number of returns
+    ``n_best`` ``[R]`` that G_best averages (``rejudge``; 1 after an improvement) and radius ``sigma`` ``[R]``
+    (float64)."""
 
-    NAMES = ("theta_best", "g_best", "sigma")
+    NAMES = ("theta_best", "g_best", "n_best", "sigma")
 
     def __init__(self, theta_best: Tensor, sigma: float) -> None:
         n_runs = theta_best.shape[0]
         self.theta_best = theta_best
         self.g_best = torch.full((n_runs,), float("-inf"), dtype=torch.float64, device=theta_best.device)
+        self.n_best = torch.zeros((n_runs,), dtype=torch.float64, device=theta_best.device)
         self.sigma = torch.full((n_runs,), sigma, dtype=torch.float64, device=theta_best.device)
 
 
@@ -144,7 +160,8 @@ class HillClimbing(PopulationSearch):
         self.components = {"climber": self.state}
 
     def candidates_per_run(self) -> int:
-        return self.config.n_neighbours
+        """The neighbours, and theta_best itself when it is re-judged (the last candidate)."""
+        return self.config.n_neighbours + int(self.config.rejudge)
 
     def acting_weights(self) -> Tensor:
         """Each run's theta_best."""
@@ -154,7 +171,7 @@ class HillClimbing(PopulationSearch):
 
     def neighbours(self) -> Tensor:
         """``[R, N, n]``: theta_best + sigma * eps for each run's N neighbours, eps ~ N(0, I)."""
-        return self.gaussian_candidates(self.state.theta_best, self.state.sigma.unsqueeze(1))
+        return self.gaussian_candidates(self.state.theta_best, self.state.sigma.unsqueeze(1), self.config.n_neighbours)
 
     def learn(self, total_steps: int) -> HillClimbing:
         """Iterate until every run has taken ``total_steps`` env steps (counted per run; see the module docstring)."""
@@ -162,8 +179,14 @@ class HillClimbing(PopulationSearch):
         with self.session(total_steps) as run:
             while run.running():
                 candidates = self.neighbours()  # collect: all runs' neighbours are one population
+                if config.rejudge:  # ... with each run's theta_best played again as its last candidate
+                    candidates = torch.cat([candidates, state.theta_best.unsqueeze(1)], 1)
                 g = self.play(candidates)  # targets: each candidate's G (k = 1) or estimate of J (k > 1)
+                if config.rejudge:
+                    state.g_best, state.n_best = rejudge(state.g_best, state.n_best, g[:, -1])
+                    candidates, g = candidates[:, :-1], g[:, :-1]
                 state.theta_best, state.g_best, improved = climb(state.theta_best, state.g_best, candidates, g)
+                state.n_best = torch.where(improved, 1.0, state.n_best)
                 state.sigma = next_sigma(config.variant, state.sigma, improved, config.sigma_min, config.sigma_max,
                                          config.anneal_rate)  # update
                 run.log({
