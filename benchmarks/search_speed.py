@@ -250,7 +250,7 @@ def solve_evotorch_cem(seed: int, time_limit: float) -> dict[str, Any] | None:
         return None
     torch.manual_seed(seed)
     start = time.perf_counter()
-    problem = VecGymNE(ENV, "Linear(obs_length, act_length)", num_actors=0, seed=seed)
+    problem = VecGymNE(ENV, "Linear(obs_length, act_length)", num_actors=0)
     searcher = CEM(problem, popsize=50, parenthood_ratio=0.2, stdev_init=1.0)
     env = gym.make(ENV)
     env.reset(seed=seed)
