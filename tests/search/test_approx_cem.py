@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import thorndike as th
+from tests.search import record_sessions
 from thorndike.config import ConfigError
 from thorndike.core.distributions import Categorical, DiagGaussian
 from thorndike.search import approx_cem, cem, sessions
@@ -25,20 +26,6 @@ QUIET = dict(progress=False, tensorboard=False, pictures=False)
 
 def acem(tmp_path: Path, env: str = "CartPole-v1", seed: int = 0, **fields):
     return th.make("approx_cem", env=env, seed=seed, run_root=str(tmp_path), **{**QUIET, **fields})
-
-
-def record_sessions(agent) -> list:
-    """Wrap ``agent.play_sessions`` so the test sees every iteration's sessions."""
-    seen = []
-    original = agent.play_sessions
-
-    def recording():
-        played = original()
-        seen.append(played)
-        return played
-
-    agent.play_sessions = recording
-    return seen
 
 
 def mean_log_prob(agent, obs: torch.Tensor, actions: torch.Tensor, run: int = 0) -> float:

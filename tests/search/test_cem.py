@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import thorndike as th
+from tests.search import record_sessions
 from thorndike.config import ConfigError
 from thorndike.envs import toy_text
 from thorndike.planning import value_iteration
@@ -22,20 +23,6 @@ QUIET = dict(progress=False, tensorboard=False)
 
 def cem(tmp_path: Path, env, seed: int = 0, **fields):
     return th.make("cem", env=env, seed=seed, run_root=str(tmp_path), **{**QUIET, **fields})
-
-
-def record_sessions(agent) -> list:
-    """Wrap ``agent.play_sessions`` so the test sees every iteration's sessions."""
-    seen = []
-    original = agent.play_sessions
-
-    def recording():
-        sessions = original()
-        seen.append(sessions)
-        return sessions
-
-    agent.play_sessions = recording
-    return seen
 
 
 # ---- elite selection ---------------------------------------------------------------------------------------------
