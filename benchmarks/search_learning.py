@@ -179,15 +179,14 @@ def plot(payload: dict[str, Any], path: Path) -> None:
         x = x[:n]
         q25, q75 = torch.quantile(values, 0.25, dim=0), torch.quantile(values, 0.75, dim=0)
         ax.plot(x, values.mean(0), color=color, lw=1.8, label=f"{method} (mean of {len(runs)} seeds)")
-        ax.fill_between(x, q25, q75, color=color, alpha=0.25, lw=0)
-        ax.fill_between(x, values.amin(0), values.amax(0), color=color, alpha=0.07, lw=0)
+        ax.fill_between(x, q25, q75, color=color, alpha=0.2, lw=0)
         solved = sorted(r["solved_episodes"] for r in runs if r["solved_episodes"] is not None)
         steps_x = [0.0] + [float(e) for e in solved] + [float(max(r["budget"] for r in runs))]
         fraction = [0.0] + [(i + 1) / len(runs) for i in range(len(solved))] + [len(solved) / len(runs)]
         ax_solved.step(steps_x, fraction, where="post", color=color, lw=1.8, label=method)
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"solved ({threshold:g})")
     ax.set(xlabel="training episodes (every candidate's)", ylabel="greedy evaluation return",
-           title=f"{env}: mean over seeds (line), 25-75% (band), min-max (faint)")
+           title=f"{env}: mean over seeds (line), 25-75% of seeds (band)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     ax_solved.set(xlabel="training episodes", ylabel="fraction of seeds solved", ylim=(-0.02, 1.02),

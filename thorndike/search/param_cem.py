@@ -37,6 +37,25 @@ over 10 iterations, k = 1; max_episode_steps 500; solved = greedy evaluation of 
 checked after every iteration, budget 150 000 steps per seed, about 1 s each): all 10 of seeds 0-9 solved, at
 93 100, 63 150, 83 350, 115 400, 84 100, 79 200, 134 600, 71 150, 80 550 and 74 300 steps (4-8 iterations: an
 iteration of P = 50 samples costs up to 25 000 steps once they balance the pole).
+
+Measured with ``benchmarks/search_learning.py`` and the tuned values in ``thorndike/configs/param_cem.yaml`` (solved
+= greedy evaluation of mu, mean of 20 episodes from random starts; seeds 0-9; learning wall time on 2 CPU cores shared
+with other jobs):
+
+- Pendulum-v1 (>= -200; MLP of 16 units, k = 5, extra variance 0.2 that does not decay within the budget, checked
+  every 5000 episodes, budget 150 000 episodes = 600 iterations): all 10 solved, at 30 000, 10 000, 25 000, 30 000,
+  145 000, 90 000, 25 000, 30 000, 75 000 and 40 000 episodes (median 30 000), and all 10 still at or above -200
+  at the budget (-125 to -189); 36-94 s of learning per seed. The defaults' schedule (extra variance 0.1 decaying
+  over 10 iterations; with k = 3) collapsed the Gaussian before a swing-up was found (-770 to -970 after 60 000
+  episodes, 3 of 3 runs); a constant 0.05, 0.1, 0.2 solved 5, 5, 6 of 10 runs within 30 000 episodes; 0.4 did
+  worse than 0.2, and so did 0.2 decaying over 400 iterations.
+- MountainCarContinuous-v0 (>= 90; MLP of 16 units on observations scaled onto [-1, 1], ``obs_scaling`` bounds):
+  all 10 solved within 300 episodes (one to six iterations, median two; an iteration counts P x 999 steps while
+  any sample misses the flag), all 10 at 93.0-93.8 after 1000 episodes; 8-11 s of learning per seed. On raw
+  observations random MLPs reach the flag 1-4 % of the time for sigma_init 1-3 (the velocity lies within +-0.07),
+  and when no sample of the first iterations does, the elites are the samples that push least and mu collapses onto
+  doing nothing: 8 of 10 runs solved with P = 100 and elite_frac 0.1 within 3000 episodes, 10 of 10 only with a
+  32- or 64-unit MLP, elite_frac 0.05 and an extra variance of 1 over 20 iterations (within 3500 episodes).
 """
 
 from __future__ import annotations
