@@ -55,7 +55,7 @@ ENVS: dict[str, dict[str, Any]] = {
                     "budget": {"hill_climbing": 1000, "param_cem": 600, "es": 2500, "approx_cem": 2000},
                     "eval_every": {"hill_climbing": 20, "param_cem": 50, "es": 50, "approx_cem": 50}},
     "Pendulum-v1": {"threshold": -200.0, "methods": ("param_cem", "es"),
-                    "budget": {"hill_climbing": 20_000, "param_cem": 150_000, "es": 100_000, "approx_cem": 20_000},
+                    "budget": {"hill_climbing": 20_000, "param_cem": 150_000, "es": 150_000, "approx_cem": 20_000},
                     "eval_every": {"hill_climbing": 1000, "param_cem": 5000, "es": 5000, "approx_cem": 1000}},
     "MountainCarContinuous-v0": {"threshold": 90.0, "methods": ("param_cem", "es"),
                                  "budget": {"hill_climbing": 1000, "param_cem": 1000, "es": 1000, "approx_cem": 1000},

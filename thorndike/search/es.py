@@ -39,7 +39,14 @@ Measured with ``benchmarks/search_learning.py`` and the tuned values in ``thornd
 greedy evaluation of theta, mean of 20 episodes from random starts; seeds 0-9; learning wall time on 2 CPU cores
 shared with other jobs):
 
-- Pendulum-v1 (>= -200): PENDULUM
+- Pendulum-v1 (>= -200; MLP of 16 units, P = 100, k = 2, sigma 0.2, learning rate 0.05; checked every 5000
+  episodes, budget 150 000 episodes = 750 iterations): all 10 solved, at 60 000, 80 000, 60 000, 40 000, 35 000,
+  100 000, 50 000, 85 000, 60 000 and 75 000 episodes (median 60 000), all 10 still at or above -200 at the budget
+  (-146 to -193); 41-44 s of learning per seed. With P = 50 (budget 100 000) 8 solved but only 6 stayed there
+  (seeds 1 and 8 fell back to -218 and -241 after solving, seed 6 stuck at -343, seed 9 ended at -205); P = 50 with
+  learning rate 0.03 solved the first 7 seeds it was run on and kept them (stopped there, 75-167 s each). Over 10
+  runs of one agent: sigma 0.3 solved 1 within 100 000 episodes; observations scaled onto [-1, 1] 1, a 32-unit MLP
+  1, k = 4 3 within 60 000; P = 20, k = 1, sigma 0.1 reached -200 in 7 within 30 000 but kept it in only 4.
 - MountainCarContinuous-v0 (>= 90; linear policy on observations scaled onto [-1, 1], ``obs_scaling`` bounds, P = 50,
   sigma 0.5, learning rate 0.1; checked every 50 episodes): all 10 solved within 500 episodes (250-500, median 300;
   an iteration counts P x 999 steps while any perturbation misses the flag) and all at 95.1-96.2 after 1000

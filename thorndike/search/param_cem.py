@@ -45,7 +45,7 @@ with other jobs):
 - Pendulum-v1 (>= -200; MLP of 16 units, k = 5, extra variance 0.2 that does not decay within the budget, checked
   every 5000 episodes, budget 150 000 episodes = 600 iterations): all 10 solved, at 30 000, 10 000, 25 000, 30 000,
   145 000, 90 000, 25 000, 30 000, 75 000 and 40 000 episodes (median 30 000), and all 10 still at or above -200
-  at the budget (-125 to -189); 36-94 s of learning per seed. The defaults' schedule (extra variance 0.1 decaying
+  at the budget (-125 to -189); 34-36 s of learning per seed. The defaults' schedule (extra variance 0.1 decaying
   over 10 iterations; with k = 3) collapsed the Gaussian before a swing-up was found (-770 to -970 after 60 000
   episodes, 3 of 3 runs); a constant 0.05, 0.1, 0.2 solved 5, 5, 6 of 10 runs within 30 000 episodes; 0.4 did
   worse than 0.2, and so did 0.2 decaying over 400 iterations.
