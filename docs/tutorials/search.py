@@ -1,6 +1,6 @@
 """Tutorial: black-box policy search on CartPole, from hill climbing to evolution strategies.
 
-Run it as a script (about a minute on two CPU cores; ``--quick`` is the few-second version the test suite runs):
+Run it as a script (``--quick`` is the few-second version the test suite runs):
 
     .venv/bin/python docs/tutorials/search.py [--quick] [--out runs/tutorial-search]
 
@@ -10,7 +10,7 @@ The idea (notes 004, "Hill climbing" to "Evolution strategies"; 003 lecture 1, "
 weights theta, and a search needs nothing but the return G(theta) of an episode played with them. No gradient of
 the policy, no value function, no Bellman equation: perturb, play, keep what works. Every method below plays its
 candidates as one batch, a population of P weight vectors applied with one batched matrix multiply per step on P
-copies of the env stepped together, so a generation of 50 candidates costs about as much as one episode.
+copies of the env stepped together (no Python loop over candidates).
 """
 
 from __future__ import annotations
