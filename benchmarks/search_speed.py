@@ -2,12 +2,16 @@
 
 Two measurements, side by side in one run, reported as ratios:
 
-1. **Population throughput.** The same ``P`` random linear policies (weights ~ N(0, 1), fixed seed) each play one
-   greedy CartPole-v1 episode (at most 500 steps), evaluated by
+1. **Population throughput.** The same ``P`` linear policies each play one greedy CartPole-v1 episode (at most 500
+   steps). Two populations: ``early``, random weights ~ N(0, 1) (a search's start: episodes of about 20 steps, a
+   few of 500), and ``late``, small perturbations of a balancing policy (near convergence: episodes of hundreds of
+   steps, where a search spends most of its env steps). Evaluated by
 
    - thorndike on its native batched torch env (:func:`thorndike.core.population.evaluate_population`: one batched
      matrix multiply per step for all candidates, all copies stepped as one tensor op, lockstep until the longest
      episode ends);
+   - the same with ``compile=True`` (ten lockstep steps per call of a function compiled by ``torch.compile``; its
+     compilation time is reported separately);
    - thorndike with ``backend="gymnasium"`` (the same batched policy, Gymnasium's vector env stepping the copies);
    - the plain loop: for each candidate, a Gymnasium env played step by step with a NumPy policy (the loop every
      tutorial writes);
@@ -36,6 +40,7 @@ import csv
 import json
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -123,14 +128,28 @@ def timed(fn, repeats: int) -> float:
     return best
 
 
-def throughput(population: int, repeats: int) -> list[dict[str, Any]]:
+def population_weights(policy: PopulationPolicy, population: int, kind: str) -> torch.Tensor:
+    """``[P, n_params]`` linear CartPole policies: ``early``, N(0, 1) weights (a search's first population: most
+    episodes last about 20 steps, a few lucky ones 500); ``late``, a balancing policy (push right when
+    0.1 x_dot + theta + theta_dot > 0) plus N(0, 0.05^2) noise (a population near convergence: most episodes last
+    hundreds of steps)."""
+    generator = torch.Generator().manual_seed(population)
+    if kind == "early":
+        return torch.randn((population, policy.n_params), generator=generator)
+    centre = torch.zeros(policy.n_params)
+    w = centre[:policy.obs_dim * policy.out_dim].view(policy.obs_dim, policy.out_dim)  # layout: W [in, out], then b
+    w[1, 1], w[2, 1], w[3, 1] = 0.1, 1.0, 1.0
+    return centre + 0.05 * torch.randn((population, policy.n_params), generator=generator)
+
+
+def throughput(population: int, repeats: int, kind: str) -> list[dict[str, Any]]:
     probe = gym.make(ENV)
     policy = PopulationPolicy(probe.observation_space, probe.action_space, 0)
-    weights = torch.randn((population, policy.n_params), generator=torch.Generator().manual_seed(population))
+    weights = population_weights(policy, population, kind)
     rows: list[dict[str, Any]] = []
 
     def add(name: str, seconds: float | None, mean_return: float | None, note: str = "") -> None:
-        rows.append({"P": population, "implementation": name, "seconds": seconds,
+        rows.append({"P": population, "population": kind, "implementation": name, "seconds": seconds,
                      "evaluations_per_s": population / seconds if seconds else None,
                      "mean_return": mean_return, "note": note})
 
@@ -143,6 +162,13 @@ def throughput(population: int, repeats: int) -> list[dict[str, Any]]:
 
         add("thorndike native" if backend == "torch" else "thorndike on Gymnasium vector env",
             timed(ours, repeats), float(result["returns"].mean()))
+        if backend == "torch":
+            def compiled(envs=envs, result=result) -> None:
+                result["returns"], _ = evaluate_population(envs, policy, weights, 1, MAX_STEPS, compile=True)
+
+            compile_s = timed(compiled, 1)  # the first call compiles
+            add("thorndike native, compile=True", timed(compiled, repeats), float(result["returns"].mean()),
+                f"first call (compile) {compile_s:.2f} s")
         envs.close()
 
     plain: dict[str, torch.Tensor] = {}
@@ -325,8 +351,10 @@ def median_row(name: str, results: list[dict[str, Any] | None]) -> dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--populations", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--kinds", nargs="+", default=["early", "late"], choices=["early", "late"],
+                        help="populations to time: early (random weights) and late (near a solution)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), help="none: throughput only")
     parser.add_argument("--budget", type=int, default=2_000_000, help="env steps per run before giving up")
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds before a peer gives up")
     parser.add_argument("--repeats", type=int, default=3)
@@ -336,16 +364,20 @@ def main() -> None:
         args.populations, args.seeds, args.repeats = [256], args.seeds[:1], 1
     torch.set_num_threads(1)
 
-    throughput_rows = [row for p in args.populations for row in throughput(p, args.repeats)]
-    print("\n## Population throughput (CartPole-v1, one greedy episode per candidate)\n")
-    print("| P | implementation | s per population | evaluations/s | x plain loop | mean return | note |")
-    print("|---|---|---|---|---|---|---|")
+    throughput_rows = [row for kind in args.kinds for p in args.populations
+                       for row in throughput(p, args.repeats, kind)]
+    lines = ["## Population throughput (CartPole-v1, one greedy episode per candidate)", "",
+             "| population | P | implementation | s per population | evaluations/s | x plain loop | mean return "
+             "| note |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in throughput_rows:
         if r["seconds"] is None:
-            print(f"| {r['P']} | {r['implementation']} | - | - | - | - | {r['note']} |")
+            lines.append(f"| {r['population']} | {r['P']} | {r['implementation']} | - | - | - | - | {r['note']} |")
         else:
-            print(f"| {r['P']} | {r['implementation']} | {r['seconds']:.3f} | {r['evaluations_per_s']:.0f} | "
-                  f"{r['ratio_to_plain_loop']:.1f} | {r['mean_return']:.1f} | {r['note']} |")
+            lines.append(f"| {r['population']} | {r['P']} | {r['implementation']} | {r['seconds']:.3f} | "
+                         f"{r['evaluations_per_s']:.0f} | {r['ratio_to_plain_loop']:.1f} | {r['mean_return']:.1f} | "
+                         f"{r['note']} |")
+    print("\n" + "\n".join(lines))
 
     registered = {name for name, _, _ in th.algorithms()}
     solve_rows = []
@@ -364,15 +396,20 @@ def main() -> None:
         if method == "es":
             solve_rows.append(median_row("evosax Open_ES (gymnax, jit)",
                                          [solve_evosax_es(s, args.time_limit) for s in args.seeds]))
-    print("\n## Wall time to solve CartPole-v1 (greedy mean of 20 episodes >= 475), seconds\n")
-    print("| implementation | median s | per seed | solved |")
-    print("|---|---|---|---|")
+    solve_lines = ["## Wall time to solve CartPole-v1 (greedy mean of 20 episodes >= 475), seconds", "",
+                   "| implementation | median s | per seed | solved |", "|---|---|---|---|"]
     for r in solve_rows:
         if "median_s" not in r:
-            print(f"| {r['implementation']} | - | - | {r['note']} |")
+            solve_lines.append(f"| {r['implementation']} | - | - | {r['note']} |")
         else:
-            print(f"| {r['implementation']} | {r['median_s']:.2f} | {r['per_seed_s']} | {r['solved']}/{r['seeds']} |")
+            solve_lines.append(f"| {r['implementation']} | {r['median_s']:.2f} | {r['per_seed_s']} | "
+                               f"{r['solved']}/{r['seeds']} |")
+    if solve_rows:
+        print("\n" + "\n".join(solve_lines))
     RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "search_speed.md").write_text(
+        f"Command: `python benchmarks/search_speed.py {' '.join(sys.argv[1:])}` (torch threads: 1)\n\n"
+        + "\n".join(lines) + ("\n\n" + "\n".join(solve_lines) if solve_rows else "") + "\n")
     (RESULTS / "search_speed.json").write_text(json.dumps({"throughput": throughput_rows, "solve": solve_rows,
                                                            "seeds": args.seeds}, indent=1))
 

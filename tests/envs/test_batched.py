@@ -438,3 +438,28 @@ def test_acrobot_wraps_angles_by_whole_turns_like_gymnasium() -> None:
     Acrobot(1, dtype=torch.float64)._wrap_(wrapped)
     expected = torch.tensor([wrap(a, -math.pi, math.pi) for a in angles], dtype=torch.float64)
     torch.testing.assert_close(wrapped, expected, rtol=0, atol=1e-12)
+
+
+def test_draws_owed_by_continue_episodes_keep_the_stream_and_yield_to_a_reseed() -> None:
+    """continue_episodes defers the initial-state draws it would throw away; the stream still continues exactly
+    as if each step had drawn, a reseed forgets what was owed, and so does loading a saved state."""
+    def played(env):
+        state = env.begin_episodes()
+        for _ in range(7):
+            state, _, _ = env.continue_episodes(state, torch.ones(env.n_envs, dtype=torch.int64))
+        return env
+
+    deferred = played(th.envs.make("CartPole-v1", n_envs=5, seed=1, backend="torch"))
+    drawn = th.envs.make("CartPole-v1", n_envs=5, seed=1, backend="torch")
+    drawn.reset()
+    for _ in range(7):
+        drawn._step_random()  # what step() would have drawn
+    assert deferred._owed_draws == 7
+    assert torch.equal(deferred.reset(), drawn.reset())
+    assert torch.equal(played(deferred).reset(seed=4), th.envs.make("CartPole-v1", n_envs=5).reset(seed=4))
+    saved = th.envs.make("CartPole-v1", n_envs=5, seed=2, backend="torch")
+    saved.reset()
+    snapshot = saved.state_dict()
+    after_load = played(th.envs.make("CartPole-v1", n_envs=5, seed=1, backend="torch"))
+    after_load.load_state_dict(snapshot)
+    assert torch.equal(after_load.reset(), saved.reset())

@@ -49,6 +49,9 @@ class EnvOutputError(ValueError):
         return EnvOutputError(f"at step {step}{f' ({where})' if where else ''}: {self}")
 
 
+_ONLY = " only"  # where StepChecks keeps a row's mask of copies to check (a key no keyword argument can be)
+
+
 class StepChecks:
     """What the envs returned over many single steps, checked once per chunk of steps (one host sync per chunk).
 
@@ -71,10 +74,12 @@ class StepChecks:
             return states.clamp(0, self.n_states - 1) if self.n_states is not None else states
         return torch.nan_to_num(states, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def add(self, step: int, **values: Tensor) -> bool:
+    def add(self, step: int, *, only: Tensor | None = None, **values: Tensor) -> bool:
         """Keep this step's tensors (``[N, ...]`` each, e.g. ``observation=..., reward=...``); True when a chunk is
-        full and :meth:`check` is due."""
-        self.rows.append((step, values))
+        full and :meth:`check` is due. ``only`` (bool ``[N]``, optional) names the copies whose values count; the
+        others are not checked (a population evaluation's copies past their episode). All the tensors are kept by
+        reference: the caller must not change them in place before the check."""
+        self.rows.append((step, values if only is None else {**values, _ONLY: only}))
         return len(self.rows) >= self.CHUNK
 
     def check(self, where: str = "") -> None:
@@ -84,7 +89,14 @@ class StepChecks:
             return
         steps = [step for step, _ in rows]
         first_bad: tuple[int, int, str, str] | None = None  # (row, copy, what, how)
+        only = None  # [T, N]: the copies to check at each step, where some row names them
+        if any(_ONLY in values for _, values in rows):
+            masks = [values.get(_ONLY) for _, values in rows]
+            like = next(mask for mask in masks if mask is not None)
+            only = torch.stack([torch.ones_like(like) if mask is None else mask for mask in masks])
         for what in rows[0][1]:
+            if what == _ONLY:
+                continue
             stacked = torch.stack([values[what] for _, values in rows])  # [T, N, ...]
             flat = stacked.reshape(stacked.shape[0], stacked.shape[1], -1)
             if stacked.is_floating_point():
@@ -93,6 +105,8 @@ class StepChecks:
                 bad, how = ((flat < 0) | (flat >= self.n_states)).any(-1), f"is outside [0, {self.n_states})"
             else:
                 continue
+            if only is not None:
+                bad &= only
             if not bool(bad.any()):  # the one host sync per field and chunk
                 continue
             t, copy = bad.nonzero()[0].tolist()

@@ -26,16 +26,21 @@ the weights, not the actions).
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 
 from thorndike.core import exploration
-from thorndike.core.diagnostics import EnvOutputError, StepChecks
+from thorndike.core.compile import maybe_compile
+from thorndike.core.diagnostics import EnvOutputError, NonFiniteError, StepChecks
 from thorndike.envs.batched.base import BatchedEnv
 
-__all__ = ["PopulationPolicy", "evaluate_population"]
+__all__ = ["COMPILED_STEPS", "PopulationPolicy", "evaluate_population"]
+
+COMPILED_STEPS = 10  # lockstep steps per call of the compiled population step (the check for the end between calls)
 
 
 class PopulationPolicy:
@@ -74,6 +79,8 @@ class PopulationPolicy:
         sizes = [self.obs_dim, hidden_size, self.out_dim] if hidden_size > 0 else [self.obs_dim, self.out_dim]
         self.layer_sizes = list(zip(sizes[:-1], sizes[1:], strict=True))
         self.n_params = sum(n_in * n_out + n_out for n_in, n_out in self.layer_sizes)
+        # compiled population steps by (env copies' shape): (the envs they step, the function)
+        self._compiled: dict[tuple[int, int], tuple[BatchedEnv, Any]] = {}
 
     def unflatten(self, weights: Tensor) -> list[tuple[Tensor, Tensor]]:
         """``[P, n_params]`` -> per layer (``W`` ``[P, in, out]``, ``b`` ``[P, out]``), views of ``weights``."""
@@ -123,7 +130,7 @@ class PopulationPolicy:
 def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episodes_per_candidate: int,
                         max_steps: int, generator: torch.Generator | None = None,
                         deterministic: bool = True, first_step: int = 0, step_size: int = 1,
-                        where: str = "") -> tuple[Tensor, Tensor]:
+                        where: str = "", compile: bool = False) -> tuple[Tensor, Tensor]:
     """Play ``k = episodes_per_candidate`` episodes with each of the ``P`` candidates ``weights`` ``[P, n_params]``.
 
     ``envs`` (a VecEnv) has ``P * k`` copies; candidate ``p`` plays copies ``p * k .. p * k + k - 1``. Every copy is
@@ -141,6 +148,13 @@ def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episode
     (lockstep step t is ``first_step + (t + 1) * step_size``, ``where`` adds context) and the env copy, rather than
     ranking a NaN return. (On a native env a copy past its first episode moves on from where it ended, so only the
     copies still playing are checked.)
+
+    ``compile=True`` (greedy candidates on a native env whose step draws nothing but initial states, as the classic
+    control envs) plays ``COMPILED_STEPS`` steps per call of one function compiled by ``torch.compile``: the policy,
+    the env's step and the sums fused into a few kernels, where eager PyTorch pays a few microseconds of dispatch for
+    each of some forty small ops per step. The first call for a population shape compiles (seconds); the episodes then
+    differ from eager ones only by the compiled kernels' rounding (their sin and cos, for one), which a long
+    episode of a chaotic system like CartPole can carry into a different length. Elsewhere it plays eagerly.
     """
     n_candidates, k = weights.shape[0], episodes_per_candidate
     n = n_candidates * k
@@ -148,46 +162,145 @@ def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episode
         raise ValueError(f"evaluating {n_candidates} candidates x {k} episodes needs {n} env copies, "
                          f"the env has {envs.n_envs}")
     layers = policy.unflatten(weights)  # once, not every step
-    native = isinstance(envs, BatchedEnv)
+    if isinstance(envs, BatchedEnv):
+        if compile and deterministic and envs.draws_only_initial_states:
+            return _play_compiled(envs, policy, weights, (n_candidates, k), max_steps, first_step, step_size, where)
+        return _play_native(envs, policy, layers, (n_candidates, k), max_steps, generator, deterministic,
+                            first_step, step_size, where)
     checks = StepChecks()
-    if native:
-        state = envs.begin_episodes()
-        obs, limit = envs.observe(state), envs.max_episode_steps
-        max_steps = max_steps if limit is None else min(max_steps, limit)
-        checks.add(first_step, observation=obs, reward=torch.zeros(n, dtype=torch.float64, device=obs.device))
-    else:
-        obs = envs.reset()
-        checks.add(first_step, observation=obs, final_observation=obs, reward=torch.zeros(n, device=obs.device))
-        obs = checks.safe(obs)
-    device = obs.device
-    running = torch.ones(n, dtype=torch.bool, device=device)
-    returns = torch.zeros(n, dtype=torch.float64, device=device)
-    lengths = torch.zeros(n, dtype=torch.int64, device=device)
+    obs = envs.reset()
+    checks.add(first_step, observation=obs, final_observation=obs, reward=torch.zeros(n, device=obs.device))
+    obs = checks.safe(obs)
+    running = torch.ones(n, dtype=torch.bool, device=obs.device)
+    returns = torch.zeros(n, dtype=torch.float64, device=obs.device)
+    lengths = torch.zeros(n, dtype=torch.int64, device=obs.device)
     for t in range(max_steps):
         step = first_step + (t + 1) * step_size
         actions = policy.act(layers, obs.reshape(n_candidates, k, *obs.shape[1:]), deterministic, generator)
-        actions = actions.reshape(n, *actions.shape[2:])
-        if native:
-            state, reward, terminated = envs.continue_episodes(state, actions)
-            obs, truncated = envs.observe(state), False
-            reward = torch.where(running, reward.double(), 0.0)
-            playing = running.view(n, *(1,) * (obs.dim() - 1))
-            due = checks.add(step, observation=torch.where(playing, obs, torch.zeros((), dtype=obs.dtype)),
-                             reward=reward)
-        else:
-            try:
-                obs, reward, terminated, truncated, info = envs.step(actions)
-            except EnvOutputError as err:
-                raise err.at(step, where) from err
-            due = checks.add(step, observation=obs, final_observation=info["final_obs"], reward=reward)
-            obs = checks.safe(obs)
-            reward = torch.where(running, reward.double(), 0.0)
-        if due:
+        try:
+            obs, reward, terminated, truncated, info = envs.step(actions.reshape(n, *actions.shape[2:]))
+        except EnvOutputError as err:
+            raise err.at(step, where) from err
+        if checks.add(step, observation=obs, final_observation=info["final_obs"], reward=reward):
             checks.check(where)
-        returns += reward
+        obs = checks.safe(obs)
+        returns += torch.where(running, reward.double(), 0.0)
         lengths += running
         running = running & ~(terminated | truncated)
         if not bool(running.any()):  # the one host sync per step
             break
     checks.check(where)
     return returns.view(n_candidates, k), lengths.view(n_candidates, k)
+
+
+def _play_native(envs: BatchedEnv, policy: PopulationPolicy, layers: list[tuple[Tensor, Tensor]],
+                 shape: tuple[int, int], max_steps: int, generator: torch.Generator | None, deterministic: bool,
+                 first_step: int, step_size: int, where: str) -> tuple[Tensor, Tensor]:
+    """:func:`evaluate_population` on a native env.
+
+    Its step is a few dozen small tensor ops, each costing a few microseconds of dispatch whatever the number of
+    copies, so this loop adds as few as it can: each step's rewards and mask of copies still playing are kept, and
+    summed once per chunk of steps (the chunks of the checks, which mask the copies past their episode the same
+    way). The sums are the same, bit for bit, as adding step by step: ``cumsum`` adds in order, from the sums so far.
+    """
+    n = shape[0] * shape[1]
+    state = envs.begin_episodes()
+    obs = envs.observe(state)
+    if envs.max_episode_steps is not None:
+        max_steps = min(max_steps, envs.max_episode_steps)
+    checks = StepChecks()
+    checks.add(first_step, observation=obs)
+    running = torch.ones(n, dtype=torch.bool, device=obs.device)
+    returns = torch.zeros(n, dtype=torch.float64, device=obs.device)
+    lengths = torch.zeros(n, dtype=torch.int64, device=obs.device)
+    rewards: list[Tensor] = []
+    playing: list[Tensor] = []  # `running` of each step, rebound every step and never changed in place
+    for t in range(max_steps):
+        actions = policy.act(layers, obs.reshape(*shape, *obs.shape[1:]), deterministic, generator)
+        state, reward, terminated = envs.continue_episodes(state, actions.reshape(n, *actions.shape[2:]))
+        obs = envs.observe(state)
+        rewards.append(reward)
+        playing.append(running)
+        if checks.add(first_step + (t + 1) * step_size, only=running, observation=obs, reward=reward):
+            checks.check(where)
+            returns, lengths = _add_steps(returns, lengths, rewards, playing)
+            rewards, playing = [], []
+        running = running & ~terminated
+        if not bool(running.any()):  # the one host sync per step
+            break
+    checks.check(where)
+    returns, lengths = _add_steps(returns, lengths, rewards, playing)
+    return returns.view(shape), lengths.view(shape)
+
+
+def _add_steps(returns: Tensor, lengths: Tensor, rewards: list[Tensor], playing: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """``returns`` plus the float32 ``rewards`` of the copies still playing, added step after step in float64, and
+    ``lengths`` plus the number of those steps."""
+    if not rewards:
+        return returns, lengths
+    mask = torch.stack(playing)  # [T, N]
+    steps = torch.stack(rewards).double().where(mask, 0.0)
+    return torch.cat((returns.unsqueeze(0), steps)).cumsum(0)[-1], lengths + mask.sum(0)
+
+
+def _compiled_steps(envs: BatchedEnv, policy: PopulationPolicy, shape: tuple[int, int]) -> Any:
+    """The compiled function playing ``COMPILED_STEPS`` lockstep steps (made once per envs, policy and shape)."""
+    cached = policy._compiled.get(shape)
+    if cached is not None and cached[0] is envs:
+        return cached[1]
+    n = shape[0] * shape[1]
+
+    def steps(state: Tensor, running: Tensor, returns: Tensor, lengths: Tensor, weights: Tensor,
+              keep: Tensor) -> tuple[Tensor, ...]:
+        # keep[u]: False at the step where max_steps is reached, which ends every episode still running
+        layers = policy.unflatten(weights)
+        bad_obs, bad_reward = [], []
+        for u in range(COMPILED_STEPS):
+            obs = envs.observe(state)
+            actions = policy.act(layers, obs.reshape(*shape, *obs.shape[1:]))
+            state, reward, terminated = envs.pure_continue(state, actions.reshape(n, *actions.shape[2:]))
+            obs = envs.observe(state)
+            bad_obs.append(running & ~torch.isfinite(obs.reshape(n, -1)).all(-1))
+            bad_reward.append(running & ~torch.isfinite(reward))
+            returns = returns + torch.where(running, reward.double(), 0.0)
+            lengths = lengths + running
+            running = running & ~terminated & keep[u]
+        return state, running, returns, lengths, torch.stack(bad_obs), torch.stack(bad_reward)
+
+    compiled = maybe_compile(steps, True, envs.device, "the population step")
+    policy._compiled[shape] = (envs, compiled)
+    return compiled
+
+
+def _play_compiled(envs: BatchedEnv, policy: PopulationPolicy, weights: Tensor, shape: tuple[int, int],
+                   max_steps: int, first_step: int, step_size: int, where: str) -> tuple[Tensor, Tensor]:
+    """:func:`evaluate_population` with ``compile=True``: ``COMPILED_STEPS`` steps per call, one host sync per call
+    (whether any copy still plays, and whether any returned NaN or inf)."""
+    n = shape[0] * shape[1]
+    state = envs.begin_episodes()
+    obs = envs.observe(state)
+    if envs.max_episode_steps is not None:
+        max_steps = min(max_steps, envs.max_episode_steps)
+    checks = StepChecks()
+    checks.add(first_step, observation=obs)
+    checks.check(where)
+    steps = _compiled_steps(envs, policy, shape)
+    running = torch.ones(n, dtype=torch.bool, device=obs.device)
+    returns = torch.zeros(n, dtype=torch.float64, device=obs.device)
+    lengths = torch.zeros(n, dtype=torch.int64, device=obs.device)
+    step_index = torch.arange(1, COMPILED_STEPS + 1, device=obs.device)
+    for start in range(0, max_steps, COMPILED_STEPS):
+        state, running, returns, lengths, bad_obs, bad_reward = steps(
+            state, running, returns, lengths, weights, start + step_index < max_steps)
+        alive, bad = torch.stack((running.any(), bad_obs.any() | bad_reward.any())).tolist()  # one host sync
+        if bad:
+            t, copy = min((flags.nonzero()[0].tolist(), what) for what, flags in
+                          (("observation", bad_obs), ("reward", bad_reward)) if flags.any())[0]
+            what = "observation" if bad_obs[t, copy] else "reward"
+            location = f"step {first_step + (start + t + 1) * step_size}" + (f" ({where})" if where else "")
+            raise NonFiniteError(f"{what} is not finite (NaN or inf) at {location}, env copy {copy}. Check the "
+                                 "environment's outputs.")
+        if not alive:
+            break
+    envs.owe_draws(int(lengths.max()))  # the steps the eager loop would have taken, each owing a draw
+    return returns.view(shape), lengths.view(shape)

@@ -11,6 +11,9 @@ differs. :class:`PopulationSearch`, one level below :class:`~thorndike.agent.Age
 - Steps count per run, as for the tabular learners and CEM: an iteration of T lockstep steps (its longest episode)
   adds T * C * k to ``global_step``, every step the run's copies took; ``learn(total_steps)`` stops at the first
   iteration boundary at or past ``total_steps``. Every candidate's episodes go into the episode ledger.
+- ``compile=True`` (a run option) plays greedy candidates on a native env with a compiled step
+  (:func:`~thorndike.core.population.evaluate_population`): about 4x faster populations on CartPole, after a
+  compilation of some seconds.
 - Acting: row ``b`` of a batch of observations acts with run ``b % n_runs``'s weights (:meth:`acting_weights`).
 
 Each algorithm's config extends :class:`PopulationConfig` (the runs, the episodes per candidate, the policy).
@@ -126,7 +129,8 @@ class PopulationSearch(Agent):
         returns, lengths = evaluate_population(self.envs, self.population, candidates.reshape(R * C, -1), k,
                                                config.max_episode_steps, self.generator, config.deterministic,
                                                first_step=self.global_step, step_size=C * k,
-                                               where=f"iteration {self.iteration + 1}")
+                                               where=f"iteration {self.iteration + 1}",
+                                               compile=self.options.compile)
         self.global_step += int(lengths.max()) * C * k
         self.ledger.record({"done": torch.ones_like(lengths.view(-1), dtype=torch.bool),
                             "episode_return": returns.view(-1), "episode_length": lengths.view(-1)}, self.global_step)

@@ -103,6 +103,11 @@ class BatchedEnv(ABC):
         self.single_observation_space, self.single_action_space = self._spaces()
         self._generator = torch.Generator(device=self.device)
         self._seeded = False
+        # Steps of continue_episodes whose random draws are owed to the generator (see _settle_draws).
+        self._owed_draws = 0
+        cls = type(self)
+        self._draws_only_initial_states = all(getattr(cls, name) is getattr(BatchedEnv, name) for name in
+                                              ("_step_random", "_transition", "_sample_initial_states"))
         self._one_step = self._constant(1, torch.int64)
         self._no_steps = self._constant(0, torch.int64)
         self._no_return = self._constant(0.0, torch.float64)
@@ -185,10 +190,10 @@ class BatchedEnv(ABC):
         """
         if seed is not None:
             self._generator.manual_seed(seed)
-            self._seeded = True
+            self._seeded, self._owed_draws = True, 0
         elif not self._seeded:
             self._generator.seed()
-            self._seeded = True
+            self._seeded, self._owed_draws = True, 0
         self._state = self._sample_initial_states()
         self._elapsed.zero_()
         self._returns.zero_()
@@ -256,9 +261,53 @@ class BatchedEnv(ABC):
         :meth:`step` draws, so a caller that switches from ``step`` to this consumes the same random stream and,
         on the copies that are still in their first episode, computes the same numbers.
         """
-        random = self._step_random()
+        if self._draws_only_initial_states:
+            # The draws would be fresh initial states, which no copy takes here: owed, and drawn in one op later.
+            self._owed_draws += 1
+            random = self._random_bits  # unused by the default _transition's step
+        else:
+            random = self._step_random()
         next_state, reward, terminated, _ = self._transition(state, self._prepare_actions(actions), random)
         return next_state, reward.to(torch.float32), terminated
+
+    @property
+    def draws_only_initial_states(self) -> bool:
+        """Whether a step's only random input is the fresh initial states (the default ``_step_random`` and
+        ``_transition``): then :meth:`continue_episodes` needs no generator, and :meth:`pure_continue` exists."""
+        return self._draws_only_initial_states
+
+    def pure_continue(self, state: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`continue_episodes` as a pure function of tensors, for a caller that compiles many steps into one
+        graph: no generator, no change to the env. The caller owes the env the draws of the steps it played
+        (:meth:`owe_draws`), so that the random stream continues as :meth:`step` would have left it. Only for
+        envs that :attr:`draws_only_initial_states`."""
+        if not self._draws_only_initial_states:
+            raise RuntimeError(f"{self.env_id}'s step draws random numbers; use continue_episodes")
+        next_state, reward, terminated, _ = self._transition(state, self._prepare_actions(actions), self._random_bits)
+        return next_state, reward.to(torch.float32), terminated
+
+    def owe_draws(self, steps: int) -> None:
+        """Count ``steps`` steps played with :meth:`pure_continue`: their draws are taken before the next draw."""
+        self._owed_draws += steps
+
+    def _settle_draws(self) -> None:
+        """Draw what :meth:`continue_episodes` owes the generator, before anything else draws or saves it.
+
+        An env whose only random input per step is the fresh initial states (the default ``_step_random`` and
+        ``_transition``) does not draw them in ``continue_episodes``, where they would be thrown away: it counts
+        the steps, and the next draw first takes ``owed x [N, D]`` numbers in one op. Torch's generators fill a
+        tensor in order, so the stream continues exactly as if every step had drawn (about a tenth of a
+        population evaluation's step on CartPole)."""
+        owed, self._owed_draws = self._owed_draws, 0
+        if not owed:
+            return
+        per_step = self._random_bits.numel()
+        steps_per_draw = max(1, 2**22 // per_step)  # at most 32 MiB of throw-away bits at a time
+        while owed > 0:
+            take = min(owed, steps_per_draw)
+            torch.empty((take, *self._random_bits.shape), dtype=self._random_bits.dtype,
+                        device=self.device).random_(generator=self._generator)
+            owed -= take
 
     def observe(self, state: Tensor) -> Tensor:
         """The observations ``[N, ...]`` of a state from :meth:`begin_episodes` or :meth:`continue_episodes`."""
@@ -266,6 +315,7 @@ class BatchedEnv(ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """Physical state, step counters, episode returns and the generator: enough to continue exactly."""
+        self._settle_draws()
         return {
             "state": self._state.clone(),
             "elapsed_steps": self._elapsed.clone(),
@@ -282,6 +332,7 @@ class BatchedEnv(ABC):
         self._elapsed = state["elapsed_steps"].to(device=self.device, dtype=torch.int64).clone()
         self._returns = state["returns"].to(device=self.device, dtype=torch.float64).clone()
         self._generator.set_state(state["generator"].cpu())
+        self._owed_draws = 0
         self._seeded = state["seeded"]
         self._started = state["started"]
 
@@ -338,6 +389,8 @@ class BatchedEnv(ABC):
 
     def _sample_initial_states(self) -> Tensor:
         """Fresh initial states ``[N, D]``, uniform in ``[reset_low, reset_high)`` per column."""
+        if self._owed_draws:
+            self._settle_draws()
         bits = self._random_bits.random_(generator=self._generator)
         bits.bitwise_and_(self._bits_mask)
         return torch.addcmul(self._reset_low, bits.to(self.dtype), self._reset_scale)

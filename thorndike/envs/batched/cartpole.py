@@ -42,8 +42,9 @@ class CartPole(BatchedEnv):
         self._force_over_mass = torch.tensor([-FORCE_MAG, FORCE_MAG], dtype=dtype, device=self.device) / TOTAL_MASS
         self._gravity = self._constant(GRAVITY)
         self._four_thirds_length = self._constant(LENGTH * 4.0 / 3.0)
-        self._x_threshold = self._constant(X_THRESHOLD)
-        self._theta_threshold = self._constant(THETA_THRESHOLD_RADIANS)
+        inf = math.inf
+        self._thresholds = torch.tensor([X_THRESHOLD, inf, THETA_THRESHOLD_RADIANS, inf], dtype=dtype,
+                                        device=self.device)
 
     def _spaces(self) -> tuple[gym.spaces.Space, gym.spaces.Space]:
         high = np.array([X_THRESHOLD * 2, np.inf, THETA_THRESHOLD_RADIANS * 2, np.inf], dtype=np.float32)
@@ -65,13 +66,10 @@ class CartPole(BatchedEnv):
         thetaacc = numerator.div_(denominator)
         xacc = torch.addcmul(temp, thetaacc, costheta, value=-POLEMASS_LENGTH / TOTAL_MASS)
 
-        # Euler step. Columns are assigned one by one: on CPU torch.stack(..., dim=1) interleaves more slowly.
-        next_state = torch.empty_like(state)
-        next_state[:, 0] = torch.add(x, x_dot, alpha=TAU)
-        next_state[:, 1] = torch.add(x_dot, xacc, alpha=TAU)
-        next_state[:, 2] = torch.add(theta, theta_dot, alpha=TAU)
-        next_state[:, 3] = torch.add(theta_dot, thetaacc, alpha=TAU)
-
-        terminated = (next_state[:, 0].abs() > self._x_threshold) | (next_state[:, 2].abs() > self._theta_threshold)
+        # Euler step, all four columns in one op: state + TAU * (x_dot, xacc, theta_dot, thetaacc). (The same
+        # a + alpha * b per element as four column-wise adds, bit for bit, in two ops where those took eight.)
+        next_state = torch.add(state, torch.stack((x_dot, xacc, theta_dot, thetaacc), dim=1), alpha=TAU)
+        # |x| > 2.4 or |theta| > 12 degrees; the velocity columns compare against +inf, never true.
+        terminated = (next_state.abs() > self._thresholds).any(1)
         reward = torch.ones_like(x)
         return next_state, reward, terminated
