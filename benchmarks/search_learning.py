@@ -84,7 +84,9 @@ def parse_pairs(items: list[str]) -> dict[str, Any]:
 
 
 def episodes_per_iteration(agent) -> int:
-    """Every iteration plays each run's candidates for k episodes each."""
+    """Every iteration plays each run's candidates for k episodes each (approx_cem: its n_sessions sessions)."""
+    if not hasattr(agent, "candidates_per_run"):
+        return agent.config.n_sessions * agent.config.n_runs
     return agent.candidates_per_run() * agent.config.episodes_per_candidate * agent.config.n_runs
 
 
@@ -212,6 +214,8 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--out", default=str(RESULTS), help="folder of the result files")
     parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other methods of an existing result file (a method run again replaces its own)")
     args = parser.parse_args()
     out = Path(args.out)
     stem = f"search_learning_{args.env}" + (f"_{args.tag}" if args.tag else "")
@@ -255,6 +259,19 @@ def main() -> None:
                    f"evaluated every {runs[0]['eval_every']} episodes.\n", text + "\n"]
     if not payload["methods"]:
         return
+    if args.merge and (out / f"{stem}.json").exists():
+        previous = json.loads((out / f"{stem}.json").read_text())
+        commands = previous.get("commands", [previous["command"]])
+        payload["commands"] = [c for c in commands if c != payload["command"]] + [payload["command"]]
+        kept = {m: runs for m, runs in previous["methods"].items() if m not in payload["methods"]}
+        payload["methods"] = {**kept, **payload["methods"]}
+        report[1] = "".join(f"`{c}`\n" for c in payload["commands"])
+        report = report[:3]
+        for method, runs in payload["methods"].items():
+            config = {k: v for k, v in runs[0]["config"].items() if k != "n_runs"}
+            report += [f"## {method}\n", f"Config: `{json.dumps(config)}`; budget {runs[0]['budget']:,} episodes, "
+                       f"evaluated every {runs[0]['eval_every']} episodes.\n",
+                       table(method, runs, spec["threshold"]) + "\n"]
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=1))
     (out / f"{stem}.md").write_text("\n".join(report))

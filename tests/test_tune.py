@@ -94,7 +94,7 @@ def test_a_tiny_study_writes_its_best_config_and_goes_on_when_run_again(tmp_path
     assert main(command) == 0  # the same command: the same study, two more trials
     study = optuna.load_study(study_name="tune-q_learning-FrozenLake-v1", storage=storage)
     assert [t.number for t in study.trials] == [0, 1, 2, 3]
-    assert "2 trials so far; 2 more" in capsys.readouterr().out
+    assert "2 trials so far (2 complete); 2 more" in capsys.readouterr().out
 
     # A process killed during a trial leaves it RUNNING: the next run marks it failed and tries its parameters again.
     study.enqueue_trial({"alpha": 0.5})

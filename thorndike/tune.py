@@ -31,6 +31,7 @@ import dataclasses
 import math
 import typing
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -217,8 +218,10 @@ def tune(algo: str, env: str, trials: int, seeds: int = 1, steps: int = 100_000,
     # Seeded by the trials the study has, so a continued study draws new points, not its first ones again.
     study.sampler = optuna.samplers.TPESampler(seed=len(study.trials))
     requeue_abandoned(optuna, study, default_storage)
-    print(f"study {name} in {storage}: {len(study.trials)} trials so far; {trials} more, {seeds} seed(s) x {steps} "
-          f"steps each, evaluated every {eval_every} steps")
+    states = Counter(trial.state.name.lower() for trial in study.trials)
+    so_far = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+    print(f"study {name} in {storage}: {len(study.trials)} trials so far{f' ({so_far})' if so_far else ''}; "
+          f"{trials} more, {seeds} seed(s) x {steps} steps each, evaluated every {eval_every} steps")
 
     def objective(trial: Any) -> float:
         params = suggest(trial, search)
