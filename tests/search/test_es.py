@@ -113,3 +113,12 @@ def test_the_tuned_es_solves_mountain_car_continuous(tmp_path: Path) -> None:
     assert agent.episodes == 250
     result = agent.evaluate(episodes=20)
     assert result.mean >= 90, result
+
+
+def test_es_with_compiled_populations_solves_cartpole(tmp_path: Path) -> None:
+    # compile=True plays each population through the compiled step (thorndike.core.population): its float32 rounding
+    # differs from eager's, so the episodes are not the same ones, but seed 5 still solves within the same budget
+    # (greedy mean 484.5 of 20 episodes, measured).
+    agent = es(tmp_path, seed=5, max_episode_steps=500, compile=True).learn(40_470)
+    assert len(agent.population._compiled) == 1  # the population was played compiled
+    assert agent.evaluate(episodes=20).mean >= 475
