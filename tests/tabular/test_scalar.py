@@ -21,6 +21,7 @@ from thorndike.core import exploration
 from thorndike.core.checkpoint import list_checkpoints, load_checkpoint
 from thorndike.core.targets import row_sum, row_sum_is_torch_sum
 from thorndike.envs.batched.tabular import toy_text_env
+from thorndike.run import RunOptions
 from thorndike.tabular import scalar
 
 QUIET = dict(progress=False, tensorboard=False, pictures=False)
@@ -97,12 +98,17 @@ def test_the_plain_step_is_the_env_step(env_id: str) -> None:
     states, elapsed, returns = plain_env.plain_state()
     generator = torch.Generator().manual_seed(0)
     ended = 0
-    for bits in plain_env.draw_steps(400):
+    transition_bits, start_bits = plain_env.draw_steps(400)
+    assert (len(transition_bits), len(start_bits)) == {"FrozenLake-v1": (1200, 0), "CliffWalking-v1": (0, 0),
+                                                       "Taxi-v4": (0, 1200)}[env_id]
+    for t in range(400):
         actions = torch.randint(0, tensor_env.n_actions, (3,), generator=generator)
         obs, reward, terminated, truncated, info = tensor_env.step(actions)
         for r in range(3):
+            i = 3 * t + r
             (next_s, r_seen, term, trunc, states[r], elapsed[r], returns[r], episode_return,
-             length) = model.step(states[r], int(actions[r]), elapsed[r], returns[r], bits, r)
+             length) = model.step(states[r], int(actions[r]), elapsed[r], returns[r],
+                                  transition_bits[i] if transition_bits else 0, start_bits[i] if start_bits else 0)
             assert (next_s, r_seen, term, trunc, states[r]) == (int(info["final_obs"][r]), float(reward[r]),
                                                                 bool(terminated[r]), bool(truncated[r]), int(obs[r]))
             if term or trunc:
@@ -132,6 +138,17 @@ def test_the_fast_path_is_chosen_once_where_it_applies(tmp_path: Path, name: str
                                                        expected: bool) -> None:
     agent = th.make(name, env="FrozenLake-v1", run_root=str(tmp_path), **QUIET, **fields)
     assert (getattr(agent, "scalar", None) is not None) is expected
+
+
+def test_a_subclass_that_acts_otherwise_keeps_the_tensor_path(tmp_path: Path) -> None:
+    class Timid(th.tabular.q_learning.QLearning):
+        def behaviour_action(self, states: torch.Tensor) -> torch.Tensor:
+            return torch.zeros_like(states)
+
+    agent = Timid("FrozenLake-v1", Timid.Config(), options=RunOptions(run_root=str(tmp_path), **QUIET))
+    assert agent.scalar is None
+    agent.learn(50)
+    assert int(agent.tables.visits[0, :, 1:].sum()) == 0  # its own policy was used: only action 0 was ever taken
 
 
 # ---- whole runs, both ways -----------------------------------------------------------------------------------------

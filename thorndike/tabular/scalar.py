@@ -26,8 +26,9 @@ When. Decided once when the agent is built (:func:`scalar_learner`): an algorith
 ``n_runs * n_actions`` at most :data:`MAX_ENTRIES`, epsilon-greedy or greedy exploration, and the native tabular env
 (a toy-text id or a TabularMDP, unwrapped, on the CPU) whose model offers a plain step
 (:meth:`~thorndike.envs.batched.tabular.TabularEnv.plain_model`). Everything else (more runs, Boltzmann or UCB,
-double Q, Dyna-Q, n-step, Monte Carlo, prediction, linear Q, Gymnasium, wrapped or user-written envs, CUDA) keeps
-the tensor path. Users see no difference but the speed; ``agent.scalar`` tells which path a learner took.
+double Q, Dyna-Q, n-step, Monte Carlo, prediction, linear Q, Gymnasium, wrapped or user-written envs, CUDA, a
+subclass that overrides how the learner acts or its step sizes) keeps the tensor path. Users see no difference but
+the speed; ``agent.scalar`` tells which path a learner took.
 """
 
 from __future__ import annotations
@@ -64,9 +65,15 @@ CHUNK = 1024
 def scalar_learner(agent: TabularAgent, target: ScalarTarget | None) -> ScalarLearner | None:
     """The few-runs path for ``agent`` with the algorithm's scalar ``target``, or None where the tensor path stays
     (see the module docstring for when)."""
+    from thorndike.tabular.base import TabularAgent
+
     config = agent.config
     envs = agent.interaction.envs
-    if (target is None or type(envs) is not TabularEnv or config.n_runs * envs.n_actions > MAX_ENTRIES
+    # A subclass that changes how the learner acts, its step sizes or its step loop keeps the tensor path, which
+    # calls those methods; the plain path plays the base class's versions.
+    overridden = any(getattr(type(agent), name) is not getattr(TabularAgent, name)
+                     for name in ("behaviour_q", "behaviour_action", "behaviour_probs", "alpha", "collect"))
+    if (target is None or overridden or type(envs) is not TabularEnv or config.n_runs * envs.n_actions > MAX_ENTRIES
             or config.exploration not in ("epsilon_greedy", "greedy") or agent.device.type != "cpu"
             or not row_sum_is_torch_sum(envs.n_actions)):
         return None
@@ -92,21 +99,24 @@ class ScalarLearner:
 
         behaviour.start()
         epsilon = behaviour.current.tolist()
-        q = tables["q"].view(-1).tolist()
-        visits = tables.visits.view(-1).tolist()
+        q = tables["q"].view(-1).numpy().tolist()
+        visits = tables.visits.view(-1).numpy().tolist()
         episodes = tables.episodes.tolist()
         obs = agent.obs.tolist()
         env_states, elapsed, returns = envs.plain_state()
         pending = None if agent.pending_action.value is None else agent.pending_action.value.tolist()
         ended: tuple[list[int], list[float], list[int], list[int]] = ([], [], [], [])
 
-        def choose(r: int, state: int, u: list[float] | float) -> int:
-            """The behaviour's action for run ``r`` at ``state`` from its uniform(s) ``u``."""
+        width = n_actions + 2 if epsilon_greedy else 1  # uniforms per run and choice
+
+        def choose(r: int, state: int, draw: int) -> int:
+            """The behaviour's action for run ``r`` at ``state`` from the uniforms of choice ``draw``."""
             base = r * run_size + state * n_actions
             row = q[base: base + n_actions]
+            at = (draw * n_runs + r) * width
             if epsilon_greedy:
-                return exploration.epsilon_greedy_sample_row(row, epsilon[r], u)
-            return exploration.sample_row(exploration.greedy_probs_row(row), u)
+                return exploration.epsilon_greedy_sample_row(row, epsilon[r], uniforms[at: at + width])
+            return exploration.sample_row(exploration.greedy_probs_row(row), uniforms[at])
 
         def probs(row: list[float], r: int) -> list[float]:
             """The behaviour's probabilities for run ``r`` at a state whose values are ``row``."""
@@ -119,35 +129,39 @@ class ScalarLearner:
             k = min(left, CHUNK)
             left -= k
             # The behaviour draws [R, A + 2] uniforms (greedy: [R]) per choice: one choice a step, SARSA two (a' at
-            # s', then at the state each run goes on from) and one more while it has no pending action yet.
+            # s', then at the state each run goes on from) and one more while it has no pending action yet. Flat
+            # lists of floats (through NumPy, several times faster than a tensor's tolist; and no nested lists for
+            # the garbage collector to scan).
             draws = k * (2 if next_action else 1) + int(next_action and pending is None)
-            shape = (draws, n_runs, n_actions + 2) if epsilon_greedy else (draws, n_runs)
-            uniforms = torch.rand(shape, generator=agent.generator, dtype=torch.float64).tolist()
-            env_bits = envs.draw_steps(k)
-            used = 0
+            uniforms = torch.rand(draws * n_runs * width, generator=agent.generator,
+                                  dtype=torch.float64).numpy().tolist()
+            transition_bits, start_bits = envs.draw_steps(k)
+            draw = 0
             for t in range(k):
                 step += 1
                 if pending is None:
-                    actions = [choose(r, obs[r], uniforms[used][r]) for r in range(n_runs)]
-                    used += 1
+                    actions = [choose(r, obs[r], draw) for r in range(n_runs)]
+                    draw += 1
                 else:
                     actions = pending
                 if next_action:
-                    u_next, u_reset = uniforms[used], uniforms[used + 1]
-                    used += 2
+                    next_draw, reset_draw = draw, draw + 1
+                    draw += 2
                     next_actions = [0] * n_runs
-                bits = env_bits[t]
                 done_runs = []
                 for r in range(n_runs):
                     s, a = obs[r], actions[r]
+                    i = t * n_runs + r
                     (next_s, reward, terminated, truncated, obs[r], elapsed[r], returns[r], episode_return,
-                     length) = model.step(env_states[r], a, elapsed[r], returns[r], bits, r)
+                     length) = model.step(env_states[r], a, elapsed[r], returns[r],
+                                          transition_bits[i] if transition_bits else 0,
+                                          start_bits[i] if start_bits else 0)
                     env_states[r] = obs[r]
                     base = r * run_size + next_s * n_actions
                     q_next = q[base: base + n_actions]
                     a_next = -1
                     if next_action:  # drawn before the update, with the epsilon of the episode that is ending
-                        a_next = next_actions[r] = choose(r, next_s, u_next[r])
+                        a_next = next_actions[r] = choose(r, next_s, next_draw)
                     value = target(reward, gamma, q_next, terminated, a_next,
                                    lambda row=q_next, r=r: probs(row, r))
                     entry = r * run_size + s * n_actions + a
@@ -165,7 +179,7 @@ class ScalarLearner:
                         epsilon[r] = fresh[r]
                 if next_action:  # where an episode ended, a' at the reset state, after the update and epsilon
                     for r in done_runs:
-                        next_actions[r] = choose(r, obs[r], u_reset[r])
+                        next_actions[r] = choose(r, obs[r], reset_draw)
                     pending = next_actions
 
         # Write everything back where the tensor path keeps it.

@@ -289,18 +289,24 @@ class TabularEnv(BatchedEnv):
             n_actions=self.n_actions, row_start=self._row_start.tolist(), columns=[c.tolist() for c in self._columns],
             next_state=self._next_state.tolist(), reward=self._reward.tolist(),
             reward32=reward32.double().tolist(), terminal=self._terminal.tolist(), limit=int(self._step_limit),
-            bits=self._bits, draws=self._draws.shape[0], random_transitions=self._random_transitions,
+            bits=self._bits, random_transitions=self._random_transitions,
             single_start=int(self._single_start) if self._start_kind == "single" else None,
             start_support=self._start_support.tolist(), n_start=int(self._n_start))
 
-    def draw_steps(self, steps: int) -> list[list[list[int]]]:
-        """The random bits of ``steps`` calls of :meth:`step` in one op, ``[steps][draws][N]`` (what
-        :meth:`_step_random` would draw, in the same order: torch's CPU generator fills a tensor element by element,
-        so one draw of ``[steps, draws, N]`` leaves it where ``steps`` draws of ``[draws, N]`` would)."""
+    def draw_steps(self, steps: int) -> tuple[list[int], list[int]]:
+        """The random bits of ``steps`` calls of :meth:`step` in one op, as what :meth:`_step_random` would draw in
+        the same order (torch's CPU generator fills a tensor element by element, so one draw of ``[steps, draws,
+        N]`` leaves it where ``steps`` draws of ``[draws, N]`` would): the bits that pick transitions and those
+        that pick initial states, each a flat list ``[steps * N]`` (step ``t``, copy ``c`` at ``t * N + c``), empty
+        where the model draws none."""
         if self._draws.shape[0] == 0:
-            return [[] for _ in range(steps)]
+            return [], []
         bits = torch.empty((steps, *self._draws.shape), dtype=torch.int64, device=self.device)
-        return bits.random_(generator=self._generator).bitwise_and_(self._draw_mask).tolist()
+        bits.random_(generator=self._generator).bitwise_and_(self._draw_mask)
+        # flat lists of plain ints (through NumPy, several times faster than a tensor's tolist)
+        transition = bits[:, 0].reshape(-1).numpy().tolist() if self._random_transitions else []
+        start = bits[:, -1].reshape(-1).numpy().tolist() if self._start_kind != "single" else []
+        return transition, start
 
     def plain_state(self) -> tuple[list[int], list[int], list[float]]:
         """Each copy's state, elapsed steps and episode return so far, as Python lists."""
@@ -359,15 +365,15 @@ class PlainModel:
     terminal: list[bool]
     limit: int
     bits: int
-    draws: int
     random_transitions: bool
     single_start: int | None
     start_support: list[int]
     n_start: int
 
-    def step(self, state: int, action: int, elapsed: int, returns: float, draws: list[list[int]], copy: int
+    def step(self, state: int, action: int, elapsed: int, returns: float, transition_bits: int, start_bits: int
              ) -> tuple[int, float, bool, bool, int, int, float, float, int]:
-        """One step of copy ``copy`` from ``state`` with ``action``, ``draws`` being that step's bits ``[draws][N]``.
+        """One copy's step from ``state`` with ``action``, given that step's bits for the copy from
+        :meth:`TabularEnv.draw_steps` (either is ignored where the model draws none).
 
         Returns (true next state, reward as float32 then float64 (what a learner sees), terminated, truncated,
         the state the copy goes on from, its elapsed steps and return so far after the step, then the episode's
@@ -375,9 +381,8 @@ class PlainModel:
         row = state * self.n_actions + action
         entry = self.row_start[row]
         if self.random_transitions:
-            draw = draws[0][copy]
             for column in self.columns:
-                if column[row] <= draw:
+                if column[row] <= transition_bits:
                     entry += 1
         next_state = self.next_state[entry]
         terminated = self.terminal[next_state]
@@ -390,7 +395,7 @@ class PlainModel:
         if self.single_start is not None:
             initial = self.single_start
         else:  # uniform over the support, as TabularEnv._initial_states: floor(u * n / 2**b)
-            initial = self.start_support[(draws[-1][copy] * self.n_start) >> self.bits]
+            initial = self.start_support[(start_bits * self.n_start) >> self.bits]
         return next_state, reward, terminated, truncated, initial, 0, 0.0, episode_return, length
 
 
