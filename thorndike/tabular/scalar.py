@@ -105,7 +105,11 @@ class ScalarLearner:
         obs = agent.obs.tolist()
         env_states, elapsed, returns = envs.plain_state()
         pending = None if agent.pending_action.value is None else agent.pending_action.value.tolist()
-        ended: tuple[list[int], list[float], list[int], list[int]] = ([], [], [], [])
+        # the episodes that end, for the ledger: env copy (run), return, length, global step
+        ended_copies: list[int] = []
+        ended_returns: list[float] = []
+        ended_lengths: list[int] = []
+        ended_steps: list[int] = []
 
         width = n_actions + 2 if epsilon_greedy else 1  # uniforms per run and choice
 
@@ -136,26 +140,22 @@ class ScalarLearner:
             uniforms = torch.rand(draws * n_runs * width, generator=agent.generator,
                                   dtype=torch.float64).numpy().tolist()
             transition_bits, start_bits = envs.draw_steps(k)
+            no_bits = [0] * (k * n_runs) if not (transition_bits and start_bits) else []
+            transition_bits, start_bits = transition_bits or no_bits, start_bits or no_bits
             draw = 0
             for t in range(k):
                 step += 1
-                if pending is None:
-                    actions = [choose(r, obs[r], draw) for r in range(n_runs)]
-                    draw += 1
-                else:
-                    actions = pending
+                choosing = pending is None  # else the action is SARSA's a' from the step before
                 if next_action:
-                    next_draw, reset_draw = draw, draw + 1
-                    draw += 2
+                    next_draw, reset_draw = draw + choosing, draw + choosing + 1
                     next_actions = [0] * n_runs
                 done_runs = []
                 for r in range(n_runs):
-                    s, a = obs[r], actions[r]
+                    s = obs[r]
+                    a = choose(r, s, draw) if choosing else pending[r]
                     i = t * n_runs + r
                     (next_s, reward, terminated, truncated, obs[r], elapsed[r], returns[r], episode_return,
-                     length) = model.step(env_states[r], a, elapsed[r], returns[r],
-                                          transition_bits[i] if transition_bits else 0,
-                                          start_bits[i] if start_bits else 0)
+                     length) = model.step(env_states[r], a, elapsed[r], returns[r], transition_bits[i], start_bits[i])
                     env_states[r] = obs[r]
                     base = r * run_size + next_s * n_actions
                     q_next = q[base: base + n_actions]
@@ -171,8 +171,11 @@ class ScalarLearner:
                     if terminated or truncated:
                         episodes[r] += 1
                         done_runs.append(r)
-                        for column, item in zip(ended, (r, episode_return, length, step), strict=True):
-                            column.append(item)
+                        ended_copies.append(r)
+                        ended_returns.append(episode_return)
+                        ended_lengths.append(length)
+                        ended_steps.append(step)
+                draw += choosing + 2 * next_action
                 if done_runs and epsilon_varies:  # the same torch function over all runs as the tensor path
                     fresh = config.epsilon_at(torch.tensor(episodes)).tolist()
                     for r in done_runs:
@@ -188,7 +191,7 @@ class ScalarLearner:
         tables.episodes.copy_(torch.tensor(episodes, dtype=torch.int64))
         behaviour.current = torch.tensor(epsilon, dtype=torch.float64, device=agent.device)
         agent.interaction.obs = envs.set_plain_state(env_states, elapsed, returns)
-        agent.interaction.ledger.append(*ended)
+        agent.interaction.ledger.append(ended_copies, ended_returns, ended_lengths, ended_steps)
         if pending is not None:
             agent.pending_action.value = torch.tensor(pending, dtype=torch.int64, device=agent.device)
         agent.global_step = step
