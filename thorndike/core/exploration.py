@@ -24,10 +24,14 @@ __all__ = [
     "boltzmann_probs",
     "decayed_epsilon",
     "epsilon_greedy_probs",
+    "epsilon_greedy_probs_row",
     "epsilon_greedy_sample",
+    "epsilon_greedy_sample_row",
     "greedy",
     "greedy_probs",
+    "greedy_probs_row",
     "sample",
+    "sample_row",
     "ucb_scores",
 ]
 
@@ -104,6 +108,48 @@ def epsilon_greedy_sample(q: Tensor, epsilon: Tensor | float, generator: torch.G
     greedy_action = (u[:, :-2] * best).argmax(-1)  # the largest of the best actions' uniforms: a uniform pick
     random_action = (u[:, -1] * q.shape[1]).long()
     return torch.where(u[:, -2] < epsilon, random_action, greedy_action)
+
+
+# ---- one row in plain Python: the few-runs path of the tabular learners (thorndike.tabular.scalar) -----------------
+# The same operations as the tensor functions above on one row of Python floats, in the same order, so they give the
+# same actions and probabilities from the same uniform numbers (tests/tabular/test_scalar.py).
+
+
+def epsilon_greedy_sample_row(q: list[float], epsilon: float, u: list[float]) -> int:
+    """:func:`epsilon_greedy_sample` for one row ``q`` of ``A`` values, ``u`` being its ``A + 2`` uniforms."""
+    best_value = max(q)
+    greedy_action, largest = 0, -1.0
+    for a, value in enumerate(q):  # argmax of u * best: the first of the largest (0.0 off the best actions)
+        v = u[a] if value == best_value else 0.0
+        if v > largest:
+            greedy_action, largest = a, v
+    if u[-2] < epsilon:
+        return int(u[-1] * len(q))
+    return greedy_action
+
+
+def greedy_probs_row(q: list[float]) -> list[float]:
+    """:func:`greedy_probs` of one row: 1 / (number of best actions) on each best action, 0 elsewhere."""
+    best_value = max(q)
+    best = [1.0 if value == best_value else 0.0 for value in q]
+    count = sum(best)  # a count of ones: exact in any order
+    return [b / count for b in best]
+
+
+def epsilon_greedy_probs_row(q: list[float], epsilon: float) -> list[float]:
+    """:func:`epsilon_greedy_probs` of one row: (1 - eps) * greedy + eps / |A|."""
+    spread = epsilon / len(q)
+    return [(1 - epsilon) * g + spread for g in greedy_probs_row(q)]
+
+
+def sample_row(probs: list[float], u: float) -> int:
+    """:func:`sample` of one row from its uniform number ``u``: the columns whose cumulative sum is <= u * total."""
+    cdf, total = [], 0.0
+    for p in probs:
+        total += p
+        cdf.append(total)
+    threshold = u * total
+    return min(sum(1 for c in cdf if c <= threshold), len(probs) - 1)
 
 
 EPSILON_SCHEDULES = ("exponential", "linear", "glie")

@@ -49,6 +49,19 @@ class EpisodeLedger:
         ``episode_length``, ``[N]`` each); ``step`` is the caller's step count. Nothing is read back to the host."""
         self._pending.append((info["done"], info["episode_return"], info["episode_length"], step))
 
+    def append(self, copies: list[int], returns: list[float], lengths: list[int], steps: list[int]) -> None:
+        """Add episodes that ended, given one by one as plain numbers in the order they ended (by step, then by copy):
+        what :meth:`record` and :meth:`flush` keep for the same episodes, from a caller that played the steps without
+        tensors (:mod:`thorndike.tabular.scalar`)."""
+        self.flush()
+        if not copies:
+            return
+        new = {"copy": torch.tensor(copies, dtype=torch.int64), "return": torch.tensor(returns, dtype=torch.float64),
+               "length": torch.tensor(lengths, dtype=torch.int64), "step": torch.tensor(steps, dtype=torch.int64)}
+        self._total += len(copies)
+        first_kept = 0 if self.keep is None else -self.keep
+        self._columns = {k: torch.cat([self._columns[k], new[k]])[first_kept:] for k in self.FIELDS}
+
     def flush(self) -> None:
         """Move the steps recorded since the last call into ``columns`` (one host transfer for all of them)."""
         if not self._pending:

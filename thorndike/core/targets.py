@@ -11,15 +11,25 @@ Shapes: ``reward`` and ``terminated`` are ``[...]``; ``q_next`` is ``[..., A]`` 
 
 from __future__ import annotations
 
+import functools
+import random
+
+import torch
 from torch import Tensor
 
 __all__ = [
     "double_q_target",
     "expected_sarsa_target",
+    "expected_sarsa_target_value",
     "incremental_update",
     "q_learning_target",
+    "q_learning_target_value",
+    "row_sum",
+    "row_sum_is_torch_sum",
     "sarsa_target",
+    "sarsa_target_value",
     "td_target",
+    "td_target_value",
 ]
 
 
@@ -56,3 +66,70 @@ def double_q_target(reward: Tensor, gamma: float, q_next_selector: Tensor, q_nex
 def incremental_update(estimate: Tensor, target: Tensor, alpha: Tensor | float) -> Tensor:
     """estimate + alpha * (target - estimate), the same as (1 - alpha) * estimate + alpha * target."""
     return estimate + alpha * (target - estimate)
+
+
+# ---- plain Python numbers: the few-runs path of the tabular learners (thorndike.tabular.scalar) ----------------------
+# The same float64 operations as the tensor targets above, in the same order, so that they give the same bits.
+
+
+def td_target_value(reward: float, gamma: float, next_value: float, terminated: bool) -> float:
+    """:func:`td_target` of one transition: r + gamma * V(s'), V(s') = 0 when s' is terminal."""
+    return reward + gamma * (0.0 if terminated else next_value)
+
+
+def q_learning_target_value(reward: float, gamma: float, q_next: list[float], terminated: bool) -> float:
+    """:func:`q_learning_target` of one transition: r + gamma * max_a' Q(s', a')."""
+    return td_target_value(reward, gamma, max(q_next), terminated)
+
+
+def sarsa_target_value(reward: float, gamma: float, q_next: list[float], next_action: int, terminated: bool) -> float:
+    """:func:`sarsa_target` of one transition: r + gamma * Q(s', a')."""
+    return td_target_value(reward, gamma, q_next[next_action], terminated)
+
+
+def expected_sarsa_target_value(reward: float, gamma: float, q_next: list[float], probs_next: list[float],
+                                terminated: bool) -> float:
+    """:func:`expected_sarsa_target` of one transition: r + gamma * sum_a' pi(a'|s') Q(s', a'), summed in torch's
+    order (:func:`row_sum`)."""
+    return td_target_value(reward, gamma, row_sum([p * v for p, v in zip(probs_next, q_next, strict=True)]),
+                           terminated)
+
+
+def row_sum(values: list[float]) -> float:
+    """``tensor.sum(-1)`` of one short row of float64, added in the order torch's CPU kernel adds them: four
+    running sums over the columns in groups of four (the first four columns start them), the columns left over
+    summed apart and added to the first, then ((s0 + s1) + s2) + s3; fewer than four columns are added in order.
+    Float addition is not associative, so only this order gives torch's bits (:func:`row_sum_is_torch_sum`)."""
+    n = len(values)
+    if n < 4:
+        total = values[0]
+        for v in values[1:]:
+            total += v
+        return total
+    full = n - n % 4
+    s0, s1, s2, s3 = values[0], values[1], values[2], values[3]
+    for i in range(4, full, 4):
+        s0 += values[i]
+        s1 += values[i + 1]
+        s2 += values[i + 2]
+        s3 += values[i + 3]
+    if full < n:
+        rest = values[full]
+        for v in values[full + 1:]:
+            rest += v
+        s0 += rest
+    return ((s0 + s1) + s2) + s3
+
+
+@functools.cache
+def row_sum_is_torch_sum(n: int) -> bool:
+    """Whether :func:`row_sum` gives this torch's ``sum(-1)`` of rows of ``n`` float64, bit for bit, on rows whose
+    sum depends on the order (mixed magnitudes and signs). The order is torch's implementation, not its contract,
+    so the few-runs path checks it once per row length and keeps the tensor ops where it does not hold."""
+    rng = random.Random(n)
+    pool = [1e16, -1e16, 2.0**60, -(2.0**60), 1.0, 3.0, -7.5, 0.1, 1e-3]
+    rows = [[rng.choice(pool) * rng.random() if rng.random() < 0.5 else rng.choice(pool) for _ in range(n)]
+            for _ in range(200)]
+    with torch.no_grad():
+        sums = torch.tensor(rows, dtype=torch.float64).sum(-1).tolist()
+    return all(row_sum(row) == total for row, total in zip(rows, sums, strict=True))

@@ -19,6 +19,14 @@ read by run). :class:`TabularAgent`, one level below :class:`~thorndike.agent.Ag
 the prediction learners' base (:mod:`thorndike.tabular.prediction`) and linear Q (:mod:`thorndike.tabular.linear_q`)
 sit on ``Agent`` too and use the same parts. Each algorithm file still holds its own config and its own ``learn``
 loop (collect -> targets -> update -> log).
+
+Few runs. A step in tensor ops costs about the same for one run as for hundreds (each op's dispatch dominates), ten
+times the tutorial loop's step with one run. So Q-learning, SARSA and expected SARSA with few runs (``n_runs *
+n_actions`` at most :data:`thorndike.tabular.scalar.MAX_ENTRIES`) on the native tabular env play their steps and
+updates on plain Python numbers instead (:mod:`thorndike.tabular.scalar`; each algorithm file gives its target on
+plain numbers, ``TabularAgent.scalar_target``). The results are bit for bit those of the tensor path (tables,
+counts, epsilon, episode history, log rows, generators, checkpoints), so the choice, made once in
+:meth:`TabularAgent.build` (``agent.scalar``, None for the tensor path), shows only in the speed.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.core.targets import incremental_update
 from thorndike.interaction import EnvInteraction
 from thorndike.planning.result import PlanningResult
+from thorndike.tabular.scalar import ScalarLearner, ScalarTarget, scalar_learner
 
 __all__ = ["BehaviourPolicy", "PendingAction", "RunHistory", "RunStepper", "TabularAgent", "TabularConfig", "Tables",
            "Transition", "connect_runs", "exact_values", "learn_episodes", "require_discrete_spaces", "run_of_row",
@@ -429,12 +438,16 @@ class TabularAgent(Agent):
     ``[R, S, A]``, acting with the :class:`BehaviourPolicy`.
 
     A subclass sets ``Config`` (a :class:`TabularConfig`), optionally ``table_names`` (action-value tables other
-    than ``q``), and writes ``learn``. It reads its data from :meth:`collect`, updates with ``self.tables.update``
+    than ``q``) and ``scalar_target`` (its one-step target on plain numbers, for the few-runs path), and writes
+    ``learn``. It reads its data from :meth:`collect`, updates with ``self.tables.update``
     and logs with the session. ``evaluate`` plays greedy policies: env copy ``b`` follows run ``b % n_runs``.
     """
 
     action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete,)
     table_names: ClassVar[tuple[str, ...]] = ("q",)
+    # The algorithm's one-step target on plain numbers, for the few-runs path (thorndike.tabular.scalar); None: the
+    # tensor path always.
+    scalar_target: ClassVar[ScalarTarget | None] = None
 
     # ---- spaces and tables ----------------------------------------------------------------------------------
 
@@ -452,6 +465,9 @@ class TabularAgent(Agent):
         self.stepper = RunStepper(self, self.tables.episodes, self.tables.visits, self.behaviour)
         self.pending_action = self.stepper.pending_action
         self.components |= {"tables": self.tables, "pending_action": self.pending_action}
+        # With few runs, the same steps and updates in plain Python when the algorithm and env allow it (decided
+        # here, once; see thorndike.tabular.scalar): ``learn`` then calls ``self.scalar.learn`` instead of collect.
+        self.scalar: ScalarLearner | None = scalar_learner(self, type(self).scalar_target)
 
     @property
     def q(self) -> Tensor:

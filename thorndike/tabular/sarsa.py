@@ -31,13 +31,19 @@ behaviour is greedy (or n = 1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import Tensor
 
 from thorndike.config import check, describe
 from thorndike.core.n_step import NStepBuffer
-from thorndike.core.targets import expected_sarsa_target, sarsa_target
+from thorndike.core.targets import (
+    expected_sarsa_target,
+    expected_sarsa_target_value,
+    sarsa_target,
+    sarsa_target_value,
+)
 from thorndike.tabular.base import TabularAgent, TabularConfig, Transition
 
 __all__ = [
@@ -48,6 +54,8 @@ __all__ = [
     "NStepQLearning",
     "NStepSARSA",
     "SARSAConfig",
+    "expected_sarsa_scalar_target",
+    "sarsa_scalar_target",
 ]
 
 
@@ -74,19 +82,39 @@ class NStepConfig(TabularConfig):
         check(self.n >= 1, "n", self.n, ">= 1")
 
 
+def sarsa_scalar_target(reward: float, gamma: float, q_next: list[float], terminated: bool, next_action: int,
+                        next_probs: Callable[[], list[float]]) -> float:
+    """SARSA's target for one run on plain numbers (the few-runs path, :mod:`thorndike.tabular.scalar`):
+    r + gamma Q(s', a'), r where s' is terminal."""
+    return sarsa_target_value(reward, gamma, q_next, next_action, terminated)
+
+
+def expected_sarsa_scalar_target(reward: float, gamma: float, q_next: list[float], terminated: bool,
+                                 next_action: int, next_probs: Callable[[], list[float]]) -> float:
+    """Expected SARSA's target for one run on plain numbers (the few-runs path): r + gamma sum_a' pi(a'|s')
+    Q(s', a'), pi the behaviour policy at s' (``next_probs()``), r where s' is terminal."""
+    return expected_sarsa_target_value(reward, gamma, q_next, next_probs(), terminated)
+
+
 class SARSA(TabularAgent):
     """Tabular SARSA: on-policy TD control toward r + gamma Q(s', a'), a' the behaviour's next action."""
 
     name = "sarsa"
     Config = SARSAConfig
+    scalar_target = staticmethod(sarsa_scalar_target)
 
     def learn(self, total_steps: int) -> SARSA:
         """Give every run ``total_steps`` steps (or stop at the run's ``stop_return``)."""
         config = self.config
         with self.session(total_steps) as run:
             while run.running():
+                steps = self.steps_this_iteration(config.log_every)
+                if self.scalar is not None:  # few runs: the same steps and updates in plain Python
+                    self.scalar.learn(steps, next_action=True)
+                    run.log(self.log_stats())
+                    continue
                 # a' is drawn before the update and is the action taken on the next step (collect keeps it).
-                for t in self.collect(self.steps_this_iteration(self.config.log_every), next_action=True):
+                for t in self.collect(steps, next_action=True):
                     target = sarsa_target(t.reward, config.gamma, self.tables.rows("q", t.next_obs), t.next_action,
                                           t.terminated)
                     self.tables.update("q", t.obs, t.action, target, self.alpha(t.obs, t.action))
@@ -99,13 +127,19 @@ class ExpectedSARSA(TabularAgent):
 
     name = "expected_sarsa"
     Config = ExpectedSARSAConfig
+    scalar_target = staticmethod(expected_sarsa_scalar_target)
 
     def learn(self, total_steps: int) -> ExpectedSARSA:
         """Give every run ``total_steps`` steps (or stop at the run's ``stop_return``)."""
         config = self.config
         with self.session(total_steps) as run:
             while run.running():
-                for t in self.collect(self.steps_this_iteration(self.config.log_every)):
+                steps = self.steps_this_iteration(config.log_every)
+                if self.scalar is not None:  # few runs: the same steps and updates in plain Python
+                    self.scalar.learn(steps)
+                    run.log(self.log_stats())
+                    continue
+                for t in self.collect(steps):
                     target = expected_sarsa_target(t.reward, config.gamma, self.tables.rows("q", t.next_obs),
                                                    self.behaviour_probs(t.next_obs), t.terminated)
                     self.tables.update("q", t.obs, t.action, target, self.alpha(t.obs, t.action))

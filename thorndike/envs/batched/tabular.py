@@ -46,7 +46,7 @@ from thorndike.envs import toy_text
 from thorndike.envs.batched.base import BatchedEnv
 from thorndike.envs.tabular import TabularMDP
 
-__all__ = ["TOY_TEXT", "NativeToyText", "TabularEnv", "ToyTextModel", "batched", "toy_text_env"]
+__all__ = ["TOY_TEXT", "NativeToyText", "PlainModel", "TabularEnv", "ToyTextModel", "batched", "toy_text_env"]
 
 # Up to this many transitions per (s, a), sampling counts levels column by column; beyond, it binary-searches.
 # Measured on CPU at 4096 copies: about 15 us per column against about 220 us for one searchsorted.
@@ -273,6 +273,53 @@ class TabularEnv(BatchedEnv):
             actions = super()._prepare_actions(actions)
         return torch.index_select(self._action_ids, 0, actions)
 
+    # ---- the steps played in plain Python (the few-runs path of thorndike.tabular.scalar) ----------------------
+
+    def plain_model(self) -> PlainModel | None:
+        """The model and the step of :meth:`step` as Python lists and numbers, for a caller that plays the steps
+        itself without tensor ops (:mod:`thorndike.tabular.scalar`); None where that is not offered: one-hot
+        observations, rows sampled by search, a start distribution that is neither one state nor uniform, a device
+        other than the CPU (a CUDA generator's one draw of many steps is not those steps' draws), or a reward that
+        float32 cannot hold (the tensor step's check names it)."""
+        reward32 = self._reward.to(torch.float32)
+        if (self.one_hot or self._search or self._start_kind == "search" or self.device.type != "cpu"
+                or not bool(torch.isfinite(reward32).all())):
+            return None
+        return PlainModel(
+            n_actions=self.n_actions, row_start=self._row_start.tolist(), columns=[c.tolist() for c in self._columns],
+            next_state=self._next_state.tolist(), reward=self._reward.tolist(),
+            reward32=reward32.double().tolist(), terminal=self._terminal.tolist(), limit=int(self._step_limit),
+            bits=self._bits, random_transitions=self._random_transitions,
+            single_start=int(self._single_start) if self._start_kind == "single" else None,
+            start_support=self._start_support.tolist(), n_start=int(self._n_start))
+
+    def draw_steps(self, steps: int) -> tuple[list[int], list[int]]:
+        """The random bits of ``steps`` calls of :meth:`step` in one op, as what :meth:`_step_random` would draw in
+        the same order (torch's CPU generator fills a tensor element by element, so one draw of ``[steps, draws,
+        N]`` leaves it where ``steps`` draws of ``[draws, N]`` would): the bits that pick transitions and those
+        that pick initial states, each a flat list ``[steps * N]`` (step ``t``, copy ``c`` at ``t * N + c``), empty
+        where the model draws none."""
+        if self._draws.shape[0] == 0:
+            return [], []
+        bits = torch.empty((steps, *self._draws.shape), dtype=torch.int64, device=self.device)
+        bits.random_(generator=self._generator).bitwise_and_(self._draw_mask)
+        # flat lists of plain ints (through NumPy, several times faster than a tensor's tolist)
+        transition = bits[:, 0].reshape(-1).numpy().tolist() if self._random_transitions else []
+        start = bits[:, -1].reshape(-1).numpy().tolist() if self._start_kind != "single" else []
+        return transition, start
+
+    def plain_state(self) -> tuple[list[int], list[int], list[float]]:
+        """Each copy's state, elapsed steps and episode return so far, as Python lists."""
+        return self._state.tolist(), self._elapsed.tolist(), self._returns.tolist()
+
+    def set_plain_state(self, states: list[int], elapsed: list[int], returns: list[float]) -> Tensor:
+        """Put back what :meth:`plain_state` gave, after steps played with :class:`PlainModel`; returns the
+        observations, as :meth:`step` would have."""
+        self._state = torch.tensor(states, dtype=torch.int64, device=self.device)
+        self._elapsed = torch.tensor(elapsed, dtype=torch.int64, device=self.device)
+        self._returns = torch.tensor(returns, dtype=torch.float64, device=self.device)
+        return self._observe_kept(self._state)
+
     def _observe(self, state: Tensor) -> Tensor:
         if not self.one_hot:
             return state
@@ -297,6 +344,59 @@ class TabularEnv(BatchedEnv):
     def __repr__(self) -> str:
         return (f"TabularEnv({self.env_id}, n_states={self.n_states}, n_actions={self.n_actions}, "
                 f"n_envs={self.n_envs}, device={self.device}, one_hot={self.one_hot})")
+
+
+@dataclass
+class PlainModel:
+    """A :class:`TabularEnv`'s model and step as Python lists (see :meth:`TabularEnv.plain_model`).
+
+    :meth:`step` is one copy's :meth:`TabularEnv.step` on Python numbers: ``_transition`` (the row's first
+    transition moved on by each inner level the draw reaches, the initial state from its own bits) and
+    ``BatchedEnv._advance`` (time limit, episode return, autoreset), with the same integer and float64 operations,
+    so it gives the same numbers.
+    """
+
+    n_actions: int
+    row_start: list[int]
+    columns: list[list[int]]
+    next_state: list[int]
+    reward: list[float]
+    reward32: list[float]
+    terminal: list[bool]
+    limit: int
+    bits: int
+    random_transitions: bool
+    single_start: int | None
+    start_support: list[int]
+    n_start: int
+
+    def step(self, state: int, action: int, elapsed: int, returns: float, transition_bits: int, start_bits: int
+             ) -> tuple[int, float, bool, bool, int, int, float, float, int]:
+        """One copy's step from ``state`` with ``action``, given that step's bits for the copy from
+        :meth:`TabularEnv.draw_steps` (either is ignored where the model draws none).
+
+        Returns (true next state, reward as float32 then float64 (what a learner sees), terminated, truncated,
+        the state the copy goes on from, its elapsed steps and return so far after the step, then the episode's
+        return and length counting this step: what the ledger records when it ends)."""
+        row = state * self.n_actions + action
+        entry = self.row_start[row]
+        if self.random_transitions:
+            for column in self.columns:
+                if column[row] <= transition_bits:
+                    entry += 1
+        next_state = self.next_state[entry]
+        terminated = self.terminal[next_state]
+        length = elapsed + 1
+        truncated = length >= self.limit
+        episode_return = returns + self.reward[entry]
+        reward = self.reward32[entry]
+        if not (terminated or truncated):
+            return next_state, reward, terminated, truncated, next_state, length, episode_return, episode_return, length
+        if self.single_start is not None:
+            initial = self.single_start
+        else:  # uniform over the support, as TabularEnv._initial_states: floor(u * n / 2**b)
+            initial = self.start_support[(start_bits * self.n_start) >> self.bits]
+        return next_state, reward, terminated, truncated, initial, 0, 0.0, episode_return, length
 
 
 def batched(
