@@ -206,3 +206,15 @@ def test_a_run_folder_killed_before_its_config_says_to_start_again(tmp_path: Pat
     (folder / "checkpoints").mkdir()
     with pytest.raises(FileNotFoundError, match="is not a run folder"):
         th.resume(folder)
+
+
+def test_a_budget_ends_at_the_first_iteration_boundary_past_it_and_the_bar_keeps_its_total(tmp_path: Path,
+                                                                                           capsys) -> None:
+    """Issue #12, bug 2: learn(N) runs whole iterations (documented in Agent.learn) and the progress bar never shows
+    more steps than its total."""
+    agent = th.make("ppo", env="CartPole-v1", seed=0, tuned=False, n_envs=4, n_steps=16, minibatch_size=64,
+                    n_epochs=1, progress=True, tensorboard=False, pictures=False, run_root=str(tmp_path))
+    agent.learn(100)
+    assert agent.global_step == 128  # two rollouts of 4 x 16 steps: the first boundary at or past 100
+    err = capsys.readouterr().err
+    assert "100/100" in err and "128/100" not in err
