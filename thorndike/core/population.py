@@ -294,9 +294,9 @@ def _play_compiled(envs: BatchedEnv, policy: PopulationPolicy, weights: Tensor, 
             state, running, returns, lengths, weights, start + step_index < max_steps)
         alive, bad = torch.stack((running.any(), bad_obs.any() | bad_reward.any())).tolist()  # one host sync
         if bad:
-            t, copy = min((flags.nonzero()[0].tolist(), what) for what, flags in
-                          (("observation", bad_obs), ("reward", bad_reward)) if flags.any())[0]
-            what = "observation" if bad_obs[t, copy] else "reward"
+            firsts = [(flags.nonzero()[0].tolist(), what) for what, flags in
+                      (("observation", bad_obs), ("reward", bad_reward)) if flags.any()]
+            (t, copy), what = min(firsts)  # the first step, then the lowest copy; an observation before a reward
             location = f"step {first_step + (start + t + 1) * step_size}" + (f" ({where})" if where else "")
             raise NonFiniteError(f"{what} is not finite (NaN or inf) at {location}, env copy {copy}. Check the "
                                  "environment's outputs.")
