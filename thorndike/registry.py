@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the agent module imports this one
 # name -> "module:Class"; imported lazily so `thorndike list` stays fast.
 ALGORITHMS: dict[str, str] = {
     "ppo": "thorndike.policy_gradient.ppo:PPO",
+    "reinforce": "thorndike.policy_gradient.reinforce:REINFORCE",
     "q_learning": "thorndike.tabular.q_learning:QLearning",
     # Tabular prediction (evaluate a fixed policy) and control; see thorndike/tabular/.
     "mc_prediction": "thorndike.tabular.monte_carlo:MCPrediction",
@@ -66,6 +67,10 @@ def _tabular(**fields: Any) -> Example:
 EXAMPLES: dict[str, Example] = {
     "ppo": Example("CartPole-v1", {"n_envs": 4, "n_steps": 16, "minibatch_size": 32, "n_epochs": 2,
                                    "hidden_sizes": (16,), "normalize_obs": True, "normalize_reward": True}, 1024),
+    # One REINFORCE iteration is at most n_episodes * max_episode_steps = 120 steps, so each quarter of learn(1200)
+    # spans at least two iteration boundaries; the value baseline puts both Adams' moments in the checkpoints.
+    "reinforce": Example("CartPole-v1", {"n_episodes": 4, "max_episode_steps": 30, "hidden_sizes": (16,),
+                                         "baseline": "value", "value_steps": 2, "ent_coef": 0.01}, 1200),
     "q_learning": _tabular(epsilon_decay=0.99),
     "mc_prediction": _tabular(visit="every", curve_episodes=3),
     "mc_control": _tabular(step_size="constant", alpha=0.3, epsilon_decay=0.9),
