@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the agent module imports this one
 ALGORITHMS: dict[str, str] = {
     "ppo": "thorndike.policy_gradient.ppo:PPO",
     "reinforce": "thorndike.policy_gradient.reinforce:REINFORCE",
+    "a2c": "thorndike.policy_gradient.a2c:A2C",
     "q_learning": "thorndike.tabular.q_learning:QLearning",
     # Tabular prediction (evaluate a fixed policy) and control; see thorndike/tabular/.
     "mc_prediction": "thorndike.tabular.monte_carlo:MCPrediction",
@@ -71,6 +72,10 @@ EXAMPLES: dict[str, Example] = {
     # spans at least two iteration boundaries; the value baseline puts both Adams' moments in the checkpoints.
     "reinforce": Example("CartPole-v1", {"n_episodes": 4, "max_episode_steps": 30, "hidden_sizes": (16,),
                                          "baseline": "value", "value_steps": 2, "ent_coef": 0.01}, 1200),
+    # 4 x 8 = 32 steps an iteration: many updates in learn(1024); RMSprop's square averages and the observation
+    # statistics are in the checkpoints.
+    "a2c": Example("CartPole-v1", {"n_envs": 4, "n_steps": 8, "hidden_sizes": (16,), "normalize_obs": True,
+                                   "ent_coef": 0.01}, 1024),
     "q_learning": _tabular(epsilon_decay=0.99),
     "mc_prediction": _tabular(visit="every", curve_episodes=3),
     "mc_control": _tabular(step_size="constant", alpha=0.3, epsilon_decay=0.9),

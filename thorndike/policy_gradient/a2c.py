@@ -1,0 +1,165 @@
+"""A2C: synchronous advantage actor-critic with n-step returns.
+
+Notes: 003 lecture 7 (actor-critic: the one-step TD advantage r + gamma V(s') - V(s) in place of the return, the
+critic's squared-error loss; A3C's n-step returns), 004 (A3C with n-step returns, "typically 5-20", and the entropy
+bonus; A2C as its synchronous version; A2C's total loss), 000 lecture 3 (bootstrap estimates of V). Each iteration
+collects ``n_steps`` from each of ``n_envs`` copies with the current policy, then takes ONE gradient step on
+
+    L = -mean_t[ log pi(a_t | s_t) A_t ] + c_v mean_t[ (V(s_t) - R_t)^2 ] - c_e mean_t[ H(pi(. | s_t)) ]
+
+where R_t is the n-step return bootstrapped from V at the end of the rollout (or at a truncation; 0 after a
+termination) and A_t = R_t - V(s_t): with ``gae_lambda = 1`` (the default, A2C's n-step advantage) A_t is the sum of
+the discounted TD errors from t to the end of the window (003's equivalence, tested in tests/core/test_returns.py);
+``gae_lambda < 1`` gives GAE. The optimiser is RMSprop (alpha 0.99, eps 1e-5, as in the A2C/A3C papers' code and
+Stable-Baselines3's default; torch adds eps outside the square root, TensorFlow inside, which only matters for tiny
+gradients) or Adam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+from torch import Tensor, nn
+
+from thorndike.agent import Agent
+from thorndike.config import check, check_limits, describe
+from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
+from thorndike.core.buffers import RolloutBuffer
+from thorndike.core.diagnostics import explained_variance
+from thorndike.core.networks import adam
+from thorndike.core.returns import gae, normalize
+from thorndike.core.rollout import collect_rollout, rollout_fields
+from thorndike.core.spaces import storage_spec
+
+__all__ = ["A2C", "A2CConfig"]
+
+OPTIMIZERS = ("rmsprop", "adam")
+
+
+@dataclass
+class A2CConfig:
+    """A2C's hyperparameters (Stable-Baselines3's defaults where it has them)."""
+
+    n_envs: int = describe("parallel environment copies, stepped synchronously", 8)
+    n_steps: int = describe("steps per copy before each update: the n of the n-step returns", 5)
+    lr: float = describe("learning rate", 7e-4)
+    optimizer: str = describe("rmsprop (the A2C papers' code) or adam", "rmsprop")
+    rms_alpha: float = describe("RMSprop's smoothing constant", 0.99)
+    rms_eps: float = describe("RMSprop's epsilon", 1e-5)
+    gamma: float = describe("discount factor", 0.99)
+    gae_lambda: float = describe("1: n-step advantages (A2C); below 1: GAE", 1.0)
+    vf_coef: float = describe("value-loss coefficient c_v", 0.5)
+    ent_coef: float = describe("entropy-bonus coefficient c_e", 0.0)
+    max_grad_norm: float | None = describe("clip the gradient's global norm to this (None: off)", 0.5)
+    normalize_advantages: bool = describe("standardise the advantages of each batch", False)
+    normalize_obs: bool = describe("normalise observations with running statistics", False)
+    hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the actor and the critic", (64, 64))
+    activation: str = describe("hidden activation: tanh or relu", "tanh")
+    log_std_init: float = describe("initial log std of the Gaussian policy (continuous actions)", 0.0)
+
+    def __post_init__(self) -> None:
+        check_limits(self)
+        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
+        check(self.n_steps >= 1, "n_steps", self.n_steps, ">= 1")
+        check(self.lr > 0, "lr", self.lr, "> 0")
+        check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, " or ".join(OPTIMIZERS))
+        check(0 <= self.rms_alpha < 1, "rms_alpha", self.rms_alpha, "in [0, 1)")
+        check(self.rms_eps > 0, "rms_eps", self.rms_eps, "> 0")
+        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+        check(self.vf_coef >= 0, "vf_coef", self.vf_coef, ">= 0")
+        check(self.ent_coef >= 0, "ent_coef", self.ent_coef, ">= 0")
+        check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
+              "> 0 or None")
+        check(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes), "hidden_sizes",
+              self.hidden_sizes, "one or more positive widths")
+        check(self.activation in ACTIVATIONS, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
+
+
+class A2C(Agent):
+    """Synchronous advantage actor-critic: n-step rollouts from parallel copies, one gradient step each."""
+
+    name = "a2c"
+    Config = A2CConfig
+    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
+
+    def build(self) -> None:
+        config = self.config
+        envs = self.connect_env(config.n_envs)
+        self.model = ActorCritic(envs.observation_space, envs.action_space, config.hidden_sizes, config.activation,
+                                 config.log_std_init, normalize_obs=config.normalize_obs).to(self.device)
+        if config.normalize_obs:
+            self.model.normalizer.update(self.obs)
+        if config.optimizer == "rmsprop":
+            self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
+                self.model.parameters(), lr=config.lr, alpha=config.rms_alpha, eps=config.rms_eps)
+        else:
+            self.optimizer = adam(self.model.parameters(), lr=config.lr, device=self.device)
+        self.components = {"model": self.model, "optimizer": self.optimizer}
+        action_spec = ((), torch.long) if self.model.discrete else (envs.action_space.shape, torch.float32)
+        self.buffer = RolloutBuffer(config.n_steps, config.n_envs,
+                                    rollout_fields(storage_spec(envs.observation_space), action_spec),
+                                    device=self.device)
+
+    # ---- collect -> targets -> update -> log ----------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """a ~ pi(. | s) and log pi(a | s) for every copy."""
+        dist = self.model.distribution(obs)
+        actions = dist.sample(self.generator)
+        return actions, dist.log_prob(actions)
+
+    def collect(self) -> None:
+        """n_steps x n_envs transitions of the current policy, with the critic's V(s_t) and V(s_t+1)."""
+        observe = self.model.normalizer.update if self.config.normalize_obs else None
+        collect_rollout(self.interaction, self.buffer, self.sample_actions, self.model.value, self.global_step,
+                        where=f"iteration {self.iteration + 1}", observe=observe)
+        self.global_step += self.config.n_steps * self.config.n_envs
+
+    def targets(self) -> tuple[Tensor, Tensor]:
+        """Advantages A_t (n-step with gae_lambda = 1) and the critic's targets R_t = A_t + V(s_t)."""
+        buf, config = self.buffer, self.config
+        advantages = gae(buf["rewards"], buf["values"], buf["next_values"], buf["terminated"], buf["truncated"],
+                         config.gamma, config.gae_lambda)
+        return advantages, advantages + buf["values"]
+
+    def update(self, advantages: Tensor, returns: Tensor) -> dict[str, float]:
+        """One gradient step on the policy loss, c_v times the value loss and -c_e times the entropy."""
+        config = self.config
+        batch = self.buffer.flat(advantages=advantages, returns=returns)
+        dist, values = self.model.distribution_and_value(batch["obs"])
+        adv = normalize(batch["advantages"]) if config.normalize_advantages else batch["advantages"]
+        policy_loss = -(dist.log_prob(batch["actions"]) * adv).mean()
+        value_loss = (values - batch["returns"]).square().mean()
+        entropy = dist.entropy().mean()
+        loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+        self.optimizer.step()
+        parts = torch.stack([policy_loss.detach(), value_loss.detach(), entropy.detach()])
+        self.check_finite("loss", parts)
+        policy_value, value_value, entropy_value = parts.tolist()  # one host sync per iteration
+        return {"policy_loss": policy_value, "value_loss": value_value, "entropy": entropy_value,
+                "explained_variance": float(explained_variance(batch["values"], batch["returns"]))}
+
+    def learn(self, total_steps: int) -> A2C:
+        """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
+        with self.session(total_steps) as run:
+            while run.running():
+                self.collect()
+                advantages, returns = self.targets()
+                run.log(self.update(advantages, returns))
+        return self
+
+    # ---- acting ------------------------------------------------------------------------------------------------
+
+    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
+        """The most probable action (deterministic) or a sample of pi(. | s)."""
+        if deterministic:
+            return self.model.greedy(obs)
+        return self.model.distribution(obs).sample(generator)
