@@ -34,7 +34,7 @@ EnvSpec = str | Callable[[], gym.Env]
 # one, else its signature.
 NATIVE_ENVS: dict[str, Callable[..., VecEnv]] = {}
 
-BACKENDS = ("auto", "gymnasium", "torch")
+BACKENDS = ("auto", "gymnasium", "torch", "envpool")
 
 __all__ = [
     "BACKENDS",
@@ -247,7 +247,9 @@ def make(
             :class:`TabularMDP`.
         backend: ``"auto"`` picks the native batched torch env when one is registered for the id and it can honour
             ``env_kwargs`` and there are no ``wrappers``, else Gymnasium; ``"gymnasium"`` always wraps Gymnasium;
-            ``"torch"`` insists on the native env (ValueError saying why when it cannot be used).
+            ``"torch"`` insists on the native env (ValueError saying why when it cannot be used); ``"envpool"``
+            steps an ``ALE/...`` id in EnvPool with the atari preset done in C++ (:mod:`.envpool_backend`; an
+            :class:`~.envpool_backend.EnvPoolUnavailableError` when EnvPool is not installed).
         vectorization: how Gymnasium copies are stepped: ``"sync"`` in this process, ``"async"`` one subprocess
             per copy (for envs whose step is slow). Native envs are one tensor and ignore it; ``backend="torch"``
             with ``"async"`` is an error.
@@ -297,11 +299,15 @@ def make(
         raise ValueError("vectorization='async' steps Gymnasium copies in subprocesses; a native torch env is one "
                          "tensor, so use backend='gymnasium' for async")
 
-    if backend != "gymnasium" and not why_not_native:
+    if backend == "envpool":
+        from thorndike.envs.envpool_backend import EnvPoolVecEnv
+
+        venv: VecEnv = EnvPoolVecEnv(env, n_envs, device=device, wrappers=wrappers, env_kwargs=kwargs)
+    elif backend != "gymnasium" and not why_not_native:
         if isinstance(env, TabularMDP):
             from thorndike.envs.batched import batched
 
-            venv: VecEnv = batched(env, n_envs, device=device)
+            venv = batched(env, n_envs, device=device)
         else:
             venv = native_builder(n_envs=n_envs, device=device, **kwargs)
     else:

@@ -295,13 +295,14 @@ def is_atari_id(env: Any) -> bool:
 
 
 def atari_defaults(env: Any, wrappers: Sequence[Any] | None, kwargs: Mapping[str, Any]
-                   ) -> tuple[list[Any] | None, dict[str, Any]]:
+                   ) -> tuple[Sequence[Any] | None, dict[str, Any]]:
     """The wrappers and env kwargs ``make`` uses for ``env``: an ALE id without wrappers gets ``["atari"]``; an
-    ALE id whose wrappers skip frames (``atari``, ``max_and_skip``) gets ``frameskip=1`` unless it sets one."""
+    ALE id whose wrappers skip frames (``atari``, ``max_and_skip``) gets ``frameskip=1`` unless it sets one. Other
+    envs' wrappers are returned as given (``make`` checks them)."""
     kwargs = dict(kwargs)
     if not is_atari_id(env):
-        return (None if wrappers is None else list(wrappers)), kwargs
-    wrappers = list(wrappers) if wrappers else [ATARI_PRESET]
+        return wrappers, kwargs
+    wrappers = wrappers or [ATARI_PRESET]
     from thorndike.envs.wrappers import resolve_wrappers
 
     if any(getattr(fn, "thorndike_frame_skip", False) for _, fn, _ in resolve_wrappers(wrappers)):
