@@ -71,7 +71,7 @@ class RunOptions:
 
     device: str = describe("torch device: cpu, cuda, or auto (cuda when available)", "cpu")
     threads: int = describe("torch CPU threads (1 is fastest for small networks)", 1)
-    backend: str = describe("env backend: auto, gymnasium or torch", "auto")
+    backend: str = describe("env backend: auto, gymnasium, torch or envpool (ALE ids)", "auto")
     vectorization: str = describe("Gymnasium copies in this process (sync) or one subprocess each (async, for envs "
                                   "whose step is slow)", "sync")
     run_root: str = describe("folder under which runs/<algo>-<env>-<seed>-<time>/ is created", "runs")
@@ -95,7 +95,8 @@ class RunOptions:
         check(1 <= self.threads <= 1024, "threads", self.threads, "in [1, 1024]")
         check(self.run_root != "", "run_root", self.run_root, "a folder name")
         check(self.keep_checkpoints >= 0, "keep_checkpoints", self.keep_checkpoints, ">= 0 (0 keeps all)")
-        check(self.backend in ("auto", "gymnasium", "torch"), "backend", self.backend, "auto, gymnasium or torch")
+        check(self.backend in ("auto", "gymnasium", "torch", "envpool"), "backend", self.backend,
+              "auto, gymnasium, torch or envpool")
         check(self.vectorization in ("sync", "async"), "vectorization", self.vectorization, "sync or async")
         check(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
         check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0")

@@ -65,6 +65,11 @@ class EnvSetup:
     backend: str = "auto"
     vectorization: str = "sync"
 
+    def __post_init__(self) -> None:
+        # ALE ids without wrappers get the atari preset (make applies it too): written here, the record names it.
+        if isinstance(self.env, str) and self.env.startswith("ALE/") and not self.wrappers:
+            self.wrappers = ["atari"]
+
     @property
     def name(self) -> str:
         return th_envs.env_name(self.env)
@@ -184,7 +189,8 @@ class EnvInteraction:
     @torch.no_grad()
     def evaluate(self, policy: Policy, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
                  max_episode_steps: int = 10_000) -> EvalResult:
-        """Play ``episodes`` whole episodes (one per env copy, in parallel) and report their raw returns.
+        """Play ``episodes`` whole episodes (one per env copy, in parallel) and report their raw returns; for envs
+        that report games (Atari), whole games and their raw (unclipped) scores.
 
         Evaluation uses its own envs and random generator, so it never changes what training does next. An episode
         still running after ``max_episode_steps`` (a greedy policy can walk in circles in an env without a time
@@ -204,13 +210,19 @@ class EnvInteraction:
         lengths = torch.zeros(episodes, dtype=torch.int64, device=self.device)
         running = torch.ones(episodes, dtype=torch.bool, device=self.device)
         # Every copy counts its first episode only. All copies step together, so after t steps each running copy
-        # has length t and the step cap is a plain counter.
+        # has length t and the step cap is a plain counter. An env that reports games (Atari: an episode is a life,
+        # rewards are clipped) is played to the end of the game and its raw score is reported (info["game_*"]).
         for _ in range(max_episode_steps):
             actions = policy(obs, deterministic, generator)
-            obs, rewards, terminated, truncated, _ = env.step(actions)
-            returns += torch.where(running, rewards, 0.0)
-            lengths += running
-            running &= ~(terminated | truncated)
+            obs, rewards, terminated, truncated, info = env.step(actions)
+            if "game_over" in info:
+                returns = torch.where(running, info["game_return"], returns)
+                lengths = torch.where(running, info["game_length"], lengths)
+                running &= ~info["game_over"]
+            else:
+                returns += torch.where(running, rewards, 0.0)
+                lengths += running
+                running &= ~(terminated | truncated)
             if not running.any():
                 break
         values = returns.cpu().tolist()

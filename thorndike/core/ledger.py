@@ -8,6 +8,10 @@ host and keeps one row per finished episode: the env copy it ran in, its return,
 on. For the tabular learners copy ``r`` is run ``r``; ``matrix("return", k)`` then gives ``[R, k]``, each run's first
 ``k`` returns, the form learning-curve studies average over runs.
 
+An env whose episodes are parts of a game (Atari with ``episodic_life``: an episode is a life, with clipped rewards)
+also reports ``game_over``, ``game_return`` and ``game_length`` (:data:`thorndike.envs.GAME_KEYS`); the ledger then
+records games instead of episodes: one row per game, with its raw score and length.
+
 ``keep`` bounds the memory of long runs: only the newest ``keep`` episodes are kept, while ``total`` still counts
 every episode ever finished.
 """
@@ -46,8 +50,12 @@ class EpisodeLedger:
 
     def record(self, info: dict[str, Any], step: int) -> None:
         """Note the episodes that ended on a step from its ``info`` (``done``, ``episode_return``,
-        ``episode_length``, ``[N]`` each); ``step`` is the caller's step count. Nothing is read back to the host."""
-        self._pending.append((info["done"], info["episode_return"], info["episode_length"], step))
+        ``episode_length``, ``[N]`` each), or the games that ended when ``info`` reports games (``game_over``,
+        ``game_return``, ``game_length``); ``step`` is the caller's step count. Nothing is read back to the host."""
+        if "game_over" in info:
+            self._pending.append((info["game_over"], info["game_return"], info["game_length"], step))
+        else:
+            self._pending.append((info["done"], info["episode_return"], info["episode_length"], step))
 
     def append(self, copies: list[int], returns: list[float], lengths: list[int], steps: list[int]) -> None:
         """Add episodes that ended, given one by one as plain numbers in the order they ended (by step, then by copy):

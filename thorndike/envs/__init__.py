@@ -20,10 +20,11 @@ import gymnasium as gym
 import torch
 
 from thorndike.envs import gridworld, toy_text
+from thorndike.envs.atari import atari_defaults
 from thorndike.envs.checker import UPDATE_API, CheckReport, EnvCheckError, OldGymAPIError, check
 from thorndike.envs.normalize import NormalizeReward
 from thorndike.envs.tabular import TabularMDP, random_mdp
-from thorndike.envs.vec_env import INFO_KEYS, VECTORIZATIONS, GymnasiumVecEnv, VecEnv
+from thorndike.envs.vec_env import GAME_KEYS, INFO_KEYS, VECTORIZATIONS, GymnasiumVecEnv, VecEnv
 from thorndike.envs.wrappers import WrapperSpec, register_wrapper, resolve_wrappers
 
 EnvSpec = str | Callable[[], gym.Env]
@@ -33,7 +34,7 @@ EnvSpec = str | Callable[[], gym.Env]
 # one, else its signature.
 NATIVE_ENVS: dict[str, Callable[..., VecEnv]] = {}
 
-BACKENDS = ("auto", "gymnasium", "torch")
+BACKENDS = ("auto", "gymnasium", "torch", "envpool")
 
 __all__ = [
     "BACKENDS",
@@ -45,6 +46,7 @@ __all__ = [
     "EnvImportError",
     "EnvSpec",
     "GymnasiumVecEnv",
+    "GAME_KEYS",
     "INFO_KEYS",
     "MissingDependencyError",
     "NormalizeReward",
@@ -52,6 +54,7 @@ __all__ = [
     "VECTORIZATIONS",
     "VecEnv",
     "WrapperSpec",
+    "atari_defaults",
     "env_builder",
     "env_name",
     "require_tabular_model",
@@ -244,14 +247,19 @@ def make(
             :class:`TabularMDP`.
         backend: ``"auto"`` picks the native batched torch env when one is registered for the id and it can honour
             ``env_kwargs`` and there are no ``wrappers``, else Gymnasium; ``"gymnasium"`` always wraps Gymnasium;
-            ``"torch"`` insists on the native env (ValueError saying why when it cannot be used).
+            ``"torch"`` insists on the native env (ValueError saying why when it cannot be used); ``"envpool"``
+            steps an ``ALE/...`` id in EnvPool with the atari preset done in C++ (:mod:`.envpool_backend`; an
+            :class:`~.envpool_backend.EnvPoolUnavailableError` when EnvPool is not installed).
         vectorization: how Gymnasium copies are stepped: ``"sync"`` in this process, ``"async"`` one subprocess
             per copy (for envs whose step is slow). Native envs are one tensor and ignore it; ``backend="torch"``
             with ``"async"`` is an error.
         env_kwargs: keyword arguments for the env's constructor (``gym.make(env, **env_kwargs)``), e.g.
             ``{"is_slippery": False}``. Keyword arguments given directly to ``make`` are added to them.
         wrappers: registered wrapper names or ``{"name": ..., **kwargs}`` dicts, applied to each Gymnasium copy in
-            order (see :mod:`thorndike.envs.wrappers`).
+            order (see :mod:`thorndike.envs.wrappers`). An ``ALE/...`` id without wrappers gets the ``atari`` preset
+            (84x84 grayscale, frame skip 4, stack of 4, episodic life, clipped rewards; see :mod:`.atari`) and
+            ``frameskip=1``; give wrappers (e.g. ``[{"name": "atari", "episodic_life": False}]``) to change it, or
+            pass a callable returning the bare ALE env.
         normalize_reward, gamma: reward scaling by the running std of the discounted return (see
             :mod:`.normalize`). Observations are normalised by the model, not here
             (:class:`thorndike.core.normalization.ObservationNormalizer`).
@@ -271,6 +279,7 @@ def make(
     if both:
         raise ValueError(f"{', '.join(sorted(both))} given both in env_kwargs and as keyword arguments of make")
     kwargs = {**(env_kwargs or {}), **extra_env_kwargs}
+    wrappers, kwargs = atari_defaults(env, wrappers, kwargs)  # ALE ids: the atari preset and frameskip=1
     resolved_wrappers = resolve_wrappers(wrappers)
 
     native_builder = NATIVE_ENVS.get(env) if isinstance(env, str) else None
@@ -290,16 +299,21 @@ def make(
         raise ValueError("vectorization='async' steps Gymnasium copies in subprocesses; a native torch env is one "
                          "tensor, so use backend='gymnasium' for async")
 
-    if backend != "gymnasium" and not why_not_native:
+    if backend == "envpool":
+        from thorndike.envs.envpool_backend import EnvPoolVecEnv
+
+        venv: VecEnv = EnvPoolVecEnv(env, n_envs, device=device, wrappers=wrappers, env_kwargs=kwargs)
+    elif backend != "gymnasium" and not why_not_native:
         if isinstance(env, TabularMDP):
             from thorndike.envs.batched import batched
 
-            venv: VecEnv = batched(env, n_envs, device=device)
+            venv = batched(env, n_envs, device=device)
         else:
             venv = native_builder(n_envs=n_envs, device=device, **kwargs)
     else:
         builder = _wrapped(env_builder(env, **kwargs), resolved_wrappers)
-        venv = GymnasiumVecEnv(builder, n_envs, device=device, vectorization=vectorization)
+        games = any(getattr(fn, "thorndike_game_score", False) for _, fn, _ in resolved_wrappers)
+        venv = GymnasiumVecEnv(builder, n_envs, device=device, vectorization=vectorization, games=games)
     if normalize_reward:
         venv = NormalizeReward(venv, gamma=gamma)
     if seed is not None:

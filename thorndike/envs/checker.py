@@ -9,7 +9,8 @@
    and step signatures and return types, seeding of ``reset``; its warnings are reported;
 3. thorndike's VecEnv contract on ``th.envs.make(env, n_envs=2)`` (and on the Gymnasium backend too when ``make``
    picks a native torch env), stepped with random actions: shapes and dtypes that never change, the ``info``
-   entries (:data:`thorndike.envs.INFO_KEYS`), same-step autoreset (a copy whose episode ended shows a reset
+   entries (:data:`thorndike.envs.INFO_KEYS`, and :data:`~thorndike.envs.GAME_KEYS` for envs that report games),
+   same-step autoreset (a copy whose episode ended shows a reset
    observation and ``info["final_obs"]`` the ended episode's last one), copy 0 behaving exactly like a lone copy
    with the same seed and actions (copies that share state through class attributes, module globals or the global
    ``np.random`` do not), and reproducibility: the same seed gives the same first observations and, under the same
@@ -108,7 +109,7 @@ def check(env: Any, n_envs: int = 2, seed: int = 0, steps: int = 500, env_kwargs
         name = type(env).__name__
     else:
         spec, name = env, th_envs.env_name(env) if not isinstance(env, str) else env
-    kwargs = dict(env_kwargs or {})
+    wrappers, kwargs = th_envs.atari_defaults(spec, wrappers, env_kwargs or {})  # as make does for ALE ids
     builder = th_envs._wrapped(th_envs.env_builder(spec, **kwargs), th_envs.resolve_wrappers(wrappers))
     report = CheckReport(name)
 
@@ -177,7 +178,7 @@ class _VecContract:
             raise self.fail(f"{where} raised {type(err).__name__}: {err}", hint) from err
 
     def run(self) -> None:
-        from thorndike.envs import INFO_KEYS
+        from thorndike.envs import GAME_KEYS, INFO_KEYS
         from thorndike.envs.vec_env import GymnasiumVecEnv
 
         venv = self.make()
@@ -212,9 +213,19 @@ class _VecContract:
                                     "return one plain number / bool per step")
             if not torch.isfinite(reward).all():
                 raise self.fail(f"the reward at {where} is NaN or infinite", "keep rewards finite")
-            if sorted(info) != sorted(INFO_KEYS):
+            if sorted(info) not in (sorted(INFO_KEYS), sorted(INFO_KEYS + GAME_KEYS)):
                 raise self.fail(f"info at {where} holds {sorted(info)}, not {sorted(INFO_KEYS)}",
-                                "a VecEnv's info holds exactly thorndike.envs.INFO_KEYS")
+                                "a VecEnv's info holds exactly thorndike.envs.INFO_KEYS (and GAME_KEYS for envs "
+                                "that report games)")
+            if "game_over" in info:
+                for key, want in (("game_over", torch.bool), ("game_return", torch.float64),
+                                  ("game_length", torch.int64)):
+                    if tuple(info[key].shape) != (n,) or info[key].dtype != want:
+                        raise self.fail(f"info[{key!r}] at {where} is {tuple(info[key].shape)} {info[key].dtype}, "
+                                        f"not ({n},) {want}", "fix the VecEnv's game entries")
+                if (info["game_over"] & ~(terminated | truncated)).any():
+                    raise self.fail(f"info['game_over'] at {where} is set for a copy whose episode did not end",
+                                    "a game ends only with an episode")
             done = terminated | truncated
             if not torch.equal(info["done"], done):
                 raise self.fail(f"info['done'] at {where} is not terminated | truncated", "fix the VecEnv's info")

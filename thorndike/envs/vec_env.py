@@ -15,6 +15,16 @@ device, so reading it never waits for the device and its shapes never depend on 
 
 The statistics of the episodes that ended are ``info["episode_return"][info["done"]]`` (a boolean-mask gather, so
 a host sync: the caller decides when to pay it).
+
+Envs whose episodes are parts of a game (Atari with ``episodic_life``: an episode is a life, and rewards are
+clipped) add three entries (:data:`GAME_KEYS`), with the same semantics for games:
+
+- ``game_over`` ``[N]`` bool: the copy's game ended on this step (it implies ``done``);
+- ``game_return`` ``[N]`` float64: the raw (unclipped) score of the copy's game so far; for copies whose game is
+  over, the score of the game that just ended;
+- ``game_length`` ``[N]`` int64: likewise, the game's length in steps.
+
+The episode ledger and ``evaluate`` then count games, with their raw scores (:mod:`thorndike.envs.atari`).
 """
 
 from __future__ import annotations
@@ -37,6 +47,9 @@ Info = dict[str, Any]
 
 INFO_KEYS = ("final_obs", "done", "episode_return", "episode_length")
 """The entries of every VecEnv step's ``info`` (see the module docstring)."""
+
+GAME_KEYS = ("game_over", "game_return", "game_length")
+"""The extra ``info`` entries of VecEnvs whose episodes are parts of games (see the module docstring)."""
 
 VECTORIZATIONS = ("sync", "async")
 
@@ -86,6 +99,9 @@ class GymnasiumVecEnv:
 
     Box actions outside the space are clipped to its bounds before they reach the env (the algorithm keeps the
     unclipped action for its log-probabilities).
+
+    ``games=True``: each copy reports ``game_return``, ``game_length`` and ``game_over`` in its Gymnasium ``info``
+    on every step (:class:`thorndike.envs.atari.GameScore`), and ``step`` passes them on as :data:`GAME_KEYS`.
     """
 
     def __init__(
@@ -94,12 +110,14 @@ class GymnasiumVecEnv:
         n_envs: int,
         device: torch.device | str = "cpu",
         vectorization: str = "sync",
+        games: bool = False,
     ):
         if vectorization not in VECTORIZATIONS:
             raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
         self.n_envs = n_envs
         self.device = torch.device(device)
         self.vectorization = vectorization
+        self.games = games
         self._env_fn = env_fn
 
         def checked_env_fn(index: int) -> Callable[[], gym.Env]:
@@ -197,6 +215,8 @@ class GymnasiumVecEnv:
             "episode_return": episode_return.to(self.device),
             "episode_length": episode_length.to(self.device),
         }
+        if self.games:
+            info.update(self._game_info(raw_info, done.numpy()))
         return (
             obs_t,
             reward_t.to(torch.float32).to(self.device),
@@ -204,6 +224,23 @@ class GymnasiumVecEnv:
             truncated_t.to(self.device),
             info,
         )
+
+    def _game_info(self, raw_info: dict[str, Any], done: np.ndarray) -> Info:
+        """The :data:`GAME_KEYS` entries: from the step's info for running copies, from ``final_info`` for copies
+        whose episode ended (Gymnasium's same-step autoreset put the reset's info at the top level)."""
+        final = raw_info.get("final_info", {})
+        out: Info = {}
+        for key, dtype in (("game_over", torch.bool), ("game_return", torch.float64), ("game_length", torch.int64)):
+            if key not in raw_info and key not in final:
+                raise EnvOutputError(f"the env copies report no info[{key!r}]: games=True needs the game_score "
+                                     "wrapper (thorndike.envs.atari.GameScore) in each copy")
+            values = np.zeros(self.n_envs, dtype=np.float64)
+            if key in raw_info:
+                values = np.where(raw_info["_" + key], raw_info[key], values)
+            if key in final:
+                values = np.where(done & final["_" + key], final[key], values)
+            out[key] = torch.from_numpy(values).to(dtype).to(self.device)
+        return out
 
     def _raise_if_old_api(self, err: Exception) -> None:
         """Name an env written for the old Gym API (probing a fresh copy) instead of Gymnasium's unpacking error."""
