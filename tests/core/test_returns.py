@@ -250,3 +250,33 @@ def test_normalize_statistics():
     y = normalize(x)
     assert abs(y.mean().item()) < 1e-12
     assert abs(y.std(correction=0).item() - 1.0) < 1e-6
+
+
+# ---------------------------------------------------------------- n-step advantages (A2C, A3C)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_n_step_advantages_are_sums_of_discounted_td_errors_with_episode_ends_inside_the_window(seed):
+    """003's equivalence: the n-step advantage R_t^(n) - V(s_t), with R_t^(n) = sum_{k<m} gamma^k r_{t+k} +
+    gamma^m V(s_{t+m}) (m: up to the window's end, or the episode's, with no bootstrap after a termination and the
+    final observation's value after a truncation), equals sum_{k<m} gamma^k delta_{t+k}; A2C's advantages are that,
+    computed as gae(lambda = 1) over a rollout whose end is the window's end."""
+    T, N, gamma = 7, 5, 0.9
+    rewards, values, next_values, terminated, truncated = random_rollout(seed, T, N, p_done=0.25)
+    advantages = gae(rewards, values, next_values, terminated, truncated, gamma, 1.0)
+    deltas = td_errors(rewards, values, next_values, terminated, gamma)
+    done = terminated | truncated
+    for n in range(N):
+        for start in range(T):
+            # the n-step return written out step by step, the window closing at an episode end or the rollout end
+            ret, discount, k = 0.0, 1.0, start
+            while True:
+                ret += discount * float(rewards[k, n])
+                discount *= gamma
+                if done[k, n] or k == T - 1:
+                    ret += 0.0 if terminated[k, n] else discount * float(next_values[k, n])
+                    break
+                k += 1
+            summed = sum(gamma ** (j - start) * float(deltas[j, n]) for j in range(start, k + 1))
+            assert advantages[start, n].item() == pytest.approx(ret - float(values[start, n]), abs=1e-9)
+            assert advantages[start, n].item() == pytest.approx(summed, abs=1e-9)
