@@ -248,7 +248,7 @@ def test_oversized_capacity_refused_naming_the_field():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="buffer_size must be an int >= n_envs"):
+    with pytest.raises(ValueError, match=r"buffer_size must be an int >= 4 \(n_envs\)"):
         ReplayBuffer(3, OBS, ACT, n_envs=4)
     with pytest.raises(ValueError, match="n_step"):
         ReplayBuffer(8, OBS, ACT, n_step=0)
@@ -269,3 +269,137 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="obs and next_obs must be"):
         buffer.add(torch.zeros(2, 2), torch.zeros(2), torch.zeros(2), torch.zeros(2, 2), torch.zeros(2, dtype=bool),
                    torch.zeros(2, dtype=bool))
+
+
+# ---------------------------------------------------------------- frame stacks
+
+
+class FrameStream:
+    """``n_envs`` copies of a frame-stacked image env: each step brings a fresh random frame; episodes end at random
+    (terminated or truncated). A reset stack is padded as frame-stack wrappers do: zeros (even copies) or repeats of
+    the first frame (odd copies). The very first stacks hold a real history, as for a buffer started mid-episode.
+    ``add(buffer)`` feeds one step to every buffer given and records it; a transition's action is its id."""
+
+    def __init__(self, n_envs, stack=4, frame=(3, 2), p_end=0.15, seed=0):
+        self.g = torch.Generator().manual_seed(seed)
+        self.n_envs, self.stack, self.frame, self.p_end = n_envs, stack, frame, p_end
+        self.stacks = self._frames(n_envs, stack)
+        self.records = []
+
+    def _frames(self, *shape):
+        return torch.randint(0, 256, (*shape, *self.frame), generator=self.g, dtype=torch.uint8)
+
+    def add(self, *buffers):
+        n = self.n_envs
+        obs = self.stacks.clone()
+        next_obs = torch.cat([obs[:, 1:], self._frames(n, 1)], 1)  # the true next observation (final_obs)
+        terminated = torch.rand(n, generator=self.g) < self.p_end / 2
+        truncated = ~terminated & (torch.rand(n, generator=self.g) < self.p_end / 2)
+        actions = torch.arange(n) + len(self.records) * n
+        rewards = torch.randn(n, generator=self.g)
+        for buffer in buffers:
+            buffer.add(obs, actions, rewards, next_obs, terminated, truncated)
+        self.records.append((obs, next_obs))
+        first = self._frames(n, 1)
+        zeros = (torch.arange(n) % 2 == 0).view(n, 1, *[1] * len(self.frame))
+        reset = torch.cat([torch.where(zeros, 0, first.expand(n, self.stack - 1, *self.frame)), first], 1)
+        done = (terminated | truncated).view(n, 1, *[1] * len(self.frame))
+        self.stacks = torch.where(done, reset, next_obs)
+
+    def expected(self, ids, key):
+        return torch.stack([self.records[i // self.n_envs][key][i % self.n_envs] for i in ids.tolist()])
+
+
+def valid_indices(buffer):
+    return torch.nonzero(buffer.tree.leaves() > 0).flatten()
+
+
+@pytest.mark.parametrize("capacity", [2000, 3 * 40])  # nothing overwritten; wrapped many times
+def test_frame_stacks_rebuilt_exactly(capacity):
+    stream = FrameStream(n_envs=3)
+    buffer = ReplayBuffer(capacity, ((4, 3, 2), torch.uint8), ACT, n_envs=3, frame_stack=4)
+    for _ in range(150):
+        stream.add(buffer)
+    batch = buffer.gather(valid_indices(buffer))
+    ids = batch["actions"]
+    assert torch.equal(batch["obs"], stream.expected(ids, 0))
+    assert torch.equal(batch["next_obs"], stream.expected(ids, 1))
+    for env in range(3):  # each copy keeps its newest transitions, and all of them while they fit
+        kept = sorted(i // 3 for i in ids.tolist() if i % 3 == env)
+        assert kept == list(range(150 - len(kept), 150))
+        assert len(kept) == (150 if capacity == 2000 else len(kept)) and len(kept) >= 15
+    assert len(buffer) == len(ids)
+    # uniform sampling draws valid transitions only, each rebuilt right
+    sampled = buffer.sample(300, torch.Generator().manual_seed(0))
+    assert torch.equal(sampled["obs"], stream.expected(sampled["actions"], 0))
+    assert torch.equal(sampled["next_obs"], stream.expected(sampled["actions"], 1))
+
+
+def test_frame_sampling_is_uniform_over_valid_transitions():
+    stream = FrameStream(n_envs=2, seed=1)
+    buffer = ReplayBuffer(2 * 30, ((4, 3, 2), torch.uint8), ACT, n_envs=2, frame_stack=4)
+    for _ in range(100):
+        stream.add(buffer)
+    valid = valid_indices(buffer)
+    draws = 40_000
+    counts = torch.bincount(buffer.sample(draws, torch.Generator().manual_seed(2))["indices"],
+                            minlength=buffer.capacity)
+    assert counts.sum() == counts[valid].sum()
+    expected = draws / len(valid)
+    statistic = float(((counts[valid] - expected) ** 2 / expected).sum())
+    assert chi2.sf(statistic, df=len(valid) - 1) > 1e-3
+
+
+@pytest.mark.parametrize("capacity", [3000, 3 * 40])
+def test_frame_n_step_matches_the_column_buffer(capacity):
+    stream = FrameStream(n_envs=3, seed=2, p_end=0.25)
+    frames = ReplayBuffer(capacity, ((4, 3, 2), torch.uint8), ACT, n_envs=3, frame_stack=4, n_step=3, gamma=0.8)
+    columns = ReplayBuffer(3000, ((4, 3, 2), torch.uint8), ACT, n_envs=3, n_step=3, gamma=0.8)
+    for _ in range(120):
+        stream.add(frames, columns)
+    mine = frames.gather(valid_indices(frames))
+    theirs = columns.gather(mine["actions"])  # the column buffer never wrapped: a transition's index is its id
+    for key in ("obs", "actions", "rewards", "discounts", "next_obs", "terminated", "truncated"):
+        assert torch.equal(mine[key], theirs[key]), key
+
+
+def test_prioritized_frames_round_trip_and_skip_overwritten():
+    stream = FrameStream(n_envs=2, seed=3)
+    make = lambda: PrioritizedReplayBuffer(2 * 24, ((4, 3, 2), torch.uint8), ACT, n_envs=2, frame_stack=4,  # noqa: E731
+                                           n_step=2)
+    buffer = make()
+    for _ in range(40):
+        stream.add(buffer)
+    batch = buffer.sample(16, torch.Generator().manual_seed(0), beta=0.5)
+    assert torch.equal(batch["obs"], stream.expected(batch["actions"], 0))
+    buffer.update_priorities(batch["indices"], torch.randn(16, generator=torch.Generator().manual_seed(1)))
+    file = io.BytesIO()
+    torch.save(buffer.state_dict(), file)
+    file.seek(0)
+    restored = make()
+    restored.load_state_dict(torch.load(file))
+    a = buffer.sample(32, torch.Generator().manual_seed(5), beta=0.5)
+    b = restored.sample(32, torch.Generator().manual_seed(5), beta=0.5)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    for _ in range(30):  # the sampled transitions are overwritten; a late priority update must not revive them
+        stream.add(buffer)
+    gone = a["indices"][buffer.tree.leaves(a["indices"]) == 0]
+    assert len(gone) > 0
+    buffer.update_priorities(gone, torch.ones(len(gone)))
+    assert torch.all(buffer.tree.leaves(gone) == 0)
+
+
+def test_frame_storage_bytes_for_atari():
+    buffer = ReplayBuffer(4096, ((4, 84, 84), torch.uint8), ACT, n_envs=8, frame_stack=4)
+    per_frame = buffer.nbytes / buffer.capacity
+    assert per_frame < 7100  # 7,056 frame bytes + 14 + the tree's 32
+    assert 10**6 * per_frame < 8e9  # a million Atari transitions fit in 8 GB (plus 4 frames per episode)
+    whole = ReplayBuffer(4096, ((4, 84, 84), torch.uint8), ACT, n_envs=8)
+    assert whole.nbytes / whole.capacity > 7.9 * per_frame
+    with pytest.raises(ConfigError, match="per frame"):
+        ReplayBuffer(10**12, ((4, 84, 84), torch.uint8), ACT, frame_stack=4)
+    with pytest.raises(ValueError, match="frame_stack=4 needs uint8"):
+        ReplayBuffer(100, ((4, 84, 84), torch.float32), ACT, frame_stack=4)
+    with pytest.raises(ValueError, match=r">= 10 \(n_envs x \(2 frame_stack \+ 2\)\)"):
+        ReplayBuffer(9, ((4, 84, 84), torch.uint8), ACT, frame_stack=4)

@@ -8,7 +8,8 @@ other. Prioritized replay (003 L470-L504, Schaul et al. 2016):
 
 with beta annealed to 1 by the caller (the weights correct the bias of non-uniform sampling fully only at beta = 1).
 The max-normalisation of the weights is not in the notes; it is taken, as in Schaul et al.'s Algorithm 1, over the
-sampled minibatch, so weights only scale updates down. n-step returns (003 L329-L339): a sampled transition carries
+sampled minibatch, so weights only scale updates down (and N cancels out of them). n-step returns (003 L329-L339):
+a sampled transition carries
 
     R = sum_{k<m} gamma^k r_{t+k},   s' = the observation after step t+m-1,   discount = gamma^m
 
@@ -17,14 +18,28 @@ target is ``R + discount * (1 - terminated) * V(s')`` (no bootstrap after a term
 bootstrap is from the true last observation, which the caller stored as ``next_obs``). These are the targets of
 :func:`thorndike.core.returns.n_step_targets` over the stream of each env copy.
 
-Layout. ``n_envs`` copies step in lockstep, so each :meth:`ReplayBuffer.add` writes one row of ``[rows, n_envs, ...]``
-tensors (rows = capacity // n_envs); the successor of a transition is the next row of the same column, which is what
-makes n-step windows a few gathers. A transition's *index* is ``row * n_envs + env``.
+Layout. ``n_envs`` copies step in lockstep and each column of ``[rows, n_envs, ...]`` tensors is one copy's stream,
+so the successor of a transition is the next row of its column: an n-step window is n gathers. A transition's
+*index* is ``row * n_envs + env``. Two storages:
+
+- columns (the default): ``obs`` and ``next_obs`` stored whole, one row per vectorised step, the oldest row
+  overwritten when full (capacity = rows x n_envs transitions);
+- frames (``frame_stack=S``, for uint8 frame stacks ``[S, *frame]`` such as Atari's ``[4, 84, 84]``): each column is
+  a stream of single frames, the stack rebuilt at sampling time from the S frames before a transition's row. Each
+  step stores the newest frame of its observation; an episode's first observation stores all its S frames (so the
+  padding the frame-stack wrapper put there, zeros or repeats of the first frame, or the real history of a buffer
+  started mid-episode, is kept as it was) and its end one more frame, the final observation's. Capacity counts
+  frames: episodes of L steps fill ``L + S`` frames. For ``[4, 84, 84]`` frames and Discrete actions a transition
+  takes 7,056 frame bytes + 8 (action) + 4 (reward) + 2 (flags) + ~32 (sum tree) = ~7.1 KB, so 1M transitions
+  take ~7.1 GB (plus 4 frames per episode), against 56 GB for stored float32 stacks and 56 KB per transition for
+  whole uint8 obs and next_obs.
 
 Cost. ``add`` is one copy per field; ``sample`` is one ``randint`` and one gather per field (n gathers of rewards
 and done flags with n-step returns). Neither waits for the device: the counters that decide what is filled are
-Python ints. A prioritized ``add`` and ``update_priorities`` also walk the sum tree, one gather and one write per
-level (log2 capacity levels), again without a host synchronisation.
+Python ints or device tensors. A prioritized buffer, and the frame storage (whose valid transitions are the
+non-zero leaves of a sum tree), also walk a sum tree on ``add`` and ``sample``: one gather and one write per level
+(log2 capacity levels), again without a host synchronisation. Only ``len()`` of a frame buffer reads the device
+(it counts the tree's non-zero leaves): call it per log row, not per step.
 """
 
 from __future__ import annotations
@@ -58,160 +73,9 @@ def _spec(value: gym.Space | Spec, what: str) -> Spec:
     if isinstance(value, gym.Space):
         return storage_spec(value) if what == "observation" else action_spec(value)
     if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], torch.dtype)
-            and all(isinstance(d, int) and d >= 1 for d in value[0])):
+            and isinstance(value[0], tuple) and all(isinstance(d, int) and d >= 1 for d in value[0])):
         return tuple(value[0]), value[1]
     raise ValueError(f"{what} must be a gymnasium space or a (shape, torch dtype) pair, got {value!r}")
-
-
-class ReplayBuffer:
-    """Transitions of ``n_envs`` lockstep env copies in a preallocated ring on ``device``; uniform sampling.
-
-    ``observation`` and ``action`` are gymnasium spaces or ``(shape, dtype)`` pairs (:func:`storage_spec`,
-    :func:`action_spec`). Observations are stored raw (normalisation is the model's, see ``docs/architecture.md``).
-    ``capacity`` is rounded down to a multiple of ``n_envs``; when full, each ``add`` overwrites the oldest row.
-    ``field`` is the config field that sets ``capacity``: a capacity the machine cannot hold is refused naming it.
-
-    Checkpointing is the caller's choice: :attr:`nbytes` says what :meth:`state_dict` would write. A run resumed
-    without it starts with an empty buffer (refilled for ``learning_starts`` steps if the caller's loop says so), so
-    it goes on correctly but not bit for bit like an uninterrupted run.
-    """
-
-    def __init__(
-        self,
-        capacity: int,
-        observation: gym.Space | Spec,
-        action: gym.Space | Spec,
-        n_envs: int = 1,
-        device: torch.device | str = "cpu",
-        n_step: int = 1,
-        gamma: float = 0.99,
-        field: str = "buffer_size",
-    ) -> None:
-        if not isinstance(n_envs, int) or n_envs < 1:
-            raise ValueError(f"n_envs must be an int >= 1, got {n_envs!r}")
-        if not isinstance(capacity, int) or capacity < n_envs:
-            raise ValueError(f"{field} must be an int >= n_envs ({n_envs}), got {capacity!r}")
-        if not isinstance(n_step, int) or n_step < 1:
-            raise ValueError(f"n_step must be an int >= 1, got {n_step!r}")
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        self.obs_shape, self.obs_dtype = _spec(observation, "observation")
-        self.action_shape, self.action_dtype = _spec(action, "action")
-        self.n_envs, self.rows = n_envs, capacity // n_envs
-        self.capacity = self.rows * n_envs
-        self.n_step, self.gamma = n_step, float(gamma)
-        self.device = torch.device(device)
-        fields = self._fields()
-        per = sum(tensor_bytes(*shape, dtype=dtype) for shape, dtype in fields.values()) + self._extra_bytes_per()
-        require_memory("the replay buffer", self.capacity * per, self.device, {field: capacity},
-                       f"{per:,} bytes per transition")
-        self.data = {name: torch.zeros((self.rows, n_envs, *shape), dtype=dtype, device=self.device)
-                     for name, (shape, dtype) in fields.items()}
-        # gamma^m for the m <= n steps of a window, so a sampled discount is one gather.
-        self._gamma_pow = self.gamma ** torch.arange(n_step + 1, dtype=torch.float64, device=self.device)
-        self._gamma_pow = self._gamma_pow.to(torch.float32)
-        self.pos = 0  # the row the next add writes
-        self.full = False
-
-    def _fields(self) -> dict[str, Spec]:
-        obs = (self.obs_shape, self.obs_dtype)
-        return {"obs": obs, "actions": (self.action_shape, self.action_dtype), "rewards": ((), torch.float32),
-                "next_obs": obs, "terminated": ((), torch.bool), "truncated": ((), torch.bool)}
-
-    def _extra_bytes_per(self) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        """Transitions stored."""
-        return self.capacity if self.full else self.pos * self.n_envs
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the buffer holds (what :meth:`state_dict` writes to a checkpoint)."""
-        return sum(t.nbytes for t in self.data.values())
-
-    def add(self, obs: Tensor, actions: Tensor, rewards: Tensor, next_obs: Tensor, terminated: Tensor,
-            truncated: Tensor) -> None:
-        """Store one vectorised step, each argument ``[n_envs, ...]``.
-
-        ``next_obs`` must be the TRUE next observation: the env's ``info["final_obs"]`` (``obs`` where no episode
-        ended), not the observation autoreset put in its place.
-        """
-        if tuple(obs.shape) != (self.n_envs, *self.obs_shape) or tuple(next_obs.shape) != tuple(obs.shape):
-            raise ValueError(f"obs and next_obs must be {[self.n_envs, *self.obs_shape]}, got {list(obs.shape)} "
-                             f"and {list(next_obs.shape)}")
-        row = self.pos
-        for name, value in (("obs", obs), ("actions", actions), ("rewards", rewards), ("next_obs", next_obs),
-                            ("terminated", terminated), ("truncated", truncated)):
-            self.data[name][row] = value
-        self.pos = (row + 1) % self.rows
-        self.full = self.full or self.pos == 0
-        self._added(row)
-
-    def _added(self, row: int) -> None:
-        """Hook for the prioritized buffer: ``row`` was just written."""
-
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """``batch_size`` transitions drawn uniformly with replacement from the filled part.
-
-        Returns ``obs``, ``actions``, ``rewards`` (the n-step discounted sum), ``next_obs`` (the observation to
-        bootstrap from), ``terminated`` / ``truncated`` (how the window ended, if it ended an episode), ``discounts``
-        (gamma^m, to multiply the bootstrap with) and ``indices`` (``[B]`` int64).
-        """
-        size = self._check_sample(batch_size)
-        gen_device = generator.device if generator is not None else self.device
-        indices = torch.randint(0, size, (batch_size,), generator=generator, device=gen_device).to(self.device)
-        return self.gather(indices)
-
-    def _check_sample(self, batch_size: int) -> int:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        size = len(self)
-        if size == 0:
-            raise ValueError("cannot sample from an empty replay buffer: add transitions first (learning_starts)")
-        return size
-
-    def gather(self, indices: Tensor) -> dict[str, Tensor]:
-        """The transitions (n-step windows) that start at ``indices`` (``[B]`` int64, each < ``len(self)``)."""
-        data, n_envs = self.data, self.n_envs
-        row, env = indices // n_envs, indices % n_envs
-        batch = {"obs": data["obs"][row, env], "actions": data["actions"][row, env], "indices": indices}
-        if self.n_step == 1:
-            last = row
-            batch["rewards"] = data["rewards"][row, env]
-            batch["discounts"] = self._gamma_pow[1].expand(indices.shape[0])
-        else:
-            # Walk each window forward; it closes at an episode end, at the newest stored step, or after n steps.
-            newest = (self.pos - 1) % self.rows
-            ahead = (newest - row) % self.rows  # steps of this column stored after the window's first
-            rewards = torch.zeros(indices.shape[0], dtype=torch.float32, device=self.device)
-            alive = torch.ones_like(indices, dtype=torch.bool)
-            last = row
-            for k in range(self.n_step):
-                r_k = (row + k) % self.rows
-                rewards = rewards + torch.where(alive, self._gamma_pow[k] * data["rewards"][r_k, env], 0.0)
-                last = torch.where(alive, r_k, last)
-                ends = data["terminated"][r_k, env] | data["truncated"][r_k, env] | (ahead == k)
-                alive = alive & ~ends
-            batch["rewards"] = rewards
-            batch["discounts"] = self._gamma_pow[(last - row) % self.rows + 1]
-        batch["next_obs"] = data["next_obs"][last, env]
-        batch["terminated"] = data["terminated"][last, env]
-        batch["truncated"] = data["truncated"][last, env]
-        return batch
-
-    def state_dict(self) -> dict[str, Any]:
-        """The stored tensors (references, not copies: write them before the next ``add``) and the counters."""
-        return {"data": dict(self.data), "pos": self.pos, "full": self.full}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, tensor in self.data.items():
-            saved = state["data"][name]
-            if tuple(saved.shape) != tuple(tensor.shape) or saved.dtype != tensor.dtype:
-                raise ValueError(f"checkpoint replay field {name!r} is {tuple(saved.shape)} {saved.dtype}; this "
-                                 f"buffer's is {tuple(tensor.shape)} {tensor.dtype} (rows, n_envs, ...)")
-            tensor.copy_(saved)
-        self.pos, self.full = int(state["pos"]), bool(state["full"])
 
 
 class SumTree:
@@ -229,6 +93,11 @@ class SumTree:
         self.depth = max(1, math.ceil(math.log2(capacity)))
         self.n_leaves = 2**self.depth
         self.tree = torch.zeros(2 * self.n_leaves, dtype=torch.float64, device=device)
+
+    @staticmethod
+    def bytes_for(capacity: int) -> int:
+        """Bytes of a tree of ``capacity`` leaves."""
+        return 2 * 2 ** max(1, math.ceil(math.log2(max(capacity, 1)))) * 8
 
     def total(self) -> Tensor:
         """The sum of all leaves (a 0-dim tensor: no host synchronisation)."""
@@ -275,12 +144,22 @@ class SumTree:
         self.tree.copy_(state["tree"])
 
 
-class PrioritizedReplayBuffer(ReplayBuffer):
-    """Prioritized replay: transitions drawn with P(i) = p_i^alpha / sum_k p_k^alpha, with importance weights.
+class ReplayBuffer:
+    """Transitions of ``n_envs`` lockstep env copies in a preallocated ring on ``device``; uniform sampling.
 
-    New transitions get the largest priority seen so far (1 at first), so each is replayed at least about once
-    before its TD error is known. ``eps`` keeps every priority positive (a zero TD error is not never again).
+    ``observation`` and ``action`` are gymnasium spaces or ``(shape, dtype)`` pairs (:func:`storage_spec`,
+    :func:`action_spec`). Observations are stored raw (normalisation is the model's, see ``docs/architecture.md``).
+    ``capacity`` (transitions, or frames with ``frame_stack``) is rounded down to a multiple of ``n_envs``; when
+    full, the oldest entries are overwritten. ``frame_stack=S`` stores uint8 ``[S, *frame]`` frame stacks as single
+    frames (module docstring). ``field`` is the config field that sets ``capacity``: a capacity the machine cannot
+    hold is refused naming it.
+
+    Checkpointing is the caller's choice: :attr:`nbytes` says what :meth:`state_dict` would write. A run resumed
+    without it starts with an empty buffer (refilled for ``learning_starts`` steps if the caller's loop says so), so
+    it goes on correctly but not bit for bit like an uninterrupted run.
     """
+
+    prioritized = False
 
     def __init__(
         self,
@@ -291,6 +170,238 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         device: torch.device | str = "cpu",
         n_step: int = 1,
         gamma: float = 0.99,
+        frame_stack: int = 0,
+        field: str = "buffer_size",
+    ) -> None:
+        if not isinstance(n_envs, int) or n_envs < 1:
+            raise ValueError(f"n_envs must be an int >= 1, got {n_envs!r}")
+        if not isinstance(n_step, int) or n_step < 1:
+            raise ValueError(f"n_step must be an int >= 1, got {n_step!r}")
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        self.obs_shape, self.obs_dtype = _spec(observation, "observation")
+        self.action_shape, self.action_dtype = _spec(action, "action")
+        if not isinstance(frame_stack, int) or frame_stack < 0:
+            raise ValueError(f"frame_stack must be an int >= 0, got {frame_stack!r}")
+        if frame_stack and (self.obs_dtype != torch.uint8 or len(self.obs_shape) < 2
+                            or self.obs_shape[0] != frame_stack):
+            raise ValueError(f"frame_stack={frame_stack} needs uint8 observations [frame_stack, *frame], got "
+                             f"{list(self.obs_shape)} {self.obs_dtype}")
+        # a frame column must hold a transition's S frames, its next frame and the S rows its writes may damage
+        least = n_envs * (2 * frame_stack + 2) if frame_stack else n_envs
+        if not isinstance(capacity, int) or capacity < least:
+            raise ValueError(f"{field} must be an int >= {least} (n_envs"
+                             f"{' x (2 frame_stack + 2)' if frame_stack else ''}), got {capacity!r}")
+        self.n_envs, self.rows = n_envs, capacity // n_envs
+        self.capacity = self.rows * n_envs
+        self.n_step, self.gamma, self.frame_stack = n_step, float(gamma), frame_stack
+        self.device = torch.device(device)
+
+        fields = {"actions": (self.action_shape, self.action_dtype), "rewards": ((), torch.float32),
+                  "terminated": ((), torch.bool), "truncated": ((), torch.bool)}
+        if frame_stack:
+            fields["frames"] = (self.obs_shape[1:], self.obs_dtype)
+        else:
+            fields["obs"] = fields["next_obs"] = (self.obs_shape, self.obs_dtype)
+        per = sum(tensor_bytes(*shape, dtype=dtype) for shape, dtype in fields.values())
+        tree_bytes = SumTree.bytes_for(self.capacity) if self.prioritized or frame_stack else 0
+        require_memory("the replay buffer", self.capacity * per + tree_bytes, self.device, {field: capacity},
+                       f"{per:,} bytes per {'frame' if frame_stack else 'transition'}"
+                       f"{', and a sum tree' if tree_bytes else ''}")
+        self.data = {name: torch.zeros((self.rows, n_envs, *shape), dtype=dtype, device=self.device)
+                     for name, (shape, dtype) in fields.items()}
+        # The frame storage and prioritized sampling draw from a sum tree over the transition indices.
+        self.tree = SumTree(self.capacity, self.device) if self.prioritized or frame_stack else None
+        # gamma^m for the m <= n steps of a window, so a sampled discount is one gather.
+        self._gamma_pow = (self.gamma ** torch.arange(n_step + 1, dtype=torch.float64)).to(torch.float32)
+        self._gamma_pow = self._gamma_pow.to(self.device)
+        self._envs = torch.arange(n_envs, device=self.device)
+        self.adds = 0  # vectorised steps added
+        self.pos = 0  # columns: the row the next add writes
+        self.full = False
+        # frames: per column, frames written so far (the next row, mod rows), the newest transition's row, and
+        # whether the next observation starts an episode (so its S frames are all stored)
+        self.head = torch.zeros(n_envs, dtype=torch.int64, device=self.device)
+        self.newest = torch.zeros(n_envs, dtype=torch.int64, device=self.device)
+        self.starting = torch.ones(n_envs, dtype=torch.bool, device=self.device)
+
+    def __len__(self) -> int:
+        """Transitions stored (a frame buffer counts its valid transitions on the device: a host synchronisation)."""
+        if self.frame_stack:
+            return int((self.tree.leaves() > 0).sum())
+        return self.capacity if self.full else self.pos * self.n_envs
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the buffer holds (what :meth:`state_dict` writes to a checkpoint)."""
+        return sum(t.nbytes for t in self.data.values()) + (self.tree.tree.nbytes if self.tree is not None else 0)
+
+    def _new_leaf(self) -> Tensor:
+        """The sum-tree leaf of a new transition: 1 (uniform); the prioritized buffer gives max priority^alpha."""
+        return torch.ones((), dtype=torch.float64, device=self.device)
+
+    def add(self, obs: Tensor, actions: Tensor, rewards: Tensor, next_obs: Tensor, terminated: Tensor,
+            truncated: Tensor) -> None:
+        """Store one vectorised step, each argument ``[n_envs, ...]``.
+
+        ``next_obs`` must be the TRUE next observation: the env's ``info["final_obs"]`` (``obs`` where no episode
+        ended), not the observation autoreset put in its place. With ``frame_stack``, consecutive calls must be
+        consecutive steps of the same envs (each ``obs`` is the previous ``next_obs`` unless an episode ended).
+        """
+        if tuple(obs.shape) != (self.n_envs, *self.obs_shape) or tuple(next_obs.shape) != tuple(obs.shape):
+            raise ValueError(f"obs and next_obs must be {[self.n_envs, *self.obs_shape]}, got {list(obs.shape)} "
+                             f"and {list(next_obs.shape)}")
+        if self.frame_stack:
+            row = self._add_frames(obs, next_obs, terminated | truncated)
+        else:
+            row = self.pos
+            self.data["obs"][row] = obs
+            self.data["next_obs"][row] = next_obs
+            self.pos = (row + 1) % self.rows
+            self.full = self.full or self.pos == 0
+            if self.tree is not None:
+                self.tree.update(row * self.n_envs + self._envs, self._new_leaf().expand(self.n_envs))
+        envs = self._envs
+        for name, value in (("actions", actions), ("rewards", rewards), ("terminated", terminated),
+                            ("truncated", truncated)):
+            self.data[name][row, envs] = value
+        self.adds += 1
+
+    def _add_frames(self, obs: Tensor, next_obs: Tensor, done: Tensor) -> Tensor:
+        """Write the step's frames; return each column's transition row ``[N]``.
+
+        At h = head, a column writes its observation's S frames to rows h + o - (S-1) .. h + o (o = S - 1 when the
+        observation starts an episode, so all S are new; else o = 0 and the S - 1 older ones are rewritten with
+        the same bytes), the next observation's newest frame to row h + o + 1, and keeps that frame (head past
+        it) only after an episode end, when the next observation will not repeat it.
+        """
+        S, rows, envs = self.frame_stack, self.rows, self._envs
+        h = self.head
+        o = self.starting.long() * (S - 1)
+        offsets = torch.arange(S, device=self.device)
+        frames = self.data["frames"]
+        frames[((h + o - (S - 1))[:, None] + offsets) % rows, envs[:, None]] = obs
+        row = (h + o) % rows
+        frames[(row + 1) % rows, envs] = next_obs[:, -1]
+        # Leaves of rows h .. h + 2S - 1: the new transition's row gets its leaf; rows newly written (padding,
+        # the next frame) and the old transitions whose S frames or next frame they overwrote get 0; rows beyond
+        # keep theirs.
+        span = torch.arange(2 * S, device=self.device)
+        leaf_rows = (h[:, None] + span) % rows
+        indices = (leaf_rows * self.n_envs + envs[:, None]).flatten()
+        fresh = span == o[:, None]
+        keep = span > o[:, None] + S
+        leaves = torch.where(fresh, self._new_leaf(), torch.where(keep, self.tree.leaves(indices).view(-1, 2 * S),
+                                                                  0.0))
+        self.tree.update(indices, leaves.flatten())
+        self.newest = row
+        self.head = h + o + 1 + done.long()
+        self.starting = done.clone()
+        return row
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """``batch_size`` transitions drawn uniformly with replacement from the filled part.
+
+        Returns ``obs``, ``actions``, ``rewards`` (the n-step discounted sum), ``next_obs`` (the observation to
+        bootstrap from), ``terminated`` / ``truncated`` (how the window ended, if it ended an episode), ``discounts``
+        (gamma^m, to multiply the bootstrap with) and ``indices`` (``[B]`` int64).
+        """
+        self._check_sample(batch_size)
+        gen_device = generator.device if generator is not None else self.device
+        if self.tree is None:
+            size = len(self)
+            indices = torch.randint(0, size, (batch_size,), generator=generator, device=gen_device)
+            return self.gather(indices.to(self.device))
+        # frames: the valid transitions are the tree's leaves of 1
+        u = torch.rand(batch_size, generator=generator, device=gen_device, dtype=torch.float64).to(self.device)
+        return self.gather(self.tree.find(u * self.tree.total()))
+
+    def _check_sample(self, batch_size: int) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if self.adds == 0:
+            raise ValueError("cannot sample from an empty replay buffer: add transitions first (learning_starts)")
+
+    def gather(self, indices: Tensor) -> dict[str, Tensor]:
+        """The transitions (n-step windows) that start at ``indices`` (``[B]`` int64, stored transitions)."""
+        data, n_envs, rows = self.data, self.n_envs, self.rows
+        row, env = indices // n_envs, indices % n_envs
+        batch = {"obs": self._obs(row, env, 0), "actions": data["actions"][row, env], "indices": indices}
+        if self.n_step == 1:
+            last = row
+            batch["rewards"] = data["rewards"][row, env]
+            batch["discounts"] = self._gamma_pow[1].expand(indices.shape[0])
+        else:
+            # Walk each window forward; it closes at an episode end, at the newest stored step, or after n steps.
+            newest = self.newest[env] if self.frame_stack else (self.pos - 1) % rows
+            rewards = torch.zeros(indices.shape[0], dtype=torch.float32, device=self.device)
+            alive = torch.ones_like(indices, dtype=torch.bool)
+            last = row
+            for k in range(self.n_step):
+                r_k = (row + k) % rows
+                rewards = rewards + torch.where(alive, self._gamma_pow[k] * data["rewards"][r_k, env], 0.0)
+                last = torch.where(alive, r_k, last)
+                alive = alive & ~(data["terminated"][r_k, env] | data["truncated"][r_k, env] | (r_k == newest))
+            batch["rewards"] = rewards
+            batch["discounts"] = self._gamma_pow[(last - row) % rows + 1]
+        batch["next_obs"] = self._obs(last, env, 1)
+        batch["terminated"] = data["terminated"][last, env]
+        batch["truncated"] = data["truncated"][last, env]
+        return batch
+
+    def _obs(self, row: Tensor, env: Tensor, after: int) -> Tensor:
+        """The observation (``after`` = 0) or next observation (1) of the transitions at ``row``, ``env``."""
+        if not self.frame_stack:
+            return self.data["next_obs" if after else "obs"][row, env]
+        S = self.frame_stack
+        offsets = torch.arange(after - (S - 1), after + 1, device=self.device)
+        return self.data["frames"][(row[:, None] + offsets) % self.rows, env[:, None]]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stored tensors (references, not copies: write them before the next ``add``) and the counters."""
+        state = {"data": dict(self.data), "pos": self.pos, "full": self.full, "adds": self.adds,
+                 "head": self.head, "newest": self.newest, "starting": self.starting}
+        if self.tree is not None:
+            state["tree"] = self.tree.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["data"].keys() != self.data.keys():
+            raise ValueError(f"checkpoint replay fields {sorted(state['data'])} do not fit this buffer's "
+                             f"{sorted(self.data)} (frame_stack={self.frame_stack})")
+        for name, tensor in self.data.items():
+            saved = state["data"][name]
+            if tuple(saved.shape) != tuple(tensor.shape) or saved.dtype != tensor.dtype:
+                raise ValueError(f"checkpoint replay field {name!r} is {tuple(saved.shape)} {saved.dtype}; this "
+                                 f"buffer's is {tuple(tensor.shape)} {tensor.dtype} (rows, n_envs, ...)")
+        for name, tensor in self.data.items():
+            tensor.copy_(state["data"][name])
+        if self.tree is not None:
+            self.tree.load_state_dict(state["tree"])
+        self.pos, self.full, self.adds = int(state["pos"]), bool(state["full"]), int(state["adds"])
+        for name in ("head", "newest", "starting"):
+            getattr(self, name).copy_(state[name])
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Prioritized replay: transitions drawn with P(i) = p_i^alpha / sum_k p_k^alpha, with importance weights.
+
+    New transitions get the largest priority seen so far (1 at first), so each is replayed at least about once
+    before its TD error is known. ``eps`` keeps every priority positive (a zero TD error is not never again).
+    """
+
+    prioritized = True
+
+    def __init__(
+        self,
+        capacity: int,
+        observation: gym.Space | Spec,
+        action: gym.Space | Spec,
+        n_envs: int = 1,
+        device: torch.device | str = "cpu",
+        n_step: int = 1,
+        gamma: float = 0.99,
+        frame_stack: int = 0,
         alpha: float = 0.6,
         eps: float = 1e-6,
         field: str = "buffer_size",
@@ -299,29 +410,19 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
         if not eps > 0.0:
             raise ValueError(f"eps must be > 0, got {eps!r}")
-        super().__init__(capacity, observation, action, n_envs, device, n_step, gamma, field)
         self.alpha, self.eps = float(alpha), float(eps)
-        self.tree = SumTree(self.capacity, self.device)
-        self.max_priority = torch.ones((), dtype=torch.float64, device=self.device)  # max p_i so far (not ^alpha)
-        self._row_indices = torch.arange(self.n_envs, device=self.device)
+        self.max_priority = torch.ones((), dtype=torch.float64, device=device)  # max p_i so far (not ^alpha)
+        super().__init__(capacity, observation, action, n_envs, device, n_step, gamma, frame_stack, field)
 
-    def _extra_bytes_per(self) -> int:
-        return 2 * 8 * 2  # the tree: ~2 float64 nodes per leaf, with up to 2x padding to a power of two
-
-    @property
-    def nbytes(self) -> int:
-        return super().nbytes + self.tree.tree.nbytes
-
-    def _added(self, row: int) -> None:
-        indices = self._row_indices + row * self.n_envs
-        self.tree.update(indices, (self.max_priority**self.alpha).expand(self.n_envs))
+    def _new_leaf(self) -> Tensor:
+        return self.max_priority**self.alpha
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None,
                beta: float = 0.4) -> dict[str, Tensor]:
         """``batch_size`` transitions drawn by priority, stratified: one draw in each of ``batch_size`` equal
         segments of the priority total. Adds ``weights`` ``[B]`` (float32), w_i = (N P(i))^-beta / max_j w_j over
         the batch, to :meth:`ReplayBuffer.sample`'s dict; ``indices`` go back to :meth:`update_priorities`."""
-        size = self._check_sample(batch_size)
+        self._check_sample(batch_size)
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta!r}")
         gen_device = generator.device if generator is not None else self.device
@@ -329,22 +430,27 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         total = self.tree.total()
         segments = torch.arange(batch_size, device=self.device, dtype=torch.float64)
         indices = self.tree.find((segments + u) * (total / batch_size))
-        probs = self.tree.leaves(indices) / total
-        weights = (size * probs) ** -beta
+        # N cancels in the max-normalisation: (N P_i)^-beta / max_j (N P_j)^-beta = (P_i / min_j P_j)^-beta
+        weights = (self.tree.leaves(indices) / total) ** -beta
         batch = self.gather(indices)
         batch["weights"] = (weights / weights.max()).to(torch.float32)
         return batch
 
     def update_priorities(self, indices: Tensor, td_errors: Tensor) -> None:
-        """p_i = |delta_i| + eps for the sampled ``indices`` (``td_errors`` ``[B]``, finite; detached here)."""
+        """p_i = |delta_i| + eps for the sampled ``indices`` (``td_errors`` ``[B]``, finite; detached here).
+
+        Call it before the next ``add``: a transition overwritten in between would take the old one's priority
+        instead of the largest one (a frame transition overwritten in between stays out, its leaf 0).
+        """
         priorities = td_errors.detach().abs().to(torch.float64) + self.eps
         self.max_priority = torch.maximum(self.max_priority, priorities.max())
-        self.tree.update(indices, priorities**self.alpha)
+        # A frame transition overwritten since it was sampled (its leaf is 0) stays out of the draw.
+        alive = self.tree.leaves(indices) > 0
+        self.tree.update(indices, torch.where(alive, priorities**self.alpha, 0.0))
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "tree": self.tree.state_dict(), "max_priority": self.max_priority}
+        return {**super().state_dict(), "max_priority": self.max_priority}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.tree.load_state_dict(state["tree"])
         self.max_priority = state["max_priority"].to(device=self.device, dtype=torch.float64).clone()
