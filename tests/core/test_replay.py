@@ -114,19 +114,24 @@ def test_n_step_matches_n_step_targets(capacity):
     torch.testing.assert_close(mine, expected, atol=1e-5, rtol=0)
 
 
-def test_sum_tree_total_stays_consistent():
+@pytest.mark.parametrize("capacity", [37, 2000])  # two and three levels
+def test_sum_tree_total_stays_consistent(capacity):
     g = torch.Generator().manual_seed(0)
-    tree, reference = SumTree(37), torch.zeros(37, dtype=torch.float64)
+    tree, reference = SumTree(capacity), torch.zeros(capacity, dtype=torch.float64)
     for _ in range(300):
-        indices = torch.randint(0, 37, (8,), generator=g)  # repeats happen: the largest priority wins
-        priorities = torch.rand(8, generator=g, dtype=torch.float64) * 10
+        indices = torch.randint(0, capacity, (40,), generator=g)  # repeats happen: the largest priority wins
+        priorities = torch.rand(40, generator=g, dtype=torch.float64) * 10
         tree.update(indices, priorities)
         for i in indices.unique():
             reference[i] = priorities[indices == i].max()
     assert torch.equal(tree.leaves(), reference)
     torch.testing.assert_close(tree.total(), reference.sum(), atol=1e-9, rtol=0)
-    internal = torch.arange(1, tree.n_leaves)
-    assert torch.equal(tree.tree[internal], tree.tree[2 * internal] + tree.tree[2 * internal + 1])
+    for parent, children in zip(tree.levels[:-1], tree.levels[1:], strict=True):
+        sums = children.view(-1, SumTree.ARITY).sum(-1)
+        assert torch.equal(parent[: len(sums)], sums) and not parent[len(sums) :].any()  # the rest is padding
+    # and the descent agrees with a cumulative sum of the leaves
+    s = torch.rand(1000, generator=g, dtype=torch.float64) * reference.sum()
+    assert torch.equal(tree.find(s), torch.searchsorted(reference.cumsum(0), s, right=True))
 
 
 def test_sum_tree_find_by_hand():
@@ -137,16 +142,19 @@ def test_sum_tree_find_by_hand():
     assert found.tolist() == [0, 0, 2, 2, 3, 3, 3]
 
 
-def test_sum_tree_sampling_frequencies_match_priorities():
+@pytest.mark.parametrize("capacity", [20, 1100])
+def test_sum_tree_sampling_frequencies_match_priorities(capacity):
     g = torch.Generator().manual_seed(1)
     priorities = torch.rand(20, generator=g, dtype=torch.float64) + torch.tensor([0.0, 3.0] * 10)
     priorities[7] = 0.0
-    tree = SumTree(20)
-    tree.update(torch.arange(20), priorities)
+    tree = SumTree(capacity)
+    where = torch.arange(20) * (capacity // 20) + (capacity // 40)  # spread over the leaves; the others stay 0
+    tree.update(where, priorities)
     draws = 200_000
     found = tree.find(torch.rand(draws, generator=g, dtype=torch.float64) * tree.total())
-    counts = torch.bincount(found, minlength=20).double()
-    assert counts[7] == 0 and found.max() < 20
+    all_counts = torch.bincount(found, minlength=capacity).double()
+    counts = all_counts[where]
+    assert counts[7] == 0 and counts.sum() == draws and found.max() < capacity
     expected = draws * priorities / priorities.sum()
     nonzero = expected > 0
     statistic = float(((counts - expected)[nonzero] ** 2 / expected[nonzero]).sum())
@@ -393,7 +401,7 @@ def test_prioritized_frames_round_trip_and_skip_overwritten():
 def test_frame_storage_bytes_for_atari():
     buffer = ReplayBuffer(4096, ((4, 84, 84), torch.uint8), ACT, n_envs=8, frame_stack=4)
     per_frame = buffer.nbytes / buffer.capacity
-    assert per_frame < 7100  # 7,056 frame bytes + 14 + the tree's 32
+    assert per_frame < 7080  # 7,056 frame bytes + 14 + the tree's ~8.3
     assert 10**6 * per_frame < 8e9  # a million Atari transitions fit in 8 GB (plus 4 frames per episode)
     whole = ReplayBuffer(4096, ((4, 84, 84), torch.uint8), ACT, n_envs=8)
     assert whole.nbytes / whole.capacity > 7.9 * per_frame

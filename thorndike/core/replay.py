@@ -19,8 +19,8 @@ bootstrap is from the true last observation, which the caller stored as ``next_o
 :func:`thorndike.core.returns.n_step_targets` over the stream of each env copy.
 
 Layout. ``n_envs`` copies step in lockstep and each column of ``[rows, n_envs, ...]`` tensors is one copy's stream,
-so the successor of a transition is the next row of its column: an n-step window is n gathers. A transition's
-*index* is ``row * n_envs + env``. Two storages:
+so the successor of a transition is the next row of its column: an n-step window is one ``[B, n]`` gather. A
+transition's *index* is ``row * n_envs + env``. Two storages:
 
 - columns (the default): ``obs`` and ``next_obs`` stored whole, one row per vectorised step, the oldest row
   overwritten when full (capacity = rows x n_envs transitions);
@@ -30,21 +30,20 @@ so the successor of a transition is the next row of its column: an n-step window
   padding the frame-stack wrapper put there, zeros or repeats of the first frame, or the real history of a buffer
   started mid-episode, is kept as it was) and its end one more frame, the final observation's. Capacity counts
   frames: episodes of L steps fill ``L + S`` frames. For ``[4, 84, 84]`` frames and Discrete actions a transition
-  takes 7,056 frame bytes + 8 (action) + 4 (reward) + 2 (flags) + ~32 (sum tree) = ~7.1 KB, so 1M transitions
-  take ~7.1 GB (plus 4 frames per episode), against 56 GB for stored float32 stacks and 56 KB per transition for
-  whole uint8 obs and next_obs.
+  takes 7,056 frame bytes + 8 (action) + 4 (reward) + 2 (flags) + ~8.3 (sum tree) = 7,078 bytes, so 1M
+  transitions take 7.1 GB (plus 4 frames, 28 KB, per episode), against 56,462 bytes per transition (56 GB per
+  million) for whole uint8 ``obs`` and ``next_obs``.
 
-Cost. ``add`` is one copy per field; ``sample`` is one ``randint`` and one gather per field (n gathers of rewards
-and done flags with n-step returns). Neither waits for the device: the counters that decide what is filled are
-Python ints or device tensors. A prioritized buffer, and the frame storage (whose valid transitions are the
-non-zero leaves of a sum tree), also walk a sum tree on ``add`` and ``sample``: one gather and one write per level
-(log2 capacity levels), again without a host synchronisation. Only ``len()`` of a frame buffer reads the device
-(it counts the tree's non-zero leaves): call it per log row, not per step.
+Cost. ``add`` is one copy per field; ``sample`` is one ``randint`` and one gather per field (with n-step returns,
+about ten more ops for the whole ``[B, n]`` window). Neither waits for the device: the counters that decide what is
+filled are Python ints or device tensors. A prioritized buffer, and the frame storage (whose valid transitions are
+the non-zero leaves of the tree), also update a sum tree on ``add`` and descend it on ``sample``: a few ops per
+level of a 32-ary tree (4 levels for a million leaves), again without a host synchronisation. Only ``len()`` of a
+frame buffer reads the device (it counts the tree's non-zero leaves): call it per log row, not per step.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gymnasium as gym
@@ -79,69 +78,93 @@ def _spec(value: gym.Space | Spec, what: str) -> Spec:
 
 
 class SumTree:
-    """A binary tree of sums over ``capacity`` non-negative leaves, held in one float64 tensor; all ops batched.
+    """A tree of sums over ``capacity`` non-negative leaves, every node holding the sum of its children; all ops
+    batched over a batch of indices or prefix sums.
 
-    Node 1 is the root, node i has children 2i and 2i + 1, and the leaves are nodes ``L .. 2L - 1`` (L, the capacity
-    rounded up to a power of two; the padding leaves stay 0). A parent is always recomputed as the sum of its two
-    children, never incremented, so rounding errors cannot accumulate over updates.
+    Each node has ``ARITY`` (32) children, so a million leaves are 4 levels deep and an update or a descent is a
+    few tensor ops per level (a binary tree would need 20 levels, each a handful of small kernels). ``levels[0]``
+    is the root ``[1]``, node i of level d has the children ``ARITY * i .. ARITY * i + ARITY - 1`` of level d + 1,
+    and the last level holds the leaves (each level padded to a multiple of ``ARITY``; padding stays 0). Sums are
+    float64, and a parent is always recomputed from its children, never incremented, so rounding errors cannot
+    accumulate over updates.
     """
+
+    ARITY = 32
 
     def __init__(self, capacity: int, device: torch.device | str = "cpu") -> None:
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
         self.capacity = capacity
-        self.depth = max(1, math.ceil(math.log2(capacity)))
-        self.n_leaves = 2**self.depth
-        self.tree = torch.zeros(2 * self.n_leaves, dtype=torch.float64, device=device)
+        self.levels = [torch.zeros(size, dtype=torch.float64, device=device) for size in self._sizes(capacity)]
+        self.depth = len(self.levels) - 1
 
-    @staticmethod
-    def bytes_for(capacity: int) -> int:
+    @classmethod
+    def _sizes(cls, capacity: int) -> list[int]:
+        """Nodes per level, root first: each level below the root padded to a multiple of ``ARITY`` (so that its
+        nodes group into their parents' children), the level above holding one node per group."""
+        sizes, n = [], capacity
+        while True:
+            sizes.append(-(-n // cls.ARITY) * cls.ARITY)
+            n = sizes[-1] // cls.ARITY
+            if n == 1:
+                return [1, *reversed(sizes)]
+
+    @classmethod
+    def bytes_for(cls, capacity: int) -> int:
         """Bytes of a tree of ``capacity`` leaves."""
-        return 2 * 2 ** max(1, math.ceil(math.log2(max(capacity, 1)))) * 8
+        return sum(cls._sizes(capacity)) * 8
+
+    @property
+    def nbytes(self) -> int:
+        return sum(level.nbytes for level in self.levels)
 
     def total(self) -> Tensor:
         """The sum of all leaves (a 0-dim tensor: no host synchronisation)."""
-        return self.tree[1]
+        return self.levels[0][0]
 
     def leaves(self, indices: Tensor | None = None) -> Tensor:
         """The leaves at ``indices`` (all ``capacity`` leaves when None)."""
         if indices is None:
-            return self.tree[self.n_leaves : self.n_leaves + self.capacity]
-        return self.tree[indices + self.n_leaves]
+            return self.levels[-1][: self.capacity]
+        return self.levels[-1][indices]
 
     def update(self, indices: Tensor, priorities: Tensor) -> None:
         """Set the leaves at ``indices`` (``[B]`` int64) to ``priorities`` (``[B]``, >= 0, finite), then their
         ancestors. A repeated index gets the largest of its priorities (deterministic on every device)."""
-        node = indices + self.n_leaves
-        self.tree.scatter_reduce_(0, node, priorities.to(self.tree.dtype), reduce="amax", include_self=False)
-        for _ in range(self.depth):
-            node = node // 2
-            self.tree[node] = self.tree[2 * node] + self.tree[2 * node + 1]
+        self.levels[-1].scatter_reduce_(0, indices, priorities.to(torch.float64), reduce="amax", include_self=False)
+        node = indices
+        for d in range(self.depth, 0, -1):
+            node = node // self.ARITY
+            # a repeated parent is written the same sum each time
+            self.levels[d - 1][node] = self.levels[d].view(-1, self.ARITY)[node].sum(-1)
 
     def find(self, prefix_sums: Tensor) -> Tensor:
         """For each prefix sum s in [0, total), the leaf i with sum(leaves[:i]) <= s < sum(leaves[:i + 1]).
 
-        The batch descends one level per step: go right when s is past the left subtree's sum (and the right
-        subtree is not empty, so rounding at s ~ total never lands on a zero leaf).
+        The batch descends one level per step: the child is the number of children whose running sum is <= s,
+        capped at the last non-empty child, so rounding at s ~ total never lands on an empty subtree.
         """
-        s = prefix_sums.to(self.tree.dtype)
-        node = torch.ones_like(s, dtype=torch.int64)
-        for _ in range(self.depth):
-            left = 2 * node
-            left_sum = self.tree[left]
-            right = (s >= left_sum) & (self.tree[left + 1] > 0)
-            s = torch.where(right, s - left_sum, s)
-            node = torch.where(right, left + 1, left)
-        return node - self.n_leaves
+        s = prefix_sums.to(torch.float64)
+        node = torch.zeros_like(s, dtype=torch.int64)
+        for d in range(1, self.depth + 1):
+            sums = self.levels[d].view(-1, self.ARITY)[node]  # [B, ARITY]
+            ends = sums.cumsum(-1)
+            # the last non-empty child is the first whose running sum reaches the node's total
+            last = (ends < ends[:, -1:]).sum(-1)
+            child = torch.minimum((ends <= s[:, None]).sum(-1), last)
+            s = s - (ends - sums).gather(1, child[:, None]).squeeze(1)
+            node = node * self.ARITY + child
+        return node
 
     def state_dict(self) -> dict[str, Any]:
-        return {"tree": self.tree}
+        return {"levels": list(self.levels)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if tuple(state["tree"].shape) != tuple(self.tree.shape):
-            raise ValueError(f"checkpoint sum tree has {state['tree'].shape[0] // 2} leaves; this one "
-                             f"{self.n_leaves}")
-        self.tree.copy_(state["tree"])
+        if [tuple(t.shape) for t in state["levels"]] != [tuple(t.shape) for t in self.levels]:
+            raise ValueError(f"checkpoint sum tree has {state['levels'][-1].shape[0]} leaves; this one "
+                             f"{self.levels[-1].shape[0]}")
+        for level, saved in zip(self.levels, state["levels"], strict=True):
+            level.copy_(saved)
 
 
 class ReplayBuffer:
@@ -216,6 +239,7 @@ class ReplayBuffer:
         self._gamma_pow = (self.gamma ** torch.arange(n_step + 1, dtype=torch.float64)).to(torch.float32)
         self._gamma_pow = self._gamma_pow.to(self.device)
         self._envs = torch.arange(n_envs, device=self.device)
+        self._window = torch.arange(n_step, device=self.device)
         self.adds = 0  # vectorised steps added
         self.pos = 0  # columns: the row the next add writes
         self.full = False
@@ -234,7 +258,7 @@ class ReplayBuffer:
     @property
     def nbytes(self) -> int:
         """Bytes the buffer holds (what :meth:`state_dict` writes to a checkpoint)."""
-        return sum(t.nbytes for t in self.data.values()) + (self.tree.tree.nbytes if self.tree is not None else 0)
+        return sum(t.nbytes for t in self.data.values()) + (self.tree.nbytes if self.tree is not None else 0)
 
     def _new_leaf(self) -> Tensor:
         """The sum-tree leaf of a new transition: 1 (uniform); the prioritized buffer gives max priority^alpha."""
@@ -261,10 +285,10 @@ class ReplayBuffer:
             self.full = self.full or self.pos == 0
             if self.tree is not None:
                 self.tree.update(row * self.n_envs + self._envs, self._new_leaf().expand(self.n_envs))
-        envs = self._envs
+        where = (row, self._envs) if self.frame_stack else row  # frames: each column at its own row
         for name, value in (("actions", actions), ("rewards", rewards), ("terminated", terminated),
                             ("truncated", truncated)):
-            self.data[name][row, envs] = value
+            self.data[name][where] = value
         self.adds += 1
 
     def _add_frames(self, obs: Tensor, next_obs: Tensor, done: Tensor) -> Tensor:
@@ -332,18 +356,17 @@ class ReplayBuffer:
             batch["rewards"] = data["rewards"][row, env]
             batch["discounts"] = self._gamma_pow[1].expand(indices.shape[0])
         else:
-            # Walk each window forward; it closes at an episode end, at the newest stored step, or after n steps.
-            newest = self.newest[env] if self.frame_stack else (self.pos - 1) % rows
-            rewards = torch.zeros(indices.shape[0], dtype=torch.float32, device=self.device)
-            alive = torch.ones_like(indices, dtype=torch.bool)
-            last = row
-            for k in range(self.n_step):
-                r_k = (row + k) % rows
-                rewards = rewards + torch.where(alive, self._gamma_pow[k] * data["rewards"][r_k, env], 0.0)
-                last = torch.where(alive, r_k, last)
-                alive = alive & ~(data["terminated"][r_k, env] | data["truncated"][r_k, env] | (r_k == newest))
-            batch["rewards"] = rewards
-            batch["discounts"] = self._gamma_pow[(last - row) % rows + 1]
+            # The window's n rows at once; it closes at an episode end, at the newest stored step, or after n steps.
+            newest = self.newest[env, None] if self.frame_stack else (self.pos - 1) % rows
+            window = (row[:, None] + self._window) % rows  # [B, n]
+            column = env[:, None]
+            ends = data["terminated"][window, column] | data["truncated"][window, column] | (window == newest)
+            ends = ends.to(torch.int32)
+            inside = ends.cumsum(1) == ends  # no end before step k: step k is in the window
+            m = inside.sum(1)
+            batch["rewards"] = (data["rewards"][window, column] * self._gamma_pow[: self.n_step] * inside).sum(1)
+            batch["discounts"] = self._gamma_pow[m]
+            last = (row + m - 1) % rows
         batch["next_obs"] = self._obs(last, env, 1)
         batch["terminated"] = data["terminated"][last, env]
         batch["truncated"] = data["truncated"][last, env]
