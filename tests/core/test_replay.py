@@ -411,3 +411,26 @@ def test_frame_storage_bytes_for_atari():
         ReplayBuffer(100, ((4, 84, 84), torch.float32), ACT, frame_stack=4)
     with pytest.raises(ValueError, match=r">= 10 \(n_envs x \(2 frame_stack \+ 2\)\)"):
         ReplayBuffer(9, ((4, 84, 84), torch.uint8), ACT, frame_stack=4)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("frame_stack", [0, 4])
+def test_cuda_buffer_matches_the_cpu_one(frame_stack):
+    stream = FrameStream(n_envs=3, seed=4)
+    make = lambda device: PrioritizedReplayBuffer(3 * 30, ((4, 3, 2), torch.uint8), ACT, n_envs=3,  # noqa: E731
+                                                  device=device, n_step=3, frame_stack=frame_stack)
+    cpu, cuda = make("cpu"), make("cuda")
+    for _ in range(50):
+        stream.add(cpu, cuda)  # CPU tensors into the CUDA buffer too
+    indices = torch.nonzero(cpu.tree.leaves() > 0).flatten()
+    a, b = cpu.gather(indices), cuda.gather(indices.cuda())
+    for key in a:
+        assert torch.equal(a[key], b[key].cpu()), key
+    td = torch.randn(len(indices), generator=torch.Generator().manual_seed(0))
+    cpu.update_priorities(indices, td)
+    cuda.update_priorities(indices.cuda(), td.cuda())
+    torch.testing.assert_close(cpu.tree.leaves(), cuda.tree.leaves().cpu())
+    batch = cuda.sample(64, torch.Generator(device="cuda").manual_seed(0), beta=0.5)
+    assert torch.equal(batch["obs"].cpu(), stream.expected(batch["actions"].cpu(), 0))
+    assert batch["weights"].device.type == "cuda" and float(batch["weights"].max()) == 1.0
