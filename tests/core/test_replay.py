@@ -305,8 +305,8 @@ class FrameStream:
         truncated = ~terminated & (torch.rand(n, generator=self.g) < self.p_end / 2)
         actions = torch.arange(n) + len(self.records) * n
         rewards = torch.randn(n, generator=self.g)
-        for buffer in buffers:
-            buffer.add(obs, actions, rewards, next_obs, terminated, truncated)
+        for buffer in buffers:  # float64 rewards, as some envs give: stored as float32
+            buffer.add(obs, actions, rewards.double(), next_obs, terminated, truncated)
         self.records.append((obs, next_obs))
         first = self._frames(n, 1)
         zeros = (torch.arange(n) % 2 == 0).view(n, 1, *[1] * len(self.frame))

@@ -277,9 +277,11 @@ class ReplayBuffer:
             raise ValueError(f"obs and next_obs must be {[self.n_envs, *self.obs_shape]}, got {list(obs.shape)} "
                              f"and {list(next_obs.shape)}")
         if self.frame_stack:
-            # advanced-index writes need their values on the buffer's device (a plain row write copies across)
-            obs, next_obs, actions, rewards, terminated, truncated = (
-                x.to(self.device) for x in (obs, next_obs, actions, rewards, terminated, truncated))
+            # advanced-index writes need their values on the buffer's device and in its dtypes (a row write casts)
+            obs, next_obs = obs.to(self.device, self.obs_dtype), next_obs.to(self.device, self.obs_dtype)
+            actions, rewards, terminated, truncated = (
+                x.to(self.device, self.data[name].dtype) for x, name in (
+                    (actions, "actions"), (rewards, "rewards"), (terminated, "terminated"), (truncated, "truncated")))
             row = self._add_frames(obs, next_obs, terminated | truncated)
         else:
             row = self.pos
