@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from thorndike.core.distributional import (
+    action_distribution,
     categorical_cross_entropy,
+    categorical_expectation,
     categorical_projection,
     categorical_support,
     quantile_huber_loss,
@@ -81,6 +83,17 @@ def test_categorical_projection_conserves_mass_and_mean_on_random_batches():
     # the mean of the projection equals that of the clipped shifted atoms (the split preserves it)
     clipped = (rewards[:, None] + discounts[:, None] * support).clamp(-10.0, 10.0)
     torch.testing.assert_close((projected * support).sum(-1), (probs * clipped).sum(-1))
+
+
+def test_expectation_and_the_target_distribution_of_the_greedy_action():
+    support = categorical_support(-1.0, 1.0, 3)
+    # two actions in one state: Q = -0.5 and 0.2 (F3 L591), so a* = 1 and its distribution is the target's
+    probs = torch.tensor([[[0.6, 0.3, 0.1], [0.2, 0.4, 0.4]]])
+    q = categorical_expectation(probs, support)
+    torch.testing.assert_close(q, torch.tensor([[-0.5, 0.2]]))
+    torch.testing.assert_close(action_distribution(probs, q.argmax(-1)), torch.tensor([[0.2, 0.4, 0.4]]))
+    quantiles = torch.arange(12.0).view(2, 3, 2)
+    assert action_distribution(quantiles, torch.tensor([2, 0])).tolist() == [[4.0, 5.0], [6.0, 7.0]]
 
 
 def test_categorical_cross_entropy_by_hand():

@@ -5,8 +5,9 @@ Notes: 003 lecture 5 (F3 L540-L596). The return from (s, a) is a random variable
 (L579). Two ways of representing Z (the table at L584-L596):
 
 - C51 (Bellemare et al. 2017): fixed atoms z_i = V_min + (i - 1) dz, dz = (V_max - V_min) / (N - 1), learned
-  probabilities p_i = softmax(h(s, a)), Q = sum_i p_i z_i. The shifted atoms r + gamma z_i of the target fall between
-  the fixed atoms, so the target is projected back onto them (:func:`categorical_projection`); the loss is the cross
+  probabilities p_i = softmax(h(s, a)), Q = sum_i p_i z_i (:func:`categorical_expectation`; the target's a* picks
+  its distribution with :func:`action_distribution`). The shifted atoms r + gamma z_i of the target fall between the
+  fixed atoms, so the target is projected back onto them (:func:`categorical_projection`); the loss is the cross
   entropy to the projected target (:func:`categorical_cross_entropy`).
 - QR-DQN (Dabney et al. 2018): N learned quantile values theta_i with weight 1/N each at the quantile midpoints
   tau_i = (2i + 1) / (2N), i = 0..N-1 (:func:`quantile_midpoints`), Q = mean_i theta_i; no projection; the loss is
@@ -23,7 +24,9 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "action_distribution",
     "categorical_cross_entropy",
+    "categorical_expectation",
     "categorical_projection",
     "categorical_support",
     "quantile_huber_loss",
@@ -42,6 +45,19 @@ def categorical_support(v_min: float, v_max: float, n_atoms: int, device: torch.
     if not v_min < v_max:
         raise ValueError(f"a categorical support needs v_min < v_max, got {v_min} and {v_max}")
     return torch.linspace(v_min, v_max, n_atoms, device=device, dtype=dtype)
+
+
+def categorical_expectation(probs: Tensor, support: Tensor) -> Tensor:
+    """Q = sum_i p_i z_i (F3 L591): probabilities ``[..., N]`` on ``support`` ``[N]`` -> ``[...]``. (QR-DQN's
+    counterpart, Q = (1/N) sum_i theta_i, is the quantiles' mean.)"""
+    return (probs * support).sum(-1)
+
+
+def action_distribution(per_action: Tensor, actions: Tensor) -> Tensor:
+    """The distribution of the chosen actions: ``[B, A, N]`` (probabilities, logits or quantiles) and long
+    ``actions`` ``[B]`` -> ``[B, N]``; with a* = argmax_a Q(s', a), the Z(s', a*) of the target."""
+    index = actions.view(-1, 1, 1).expand(-1, 1, per_action.shape[-1])
+    return per_action.gather(1, index).squeeze(1)
 
 
 def categorical_projection(next_probs: Tensor, rewards: Tensor, discounts: Tensor, support: Tensor) -> Tensor:
