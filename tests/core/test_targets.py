@@ -1,9 +1,11 @@
-"""One-step TD targets and the incremental update (INVENTORY C13, C15, C19, C28)."""
+"""One-step TD targets, the DQN family's targets and the incremental update (INVENTORY C13, C15, C19, C26, C28)."""
 
 import torch
 
 from thorndike.core.targets import (
+    double_dqn_target,
     double_q_target,
+    dqn_target,
     expected_sarsa_target,
     incremental_update,
     q_learning_target,
@@ -50,3 +52,23 @@ def test_double_q_target_selects_with_one_table_and_evaluates_with_the_other():
     target = double_q_target(torch.tensor([0.0]), 1.0, selector, evaluator, F)
     assert torch.equal(target, torch.tensor([-1.0]))
     assert torch.equal(double_q_target(torch.tensor([2.0]), 1.0, selector, evaluator, T), torch.tensor([2.0]))
+
+
+def test_dqn_and_double_dqn_targets_by_hand():
+    # gamma = 0.9. Row 0 ongoing; row 1 terminal (discount 0, and its next values may be anything, even NaN);
+    # row 2 truncated by a time limit: still bootstrapped from the true last state (discount gamma); row 3 a 2-step
+    # transition: reward 1 + 0.9 * 0.5 = 1.45 already summed, discount gamma^2 = 0.81.
+    nan = float("nan")
+    reward = torch.tensor([1.0, 2.0, -1.0, 1.45])
+    discount = torch.tensor([0.9, 0.0, 0.9, 0.81])
+    online = torch.tensor([[1.0, 3.0, 2.0], [0.0, 1.0, 2.0], [0.0, 1.0, 5.0], [4.0, 0.0, 0.0]])
+    target = torch.tensor([[5.0, 0.0, 4.0], [nan, nan, nan], [2.0, 3.0, 1.0], [1.0, 2.0, 0.0]])
+    # DQN: the target network's max: 1 + 0.9 * 5; 2; -1 + 0.9 * 3; 1.45 + 0.81 * 2
+    torch.testing.assert_close(dqn_target(reward, discount, target), torch.tensor([5.5, 2.0, 1.7, 3.07]))
+    # double DQN: the online network picks actions 1, 2, 2, 0 and the target network values them 0, -, 1, 1:
+    # 1 + 0.9 * 0; 2; -1 + 0.9 * 1; 1.45 + 0.81 * 1
+    torch.testing.assert_close(double_dqn_target(reward, discount, online, target),
+                               torch.tensor([1.0, 2.0, -0.1, 2.26]))
+    # with the online network as its own evaluator, double DQN is DQN
+    torch.testing.assert_close(double_dqn_target(reward, discount, target.nan_to_num(), target.nan_to_num()),
+                               dqn_target(reward, discount, target.nan_to_num()))

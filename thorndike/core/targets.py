@@ -7,6 +7,10 @@ Q-learning (000 L415, 001 L62, 003 L265), SARSA (003 L277), expected SARSA (003 
 one is bootstrapped as usual (the caller passes the true last state).
 
 Shapes: ``reward`` and ``terminated`` are ``[...]``; ``q_next`` is ``[..., A]`` (the values of the next state).
+
+The DQN family (003 L377-L403, double DQN L461-L468; 001 L87-L90) takes its targets from replayed, possibly n-step,
+transitions, so its forms take a ``discount`` tensor ``[...]`` instead of gamma and ``terminated``: gamma^n * (1 -
+terminated), 0 after a termination and gamma^n after a truncation (bootstrapped from the true last state) or none.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "discounted_target",
+    "double_dqn_target",
     "double_q_target",
+    "dqn_target",
     "expected_sarsa_target",
     "expected_sarsa_target_value",
+    "greedy_value",
     "incremental_update",
     "q_learning_target",
     "q_learning_target_value",
@@ -55,12 +63,36 @@ def expected_sarsa_target(reward: Tensor, gamma: float, q_next: Tensor, probs_ne
     return td_target(reward, gamma, (probs_next * q_next).sum(-1), terminated)
 
 
+def greedy_value(q_next_selector: Tensor, q_next_evaluator: Tensor) -> Tensor:
+    """Q_evaluator(s', argmax_a' Q_selector(s', a')): ``[..., A]``, ``[..., A]`` -> ``[...]``; ties go to the lowest
+    action index. With the same tensor twice it is max_a' Q(s', a')."""
+    best = q_next_selector.argmax(-1, keepdim=True)
+    return q_next_evaluator.gather(-1, best).squeeze(-1)
+
+
 def double_q_target(reward: Tensor, gamma: float, q_next_selector: Tensor, q_next_evaluator: Tensor,
                     terminated: Tensor) -> Tensor:
     """Double Q-learning: r + gamma * Q^(i)(s', argmax_a' Q^(j)(s', a')): table j picks the action, table i
     evaluates it, which removes the max's upward bias (003 L423-L459)."""
-    best = q_next_selector.argmax(-1, keepdim=True)
-    return td_target(reward, gamma, q_next_evaluator.gather(-1, best).squeeze(-1), terminated)
+    return td_target(reward, gamma, greedy_value(q_next_selector, q_next_evaluator), terminated)
+
+
+def discounted_target(reward: Tensor, discount: Tensor, next_value: Tensor) -> Tensor:
+    """r + discount * V(s'), where ``discount`` = gamma^n * (1 - terminated) is 0 at a terminal transition."""
+    # where() rather than the bare product, so a NaN/inf placeholder after a termination is truly ignored.
+    return reward + torch.where(discount == 0, torch.zeros_like(next_value), discount * next_value)
+
+
+def dqn_target(reward: Tensor, discount: Tensor, q_next_target: Tensor) -> Tensor:
+    """DQN: r + discount * max_a' Q_target(s', a'), the frozen target network's values at s' ``[..., A]`` (001 L87-L88:
+    the reward alone when s' is terminal)."""
+    return discounted_target(reward, discount, q_next_target.amax(-1))
+
+
+def double_dqn_target(reward: Tensor, discount: Tensor, q_next_online: Tensor, q_next_target: Tensor) -> Tensor:
+    """Double DQN: r + discount * Q_target(s', argmax_a' Q_online(s', a')) (003 L467): the online network picks the
+    action, the target network evaluates it; both ``[..., A]`` at s'."""
+    return discounted_target(reward, discount, greedy_value(q_next_online, q_next_target))
 
 
 def incremental_update(estimate: Tensor, target: Tensor, alpha: Tensor | float) -> Tensor:
