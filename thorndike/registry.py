@@ -25,6 +25,7 @@ ALGORITHMS: dict[str, str] = {
     "ppo": "thorndike.policy_gradient.ppo:PPO",
     "reinforce": "thorndike.policy_gradient.reinforce:REINFORCE",
     "a2c": "thorndike.policy_gradient.a2c:A2C",
+    "dqn": "thorndike.value_based.dqn:DQN",
     "q_learning": "thorndike.tabular.q_learning:QLearning",
     # Tabular prediction (evaluate a fixed policy) and control; see thorndike/tabular/.
     "mc_prediction": "thorndike.tabular.monte_carlo:MCPrediction",
@@ -76,6 +77,12 @@ EXAMPLES: dict[str, Example] = {
     # statistics are in the checkpoints.
     "a2c": Example("CartPole-v1", {"n_envs": 4, "n_steps": 8, "hidden_sizes": (16,), "normalize_obs": True,
                                    "ent_coef": 0.01}, 1024),
+    # A small buffer (kept in checkpoints), learning from step 64, an update every 4 steps and a target copy every
+    # 100: learn(1200) crosses every kind of boundary; prioritised 3-step replay puts the sum tree in the checkpoints.
+    "dqn": Example("CartPole-v1", {"n_envs": 2, "buffer_size": 500, "learning_starts": 64, "batch_size": 16,
+                                   "train_freq": 4, "target_update_interval": 100, "epsilon_steps": 500,
+                                   "hidden_sizes": (16,), "n_step": 3, "prioritized": True, "double": True,
+                                   "log_every": 100}, 1200),
     "q_learning": _tabular(epsilon_decay=0.99),
     "mc_prediction": _tabular(visit="every", curve_episodes=3),
     "mc_control": _tabular(step_size="constant", alpha=0.3, epsilon_decay=0.9),
