@@ -60,7 +60,7 @@ def test_a_gradient_step_lowers_the_loss_on_its_own_minibatch(tmp_path: Path) ->
 
     def loss() -> float:
         q = agent.q(batch["obs"]).gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
-        return float(torch.nn.functional.smooth_l1_loss(q, y))
+        return float(torch.nn.functional.smooth_l1_loss(q, y).detach())
 
     before = loss()
     generator_state = agent.generator.get_state()
