@@ -28,6 +28,15 @@ def check(condition: bool, name: str, value: Any, requirement: str) -> None:
         raise ConfigError(f"invalid config: {name}={value!r}; {name} must be {requirement}")
 
 
+def check_network(config: Any, activations: Any = None) -> None:
+    """The fields that shape a network: ``hidden_sizes`` (one or more positive widths) and, when ``activations``
+    (the names accepted) is given, ``activation``."""
+    sizes = config.hidden_sizes
+    check(len(sizes) >= 1 and all(h >= 1 for h in sizes), "hidden_sizes", sizes, "one or more positive widths")
+    if activations is not None:
+        check(config.activation in activations, "activation", config.activation, f"one of {sorted(activations)}")
+
+
 # The largest value any whole-number field takes unless it declares its own bound (``describe(..., at_most=N)``):
 # no count or size in a run is meaningfully larger, and torch indexes some tensors with 32-bit ints. Fields that size
 # memory are also checked against the machine's memory where they are allocated (thorndike.core.resources).

@@ -80,6 +80,7 @@ EXAMPLES: dict[str, Example] = {
     # A small buffer (kept in checkpoints), learning from step 64, an update every 4 steps and a target copy every
     # 100: learn(1200) crosses every kind of boundary; prioritised 3-step replay puts the sum tree in the checkpoints.
     "dqn": Example("CartPole-v1", {"n_envs": 2, "buffer_size": 500, "learning_starts": 64, "batch_size": 16,
+                                   "gradient_steps": 1,
                                    "train_freq": 4, "target_update_interval": 100, "epsilon_steps": 500,
                                    "hidden_sizes": (16,), "n_step": 3, "prioritized": True, "double": True,
                                    "log_every": 100}, 1200),

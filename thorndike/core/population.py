@@ -193,16 +193,10 @@ def evaluate_population(envs, policy: PopulationPolicy, weights: Tensor, episode
     return returns.view(n_candidates, k), lengths.view(n_candidates, k)
 
 
-def _play_native(envs: BatchedEnv, policy: PopulationPolicy, layers: list[tuple[Tensor, Tensor]],
-                 shape: tuple[int, int], max_steps: int, generator: torch.Generator | None, deterministic: bool,
-                 first_step: int, step_size: int, where: str) -> tuple[Tensor, Tensor]:
-    """:func:`evaluate_population` on a native env.
-
-    Its step is a few dozen small tensor ops, each costing a few microseconds of dispatch whatever the number of
-    copies, so this loop adds as few as it can: each step's rewards and mask of copies still playing are kept, and
-    summed once per chunk of steps (the chunks of the checks, which mask the copies past their episode the same
-    way). The sums are the same, bit for bit, as adding step by step: ``cumsum`` adds in order, from the sums so far.
-    """
+def _begin(envs: BatchedEnv, shape: tuple[int, int], max_steps: int, first_step: int) -> tuple[Any, ...]:
+    """The start of a native population evaluation: every copy's first state and observation, the step limit (the
+    env's own when lower), the checks holding the first observations, and ``running``, ``returns`` and ``lengths``
+    of the ``P * k`` copies."""
     n = shape[0] * shape[1]
     state = envs.begin_episodes()
     obs = envs.observe(state)
@@ -213,6 +207,21 @@ def _play_native(envs: BatchedEnv, policy: PopulationPolicy, layers: list[tuple[
     running = torch.ones(n, dtype=torch.bool, device=obs.device)
     returns = torch.zeros(n, dtype=torch.float64, device=obs.device)
     lengths = torch.zeros(n, dtype=torch.int64, device=obs.device)
+    return state, obs, max_steps, checks, running, returns, lengths
+
+
+def _play_native(envs: BatchedEnv, policy: PopulationPolicy, layers: list[tuple[Tensor, Tensor]],
+                 shape: tuple[int, int], max_steps: int, generator: torch.Generator | None, deterministic: bool,
+                 first_step: int, step_size: int, where: str) -> tuple[Tensor, Tensor]:
+    """:func:`evaluate_population` on a native env.
+
+    Its step is a few dozen small tensor ops, each costing a few microseconds of dispatch whatever the number of
+    copies, so this loop adds as few as it can: each step's rewards and mask of copies still playing are kept, and
+    summed once per chunk of steps (the chunks of the checks, which mask the copies past their episode the same
+    way). The sums are the same, bit for bit, as adding step by step: ``cumsum`` adds in order, from the sums so far.
+    """
+    state, obs, max_steps, checks, running, returns, lengths = _begin(envs, shape, max_steps, first_step)
+    n = len(running)
     rewards: list[Tensor] = []
     playing: list[Tensor] = []  # `running` of each step, rebound every step and never changed in place
     for t in range(max_steps):
@@ -276,18 +285,9 @@ def _play_compiled(envs: BatchedEnv, policy: PopulationPolicy, weights: Tensor, 
                    max_steps: int, first_step: int, step_size: int, where: str) -> tuple[Tensor, Tensor]:
     """:func:`evaluate_population` with ``compile=True``: ``COMPILED_STEPS`` steps per call, one host sync per call
     (whether any copy still plays, and whether any returned NaN or inf)."""
-    n = shape[0] * shape[1]
-    state = envs.begin_episodes()
-    obs = envs.observe(state)
-    if envs.max_episode_steps is not None:
-        max_steps = min(max_steps, envs.max_episode_steps)
-    checks = StepChecks()
-    checks.add(first_step, observation=obs)
+    state, obs, max_steps, checks, running, returns, lengths = _begin(envs, shape, max_steps, first_step)
     checks.check(where)
     steps = _compiled_steps(envs, policy, shape)
-    running = torch.ones(n, dtype=torch.bool, device=obs.device)
-    returns = torch.zeros(n, dtype=torch.float64, device=obs.device)
-    lengths = torch.zeros(n, dtype=torch.int64, device=obs.device)
     step_index = torch.arange(1, COMPILED_STEPS + 1, device=obs.device)
     for start in range(0, max_steps, COMPILED_STEPS):
         state, running, returns, lengths, bad_obs, bad_reward = steps(

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from thorndike.agent import Agent
-from thorndike.config import check, check_limits, describe
+from thorndike.config import check, check_limits, check_network, describe
 from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
 from thorndike.core.buffers import RolloutBuffer, minibatches
 from thorndike.core.compile import maybe_compile
@@ -75,9 +75,7 @@ class PPOConfig:
         check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
               "> 0 or None")
         check(self.target_kl is None or self.target_kl > 0, "target_kl", self.target_kl, "> 0 or None")
-        check(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes), "hidden_sizes",
-              self.hidden_sizes, "one or more positive widths")
-        check(self.activation in ACTIVATIONS, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
+        check_network(self, ACTIVATIONS)
 
 
 class PPO(Agent):

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from thorndike.agent import Agent
-from thorndike.config import check, check_limits, describe
+from thorndike.config import check, check_limits, check_network, describe
 from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
 from thorndike.core.episodes import Sessions, play_sessions
 from thorndike.core.networks import adam
@@ -82,9 +82,7 @@ class REINFORCEConfig:
         check(self.value_steps >= 1, "value_steps", self.value_steps, ">= 1")
         check(self.ent_coef >= 0, "ent_coef", self.ent_coef, ">= 0")
         check(self.max_episode_steps >= 1, "max_episode_steps", self.max_episode_steps, ">= 1")
-        check(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes), "hidden_sizes",
-              self.hidden_sizes, "one or more positive widths")
-        check(self.activation in ACTIVATIONS, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
+        check_network(self, ACTIVATIONS)
 
 
 def episode_weights(rewards: Tensor, active: Tensor, gamma: float, returns: str = "reward_to_go",

@@ -68,7 +68,7 @@ import torch
 from torch import Tensor, nn
 
 from thorndike.agent import Agent
-from thorndike.config import check, check_limits, describe
+from thorndike.config import check, check_limits, check_network, describe
 from thorndike.core.actor_critic import ACTIVATIONS
 from thorndike.core.buffers import minibatches
 from thorndike.core.distributions import Categorical, DiagGaussian
@@ -113,9 +113,7 @@ class ApproxCEMConfig:
         check(self.keep_iterations >= 1, "keep_iterations", self.keep_iterations, ">= 1")
         check(self.max_episode_steps >= 1, "max_episode_steps", self.max_episode_steps, ">= 1")
         check(0.0 < self.gamma <= 1.0, "gamma", self.gamma, "in (0, 1]")
-        check(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes), "hidden_sizes",
-              self.hidden_sizes, "one or more positive widths")
-        check(self.activation in ACTIVATIONS, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
+        check_network(self, ACTIVATIONS)
         check(self.lr > 0, "lr", self.lr, "> 0")
         check(self.n_epochs >= 1, "n_epochs", self.n_epochs, ">= 1")
         check(self.minibatch_size >= 1, "minibatch_size", self.minibatch_size, ">= 1")

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from thorndike.agent import Agent
-from thorndike.config import check, check_limits, describe
+from thorndike.config import check, check_limits, check_network, describe
 from thorndike.core.diagnostics import StepChecks
 from thorndike.core.encoders import make_encoder
 from thorndike.core.networks import adam
@@ -108,8 +108,7 @@ class DQNConfig:
         check(self.per_eps > 0, "per_eps", self.per_eps, "> 0")
         check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
               "> 0 or None")
-        check(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes), "hidden_sizes",
-              self.hidden_sizes, "one or more positive widths")
+        check_network(self)
         check(self.log_every >= 1, "log_every", self.log_every, ">= 1")
         check(self.buffer_in_checkpoint in ("auto", "always", "never"), "buffer_in_checkpoint",
               self.buffer_in_checkpoint, "auto, always or never")
