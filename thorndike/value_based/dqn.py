@@ -65,9 +65,10 @@ class DQNConfig:
     target_update_interval: int = describe("env steps between target-network updates", 1000)
     tau: float = describe("target update: 1 copies theta (hard), below 1 moves theta^- by tau toward theta (soft)",
                           1.0)
-    epsilon_start: float = describe("epsilon of epsilon-greedy when learning starts", 1.0)
-    epsilon_end: float = describe("epsilon after epsilon_steps env steps", 0.05)
-    epsilon_steps: int = describe("env steps over which epsilon falls linearly from start to end", 10_000)
+    epsilon_start: float = describe("epsilon of epsilon-greedy at step 0 (the warm-up acts uniformly anyway)", 1.0)
+    epsilon_end: float = describe("epsilon from step learning_starts + epsilon_steps on", 0.05)
+    epsilon_steps: int = describe("epsilon falls linearly from start to end over the first learning_starts + "
+                                  "epsilon_steps env steps", 10_000)
     loss: str = describe("huber (smooth L1, as in the Nature DQN) or mse", "huber")
     double: bool = describe("double DQN: the online network picks a', the target network values it", False)
     n_step: int = describe("n of the n-step returns (1: one-step targets)", 1, at_most=1000)
