@@ -26,12 +26,10 @@ from torch import Tensor, nn
 from thorndike.agent import Agent
 from thorndike.config import check, check_limits, describe
 from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
-from thorndike.core.buffers import RolloutBuffer
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.networks import adam
-from thorndike.core.returns import gae, normalize
-from thorndike.core.rollout import collect_rollout, rollout_fields
-from thorndike.core.spaces import storage_spec
+from thorndike.core.on_policy import collect_iteration, gae_targets, rollout_buffer, sample_with_log_probs
+from thorndike.core.returns import normalize
 
 __all__ = ["A2C", "A2CConfig"]
 
@@ -98,33 +96,22 @@ class A2C(Agent):
         else:
             self.optimizer = adam(self.model.parameters(), lr=config.lr, device=self.device)
         self.components = {"model": self.model, "optimizer": self.optimizer}
-        action_spec = ((), torch.long) if self.model.discrete else (envs.action_space.shape, torch.float32)
-        self.buffer = RolloutBuffer(config.n_steps, config.n_envs,
-                                    rollout_fields(storage_spec(envs.observation_space), action_spec),
-                                    device=self.device)
+        self.buffer = rollout_buffer(envs, self.model, config.n_steps, config.n_envs, self.device)
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
 
     @torch.no_grad()
     def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """a ~ pi(. | s) and log pi(a | s) for every copy."""
-        dist = self.model.distribution(obs)
-        actions = dist.sample(self.generator)
-        return actions, dist.log_prob(actions)
+        return sample_with_log_probs(self.model, obs, self.generator)
 
     def collect(self) -> None:
         """n_steps x n_envs transitions of the current policy, with the critic's V(s_t) and V(s_t+1)."""
-        observe = self.model.normalizer.update if self.config.normalize_obs else None
-        collect_rollout(self.interaction, self.buffer, self.sample_actions, self.model.value, self.global_step,
-                        where=f"iteration {self.iteration + 1}", observe=observe)
-        self.global_step += self.config.n_steps * self.config.n_envs
+        collect_iteration(self, self.sample_actions)
 
     def targets(self) -> tuple[Tensor, Tensor]:
         """Advantages A_t (n-step with gae_lambda = 1) and the critic's targets R_t = A_t + V(s_t)."""
-        buf, config = self.buffer, self.config
-        advantages = gae(buf["rewards"], buf["values"], buf["next_values"], buf["terminated"], buf["truncated"],
-                         config.gamma, config.gae_lambda)
-        return advantages, advantages + buf["values"]
+        return gae_targets(self.buffer, self.config.gamma, self.config.gae_lambda)
 
     def update(self, advantages: Tensor, returns: Tensor) -> dict[str, float]:
         """One gradient step on the policy loss, c_v times the value loss and -c_e times the entropy."""

@@ -21,15 +21,14 @@ from torch import Tensor, nn
 from thorndike.agent import Agent
 from thorndike.config import check, check_limits, describe
 from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
-from thorndike.core.buffers import RolloutBuffer, minibatches
+from thorndike.core.buffers import minibatches
 from thorndike.core.compile import maybe_compile
 from thorndike.core.diagnostics import explained_variance
-from thorndike.core.losses import approx_kl, clipped_surrogate, value_loss
+from thorndike.core.losses import approx_kl, clipped_surrogate, importance_ratio, value_loss
 from thorndike.core.networks import adam
-from thorndike.core.returns import gae, normalize
-from thorndike.core.rollout import collect_rollout, rollout_fields
+from thorndike.core.on_policy import collect_iteration, gae_targets, rollout_buffer, sample_with_log_probs
+from thorndike.core.returns import normalize
 from thorndike.core.schedules import Constant, Linear
-from thorndike.core.spaces import storage_spec
 
 
 @dataclass
@@ -102,10 +101,7 @@ class PPO(Agent):
         compile_on = self.options.compile
         self.rollout_step = maybe_compile(self.sample_actions, compile_on, self.device, "the PPO rollout step")
         self.loss = maybe_compile(self.minibatch_loss, compile_on, self.device, "the PPO loss")
-        action_spec = ((), torch.long) if self.model.discrete else (envs.action_space.shape, torch.float32)
-        self.buffer = RolloutBuffer(config.n_steps, config.n_envs,
-                                    rollout_fields(storage_spec(envs.observation_space), action_spec),
-                                    device=self.device)
+        self.buffer = rollout_buffer(envs, self.model, config.n_steps, config.n_envs, self.device)
 
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
         if deterministic:
@@ -131,17 +127,11 @@ class PPO(Agent):
         through the final statistics, and the ratio pi_theta / pi_old measures the whole change of the policy,
         the statistics' included.
         """
-        observe = self.model.normalizer.update if self.config.normalize_obs else None
-        collect_rollout(self.interaction, self.buffer, self.rollout_step, self.model.value, self.global_step,
-                        where=f"iteration {self.iteration + 1}", observe=observe)
-        self.global_step += self.config.n_steps * self.config.n_envs
+        collect_iteration(self, self.rollout_step)
 
     def targets(self) -> tuple[Tensor, Tensor]:
         """GAE(lambda) advantages and the critic's regression targets (lambda-returns)."""
-        buf, config = self.buffer, self.config
-        advantages = gae(buf["rewards"], buf["values"], buf["next_values"], buf["terminated"], buf["truncated"],
-                         config.gamma, config.gae_lambda)
-        return advantages, advantages + buf["values"]
+        return gae_targets(self.buffer, self.config.gamma, self.config.gae_lambda)
 
     def minibatch_loss(self, mb: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """-L^CLIP + c1 L^VF - c2 S on one minibatch, and its two losses (detached) for the log.
@@ -153,7 +143,7 @@ class PPO(Agent):
         config = self.config
         dist, values = self.model.distribution_and_value(mb["obs"])  # the observations encoded once for both
         log_ratio = dist.log_prob(mb["actions"]) - mb["log_probs"]
-        ratio = log_ratio.exp()
+        ratio = importance_ratio(log_ratio)
         adv = normalize(mb["advantages"]) if config.normalize_advantages else mb["advantages"]
         policy_loss = -clipped_surrogate(ratio, adv, config.clip).mean()
         v_loss = value_loss(values, mb["returns"], mb["values"], config.clip_value)
@@ -179,9 +169,7 @@ class PPO(Agent):
 
     def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """The rollout's policy step: a ~ pi_old(.|s) and log pi_old(a|s)."""
-        dist = self.model.distribution(obs)
-        actions = dist.sample(self.generator)
-        return actions, dist.log_prob(actions)
+        return sample_with_log_probs(self.model, obs, self.generator)
 
     def update(self, advantages: Tensor, returns: Tensor, lr: float) -> dict[str, float]:
         """n_epochs passes of minibatch steps on the clipped surrogate, value loss and entropy bonus."""

@@ -1,0 +1,77 @@
+"""The parts every on-policy actor-critic shares: its rollout buffer, one iteration's collection, GAE targets and
+the critic's regression.
+
+Notes: 004 "Policy gradient", "A2C" and "PPO" (collect a batch with the current policy, compute advantages, update),
+003 lectures 6-8 (the critic's squared-error regression onto bootstrapped returns). A2C, PPO, VPG and TRPO differ only
+in their update; collecting and the targets are the same code, here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from thorndike.core.actor_critic import ActorCritic
+from thorndike.core.buffers import RolloutBuffer, minibatches
+from thorndike.core.returns import gae
+from thorndike.core.rollout import collect_rollout, rollout_fields
+from thorndike.core.spaces import storage_spec
+
+__all__ = ["collect_iteration", "fit_value", "gae_targets", "rollout_buffer", "sample_with_log_probs"]
+
+
+def rollout_buffer(envs: Any, model: ActorCritic, n_steps: int, n_envs: int,
+                   device: torch.device | str) -> RolloutBuffer:
+    """An ``[n_steps, n_envs]`` buffer with the fields :func:`collect_rollout` fills, critic values included."""
+    action_spec = ((), torch.long) if model.discrete else (envs.action_space.shape, torch.float32)
+    return RolloutBuffer(n_steps, n_envs, rollout_fields(storage_spec(envs.observation_space), action_spec),
+                         device=device)
+
+
+def sample_with_log_probs(model: ActorCritic, obs: Tensor,
+                          generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """The rollout's policy step: a ~ pi(. | s) and log pi(a | s) for every copy."""
+    dist = model.distribution(obs)
+    actions = dist.sample(generator)
+    return actions, dist.log_prob(actions)
+
+
+def collect_iteration(agent: Any, sample: Any) -> None:
+    """One iteration's rollout of ``agent`` (its ``config.n_steps`` x ``config.n_envs`` steps) into
+    ``agent.buffer``, with the critic's values; advances ``agent.global_step``.
+
+    With ``config.normalize_obs`` the model's observation statistics take in every step as it comes, so the policy
+    acts on up-to-date inputs.
+    """
+    config = agent.config
+    observe = agent.model.normalizer.update if config.normalize_obs else None
+    collect_rollout(agent.interaction, agent.buffer, sample, agent.model.value, agent.global_step,
+                    where=f"iteration {agent.iteration + 1}", observe=observe)
+    agent.global_step += config.n_steps * config.n_envs
+
+
+def gae_targets(buffer: RolloutBuffer, gamma: float, gae_lambda: float) -> tuple[Tensor, Tensor]:
+    """GAE(lambda) advantages ``[T, N]`` and the critic's regression targets, the lambda-returns A_t + V(s_t)."""
+    advantages = gae(buffer["rewards"], buffer["values"], buffer["next_values"], buffer["terminated"],
+                     buffer["truncated"], gamma, gae_lambda)
+    return advantages, advantages + buffer["values"]
+
+
+def fit_value(model: ActorCritic, optimizer: torch.optim.Optimizer, obs: Tensor, returns: Tensor, steps: int,
+              minibatch_size: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+    """``steps`` passes of squared-error regression of V(s) onto ``returns``, apart from the policy step.
+
+    Each pass is one full-batch step (``minibatch_size`` None), or one shuffled pass of minibatch steps. Returns
+    the mean squared error of the last step, detached (read by the caller once per iteration).
+    """
+    batch = {"obs": obs, "returns": returns}
+    loss = torch.zeros((), device=obs.device)
+    for _ in range(steps):
+        for mb in minibatches(batch, minibatch_size or obs.shape[0], generator):
+            loss = (model.value(mb["obs"]) - mb["returns"]).square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return loss.detach()
