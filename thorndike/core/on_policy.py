@@ -19,7 +19,7 @@ from thorndike.core.returns import gae
 from thorndike.core.rollout import collect_rollout, rollout_fields
 from thorndike.core.spaces import storage_spec
 
-__all__ = ["collect_iteration", "fit_value", "gae_targets", "rollout_buffer", "sample_with_log_probs"]
+__all__ = ["collect_iteration", "fit_value", "gae_targets", "policy_params", "rollout_buffer", "sample_with_log_probs"]
 
 
 def rollout_buffer(envs: Any, model: ActorCritic, n_steps: int, n_envs: int,
@@ -28,6 +28,12 @@ def rollout_buffer(envs: Any, model: ActorCritic, n_steps: int, n_envs: int,
     action_spec = ((), torch.long) if model.discrete else (envs.action_space.shape, torch.float32)
     return RolloutBuffer(n_steps, n_envs, rollout_fields(storage_spec(envs.observation_space), action_spec),
                          device=device)
+
+
+def policy_params(model: ActorCritic) -> list[torch.nn.Parameter]:
+    """The parameters of pi: everything but the critic's (the actor, its log std, a shared encoder)."""
+    critic = set(model.critic.parameters())
+    return [p for p in model.parameters() if p not in critic]
 
 
 def sample_with_log_probs(model: ActorCritic, obs: Tensor,
