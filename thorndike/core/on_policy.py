@@ -1,9 +1,9 @@
-"""The parts every on-policy actor-critic shares: its rollout buffer, one iteration's collection, GAE targets and
-the critic's regression.
+"""The parts every on-policy actor-critic shares: its rollout buffer, GAE targets, the policy's parameters and the
+critic's regression (the family's loop is :mod:`thorndike.policy_gradient.base`).
 
 Notes: 004 "Policy gradient", "A2C" and "PPO" (collect a batch with the current policy, compute advantages, update),
 003 lectures 6-8 (the critic's squared-error regression onto bootstrapped returns). A2C, PPO, VPG and TRPO differ only
-in their update; collecting and the targets are the same code, here.
+in their update.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from torch import Tensor
 from thorndike.core.actor_critic import ActorCritic
 from thorndike.core.buffers import RolloutBuffer, minibatches
 from thorndike.core.returns import gae
-from thorndike.core.rollout import collect_rollout, rollout_fields
+from thorndike.core.rollout import rollout_fields
 from thorndike.core.spaces import storage_spec
 
-__all__ = ["collect_iteration", "fit_value", "gae_targets", "policy_params", "rollout_buffer", "sample_with_log_probs"]
+__all__ = ["fit_value", "gae_targets", "policy_params", "rollout_buffer"]
 
 
 def rollout_buffer(envs: Any, model: ActorCritic, n_steps: int, n_envs: int,
@@ -34,28 +34,6 @@ def policy_params(model: ActorCritic) -> list[torch.nn.Parameter]:
     """The parameters of pi: everything but the critic's (the actor, its log std, a shared encoder)."""
     critic = set(model.critic.parameters())
     return [p for p in model.parameters() if p not in critic]
-
-
-def sample_with_log_probs(model: ActorCritic, obs: Tensor,
-                          generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """The rollout's policy step: a ~ pi(. | s) and log pi(a | s) for every copy."""
-    dist = model.distribution(obs)
-    actions = dist.sample(generator)
-    return actions, dist.log_prob(actions)
-
-
-def collect_iteration(agent: Any, sample: Any) -> None:
-    """One iteration's rollout of ``agent`` (its ``config.n_steps`` x ``config.n_envs`` steps) into
-    ``agent.buffer``, with the critic's values; advances ``agent.global_step``.
-
-    With ``config.normalize_obs`` the model's observation statistics take in every step as it comes, so the policy
-    acts on up-to-date inputs.
-    """
-    config = agent.config
-    observe = agent.model.normalizer.update if config.normalize_obs else None
-    collect_rollout(agent.interaction, agent.buffer, sample, agent.model.value, agent.global_step,
-                    where=f"iteration {agent.iteration + 1}", observe=observe)
-    agent.global_step += config.n_steps * config.n_envs
 
 
 def gae_targets(buffer: RolloutBuffer, gamma: float, gae_lambda: float) -> tuple[Tensor, Tensor]:

@@ -14,21 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from thorndike.agent import Agent
 from thorndike.config import check, check_limits, describe
-from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
+from thorndike.core.actor_critic import ACTIVATIONS
 from thorndike.core.buffers import minibatches
 from thorndike.core.compile import maybe_compile
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.losses import approx_kl, clipped_surrogate, importance_ratio, value_loss
 from thorndike.core.networks import adam
-from thorndike.core.on_policy import collect_iteration, gae_targets, rollout_buffer, sample_with_log_probs
 from thorndike.core.returns import normalize
 from thorndike.core.schedules import Constant, Linear
+from thorndike.policy_gradient.base import OnPolicyAgent
 
 
 @dataclass
@@ -79,34 +77,23 @@ class PPOConfig:
         check(self.activation in ACTIVATIONS, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
 
 
-class PPO(Agent):
+class PPO(OnPolicyAgent):
     """Proximal Policy Optimization with clipped surrogate, GAE and minibatch epochs."""
 
     name = "ppo"
     Config = PPOConfig
-    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
 
     def build(self) -> None:
         config: PPOConfig = self.config
         # Rewards are scaled below the episode ledger (logged returns stay raw); observations are normalised by the
         # model, so the rollout stores raw observations.
-        envs = self.connect_env(config.n_envs, normalize_reward=config.normalize_reward, gamma=config.gamma)
-        self.model = ActorCritic(envs.observation_space, envs.action_space, config.hidden_sizes, config.activation,
-                                 config.log_std_init, normalize_obs=config.normalize_obs).to(self.device)
-        if config.normalize_obs:
-            self.model.normalizer.update(self.obs)  # the statistics start from the reset observations
+        self.connect_actor_critic(normalize_reward=config.normalize_reward, gamma=config.gamma)
         self.optimizer = adam(self.model.parameters(), lr=config.lr, eps=1e-5, device=self.device)
         self.components = {"model": self.model, "optimizer": self.optimizer}
         # The two hot functions, compiled when options.compile is set (eager if compiling fails).
         compile_on = self.options.compile
         self.rollout_step = maybe_compile(self.sample_actions, compile_on, self.device, "the PPO rollout step")
         self.loss = maybe_compile(self.minibatch_loss, compile_on, self.device, "the PPO loss")
-        self.buffer = rollout_buffer(envs, self.model, config.n_steps, config.n_envs, self.device)
-
-    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
-        if deterministic:
-            return self.model.greedy(obs)
-        return self.model.distribution(obs).sample(generator)
 
     def learn(self, total_steps: int) -> PPO:
         """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
@@ -118,20 +105,6 @@ class PPO(Agent):
                 stats = self.update(advantages, returns, lr(self.global_step))
                 run.log(stats)
         return self
-
-    def collect(self) -> None:
-        """Fill the buffer with n_steps x n_envs transitions under the current policy (the behaviour pi_old).
-
-        With ``normalize_obs`` the model's observation statistics take in every step as it comes, so the behaviour
-        acts on up-to-date inputs; ``log_probs`` are its own probabilities. The update then sees the whole rollout
-        through the final statistics, and the ratio pi_theta / pi_old measures the whole change of the policy,
-        the statistics' included.
-        """
-        collect_iteration(self, self.rollout_step)
-
-    def targets(self) -> tuple[Tensor, Tensor]:
-        """GAE(lambda) advantages and the critic's regression targets (lambda-returns)."""
-        return gae_targets(self.buffer, self.config.gamma, self.config.gae_lambda)
 
     def minibatch_loss(self, mb: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """-L^CLIP + c1 L^VF - c2 S on one minibatch, and its two losses (detached) for the log.
@@ -167,13 +140,12 @@ class PPO(Agent):
             "clip_fraction": float(((log_ratio.exp() - 1).abs() > self.config.clip).float().mean()),
         }
 
-    def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """The rollout's policy step: a ~ pi_old(.|s) and log pi_old(a|s)."""
-        return sample_with_log_probs(self.model, obs, self.generator)
-
-    def update(self, advantages: Tensor, returns: Tensor, lr: float) -> dict[str, float]:
-        """n_epochs passes of minibatch steps on the clipped surrogate, value loss and entropy bonus."""
+    def update(self, advantages: Tensor, returns: Tensor, lr: float | None = None) -> dict[str, float]:
+        """n_epochs passes of minibatch steps on the clipped surrogate, value loss and entropy bonus, at learning rate
+        ``lr`` (None: the optimiser's current one)."""
         config = self.config
+        if lr is None:
+            lr = float(self.optimizer.param_groups[0]["lr"])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         rollout = self.buffer.flat(advantages=advantages, returns=returns)

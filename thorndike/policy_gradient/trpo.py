@@ -22,27 +22,19 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import gymnasium as gym
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from thorndike.agent import Agent
 from thorndike.config import check, check_limits, describe
-from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
+from thorndike.core.actor_critic import ACTIVATIONS
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.losses import importance_ratio, kl_divergence, surrogate
 from thorndike.core.natural_gradient import conjugate_gradient, fisher_vector_product, flat_grad, natural_step_size
 from thorndike.core.networks import adam
-from thorndike.core.on_policy import (
-    collect_iteration,
-    fit_value,
-    gae_targets,
-    policy_params,
-    rollout_buffer,
-    sample_with_log_probs,
-)
+from thorndike.core.on_policy import fit_value, policy_params
 from thorndike.core.returns import normalize
+from thorndike.policy_gradient.base import OnPolicyAgent
 
 __all__ = ["TRPO", "TRPOConfig", "TrustRegionStep", "trust_region_step"]
 
@@ -61,7 +53,7 @@ class TRPOConfig:
                                       at_most=100)
     line_search_shrink: float = describe("factor of each backtrack of the line search", 0.8)
     value_lr: float = describe("Adam learning rate of V", 1e-3)
-    value_steps: int = describe("passes of regression on V per update (SB3: n_critic_updates)", 10, at_most=1000)
+    value_steps: int = describe("passes of regression on V per update (SB3: n_critic_updates)", 10, at_most=200)
     value_minibatch_size: int | None = describe("samples per V step (None: the whole batch)", 128)
     gamma: float = describe("discount factor", 0.99)
     gae_lambda: float = describe("GAE lambda", 0.95)
@@ -134,39 +126,20 @@ def trust_region_step(params: Sequence[nn.Parameter], objective: Callable[[], Te
     return TrustRegionStep(float(step_size), float(gradient @ full_step), 0.0, 0.0, tries, False)
 
 
-class TRPO(Agent):
+class TRPO(OnPolicyAgent):
     """Trust region policy optimisation: natural-gradient steps inside a KL radius, checked by a line search."""
 
     name = "trpo"
     Config = TRPOConfig
-    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
 
     def build(self) -> None:
         config = self.config
-        envs = self.connect_env(config.n_envs)
-        self.model = ActorCritic(envs.observation_space, envs.action_space, config.hidden_sizes, config.activation,
-                                 config.log_std_init, normalize_obs=config.normalize_obs).to(self.device)
-        if config.normalize_obs:
-            self.model.normalizer.update(self.obs)
+        self.connect_actor_critic()
         # the policy has no optimiser: its step is the trust-region step; V has its own Adam
         self.value_optimizer = adam(self.model.critic.parameters(), lr=config.value_lr, device=self.device)
         self.components = {"model": self.model, "value_optimizer": self.value_optimizer}
-        self.buffer = rollout_buffer(envs, self.model, config.n_steps, config.n_envs, self.device)
 
-    # ---- collect -> targets -> update -> log ----------------------------------------------------------------
-
-    @torch.no_grad()
-    def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """a ~ pi(. | s) and log pi(a | s) for every copy."""
-        return sample_with_log_probs(self.model, obs, self.generator)
-
-    def collect(self) -> None:
-        """n_steps x n_envs transitions of the current policy, with the critic's V(s_t) and V(s_t+1)."""
-        collect_iteration(self, self.sample_actions)
-
-    def targets(self) -> tuple[Tensor, Tensor]:
-        """GAE(lambda) advantages and V's regression targets (lambda-returns)."""
-        return gae_targets(self.buffer, self.config.gamma, self.config.gae_lambda)
+    # ---- update (collect, targets and the loop: OnPolicyAgent) --------------------------------------------------
 
     def update(self, advantages: Tensor, returns: Tensor) -> dict[str, float]:
         """The trust-region step on the policy (its KL checked against delta), then V's regression."""
@@ -200,20 +173,3 @@ class TRPO(Agent):
                 "expected_improvement": step.expected_improvement, "backtracks": step.backtracks,
                 "accepted": float(step.accepted), "value_loss": float(value_loss), "entropy": float(entropy),
                 "explained_variance": float(explained_variance(batch["values"], batch["returns"]))}
-
-    def learn(self, total_steps: int) -> TRPO:
-        """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
-        with self.session(total_steps) as run:
-            while run.running():
-                self.collect()
-                advantages, returns = self.targets()
-                run.log(self.update(advantages, returns))
-        return self
-
-    # ---- acting ------------------------------------------------------------------------------------------------
-
-    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
-        """The most probable action (deterministic) or a sample of pi(. | s)."""
-        if deterministic:
-            return self.model.greedy(obs)
-        return self.model.distribution(obs).sample(generator)

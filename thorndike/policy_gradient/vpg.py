@@ -17,24 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gymnasium as gym
 import torch
 from torch import Tensor
 
-from thorndike.agent import Agent
 from thorndike.config import check, check_limits, describe
-from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
+from thorndike.core.actor_critic import ACTIVATIONS
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.networks import adam
-from thorndike.core.on_policy import (
-    collect_iteration,
-    fit_value,
-    gae_targets,
-    policy_params,
-    rollout_buffer,
-    sample_with_log_probs,
-)
+from thorndike.core.on_policy import fit_value, policy_params
 from thorndike.core.returns import normalize
+from thorndike.policy_gradient.base import OnPolicyAgent
 
 __all__ = ["VPG", "VPGConfig"]
 
@@ -48,7 +40,7 @@ class VPGConfig:
                             1000)
     lr: float = describe("Adam learning rate of the policy (pi_lr)", 3e-4)
     value_lr: float = describe("Adam learning rate of V (vf_lr)", 1e-3)
-    value_steps: int = describe("regression steps on V per update (train_v_iters)", 80, at_most=1000)
+    value_steps: int = describe("regression steps on V per update (train_v_iters)", 80, at_most=200)
     value_minibatch_size: int | None = describe("samples per V step (None: the whole batch)", None)
     gamma: float = describe("discount factor", 0.99)
     gae_lambda: float = describe("GAE lambda (lam)", 0.97)
@@ -76,40 +68,21 @@ class VPGConfig:
         check(self.activation in ACTIVATIONS, "activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
 
 
-class VPG(Agent):
+class VPG(OnPolicyAgent):
     """Vanilla policy gradient: one step on -log pi(a|s) A (GAE) per batch, V fitted by its own regression steps."""
 
     name = "vpg"
     Config = VPGConfig
-    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
 
     def build(self) -> None:
         config = self.config
-        envs = self.connect_env(config.n_envs)
-        self.model = ActorCritic(envs.observation_space, envs.action_space, config.hidden_sizes, config.activation,
-                                 config.log_std_init, normalize_obs=config.normalize_obs).to(self.device)
-        if config.normalize_obs:
-            self.model.normalizer.update(self.obs)
+        self.connect_actor_critic()
         self.policy_optimizer = adam(policy_params(self.model), lr=config.lr, device=self.device)
         self.value_optimizer = adam(self.model.critic.parameters(), lr=config.value_lr, device=self.device)
         self.components = {"model": self.model, "policy_optimizer": self.policy_optimizer,
                            "value_optimizer": self.value_optimizer}
-        self.buffer = rollout_buffer(envs, self.model, config.n_steps, config.n_envs, self.device)
 
-    # ---- collect -> targets -> update -> log ----------------------------------------------------------------
-
-    @torch.no_grad()
-    def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """a ~ pi(. | s) and log pi(a | s) for every copy."""
-        return sample_with_log_probs(self.model, obs, self.generator)
-
-    def collect(self) -> None:
-        """n_steps x n_envs transitions of the current policy, with the critic's V(s_t) and V(s_t+1)."""
-        collect_iteration(self, self.sample_actions)
-
-    def targets(self) -> tuple[Tensor, Tensor]:
-        """GAE(lambda) advantages and V's regression targets (lambda-returns)."""
-        return gae_targets(self.buffer, self.config.gamma, self.config.gae_lambda)
+    # ---- update (collect, targets and the loop: OnPolicyAgent) --------------------------------------------------
 
     def update(self, advantages: Tensor, returns: Tensor) -> dict[str, float]:
         """One policy step on -mean log pi(a|s) A (minus the entropy bonus), then ``value_steps`` steps on V."""
@@ -130,20 +103,3 @@ class VPG(Agent):
         policy_value, value_value, entropy_value = parts.tolist()  # one host sync per iteration
         return {"policy_loss": policy_value, "value_loss": value_value, "entropy": entropy_value,
                 "explained_variance": float(explained_variance(batch["values"], batch["returns"]))}
-
-    def learn(self, total_steps: int) -> VPG:
-        """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
-        with self.session(total_steps) as run:
-            while run.running():
-                self.collect()
-                advantages, returns = self.targets()
-                run.log(self.update(advantages, returns))
-        return self
-
-    # ---- acting ------------------------------------------------------------------------------------------------
-
-    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
-        """The most probable action (deterministic) or a sample of pi(. | s)."""
-        if deterministic:
-            return self.model.greedy(obs)
-        return self.model.distribution(obs).sample(generator)
