@@ -25,6 +25,8 @@ ALGORITHMS: dict[str, str] = {
     "ppo": "thorndike.policy_gradient.ppo:PPO",
     "reinforce": "thorndike.policy_gradient.reinforce:REINFORCE",
     "a2c": "thorndike.policy_gradient.a2c:A2C",
+    "vpg": "thorndike.policy_gradient.vpg:VPG",
+    "trpo": "thorndike.policy_gradient.trpo:TRPO",
     "dqn": "thorndike.value_based.dqn:DQN",
     "q_learning": "thorndike.tabular.q_learning:QLearning",
     # Tabular prediction (evaluate a fixed policy) and control; see thorndike/tabular/.
@@ -77,6 +79,13 @@ EXAMPLES: dict[str, Example] = {
     # statistics are in the checkpoints.
     "a2c": Example("CartPole-v1", {"n_envs": 4, "n_steps": 8, "hidden_sizes": (16,), "normalize_obs": True,
                                    "ent_coef": 0.01}, 1024),
+    # 2 x 16 = 32 steps an iteration; V's Adam (minibatches, so the shuffles draw from the generator) and the
+    # observation statistics are in the checkpoints.
+    "vpg": Example("CartPole-v1", {"n_envs": 2, "n_steps": 16, "hidden_sizes": (16,), "normalize_obs": True,
+                                   "value_steps": 2, "value_minibatch_size": 16, "ent_coef": 0.01}, 1024),
+    # Likewise for TRPO, whose policy has no optimiser state: the trust-region step is a function of the batch.
+    "trpo": Example("CartPole-v1", {"n_envs": 2, "n_steps": 16, "hidden_sizes": (16,), "normalize_obs": True,
+                                    "cg_iterations": 5, "value_steps": 2, "value_minibatch_size": 16}, 1024),
     # A small buffer (kept in checkpoints), learning from step 64, an update every 4 steps and a target copy every
     # 100: learn(1200) crosses every kind of boundary; prioritised 3-step replay puts the sum tree in the checkpoints.
     "dqn": Example("CartPole-v1", {"n_envs": 2, "buffer_size": 500, "learning_starts": 64, "batch_size": 16,

@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thorndike.core.distributions import Categorical
-from thorndike.core.losses import approx_kl, clipped_surrogate, value_loss
+from thorndike.core.distributions import Categorical, DiagGaussian
+from thorndike.core.losses import approx_kl, clipped_surrogate, importance_ratio, kl_divergence, surrogate, value_loss
 
 # ---------------------------------------------------------------- clipped_surrogate
 
@@ -103,3 +103,51 @@ def test_approx_kl_estimates_true_kl():
     a = old.sample(torch.Generator().manual_seed(0))
     est = approx_kl(logq[a] - logp[a])
     assert est.item() == pytest.approx(true_kl.item(), rel=0.05)
+
+
+# ---- the surrogate, the importance ratio and the exact KL (TRPO) -----------------------------------------------------
+
+
+def test_the_surrogate_gradient_at_ratio_one_is_the_policy_gradient() -> None:
+    # 004 (C47): with pi_theta' = pi_theta the surrogate's gradient is the vanilla policy gradient grad log pi A.
+    logits = torch.randn(5, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    actions = torch.tensor([0, 2, 1, 1, 0])
+    advantages = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0])
+    log_probs = Categorical(logits).log_prob(actions)
+    ratio = importance_ratio(log_probs - log_probs.detach())
+    assert torch.equal(ratio, torch.ones(5))
+    (surrogate_gradient,) = torch.autograd.grad(surrogate(ratio, advantages).mean(), logits, retain_graph=True)
+    (policy_gradient,) = torch.autograd.grad((log_probs * advantages).mean(), logits)
+    torch.testing.assert_close(surrogate_gradient, policy_gradient)
+
+
+def test_clipped_surrogate_is_the_surrogate_inside_the_clip_range() -> None:
+    ratio = torch.tensor([0.9, 1.1, 1.0])
+    advantages = torch.tensor([2.0, -1.0, 0.5])
+    torch.testing.assert_close(clipped_surrogate(ratio, advantages, 0.2), surrogate(ratio, advantages))
+
+
+def test_exact_kl_of_categoricals_matches_torch_and_the_notes_properties() -> None:
+    generator = torch.Generator().manual_seed(1)
+    p, q = torch.randn(6, 4, generator=generator), torch.randn(6, 4, generator=generator)
+    kl = kl_divergence(Categorical(p), Categorical(q))
+    expected = torch.distributions.kl_divergence(torch.distributions.Categorical(logits=p),
+                                                 torch.distributions.Categorical(logits=q))
+    torch.testing.assert_close(kl, expected)
+    assert (kl >= 0).all()
+    torch.testing.assert_close(kl_divergence(Categorical(p), Categorical(p)), torch.zeros(6))
+    # 003 L1081-L1084 (Pinsker): |p(a) - q(a)| <= sqrt(KL(p || q) / 2) for every action
+    gap = (Categorical(p).probs - Categorical(q).probs).abs()
+    assert (gap <= (kl / 2).sqrt().unsqueeze(-1) + 1e-6).all()
+
+
+def test_exact_kl_of_diagonal_gaussians_matches_torch() -> None:
+    generator = torch.Generator().manual_seed(2)
+    m1, m2, s1, s2 = (torch.randn(5, 3, generator=generator) for _ in range(4))
+    kl = kl_divergence(DiagGaussian(m1, s1), DiagGaussian(m2, s2))
+    expected = torch.distributions.kl_divergence(torch.distributions.Normal(m1, s1.exp()),
+                                                 torch.distributions.Normal(m2, s2.exp())).sum(-1)
+    torch.testing.assert_close(kl, expected)
+    torch.testing.assert_close(kl_divergence(DiagGaussian(m1, s1), DiagGaussian(m1, s1)), torch.zeros(5))
+    with pytest.raises(TypeError, match="no closed form"):
+        kl_divergence(DiagGaussian(m1, s1), Categorical(m2))

@@ -1,7 +1,9 @@
-"""Policy-gradient loss pieces: PPO's clipped surrogate, (clipped) value loss, approximate KL.
+"""Policy-gradient loss pieces shared by PPO and TRPO: the importance ratio, the surrogate and its PPO-Clip form,
+(clipped) value loss, the approximate (sampled) KL and the exact KL between two policies' action distributions.
 
-Lecture-notes concept: *trust-region-style policy optimisation* (the PPO-Clip surrogate objective,
-value-function regression, and monitoring the policy change with a KL estimator).
+Lecture-notes concept: *trust-region-style policy optimisation* (003 lecture 8: the surrogate
+L(theta') = E_t[pi_theta'(a_t|s_t) / pi_theta(a_t|s_t) A_t], TRPO's constraint E_s[KL(pi_theta || pi_theta')] <= delta,
+the PPO-Clip surrogate objective, value-function regression, and monitoring the policy change with a KL estimator).
 """
 
 from __future__ import annotations
@@ -9,7 +11,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["clipped_surrogate", "value_loss", "approx_kl"]
+from thorndike.core.distributions import Categorical, DiagGaussian
+
+__all__ = ["importance_ratio", "surrogate", "clipped_surrogate", "value_loss", "approx_kl", "kl_divergence"]
+
+
+def importance_ratio(log_ratio: Tensor) -> Tensor:
+    """r = pi_new(a|s) / pi_old(a|s) from ``log_ratio`` = log pi_new(a|s) - log pi_old(a|s), any shape.
+
+    Taken in log space: the two probabilities may each be tiny while their ratio is not.
+    """
+    return log_ratio.exp()
+
+
+def surrogate(ratio: Tensor, advantages: Tensor) -> Tensor:
+    """Per-sample surrogate objective (to MAXIMISE) r * A: its gradient at r = 1 is the policy gradient
+    grad log pi(a|s) A (003 lecture 8; 004 "if the current policy and the old policy is the same, we would have
+    exactly the vanilla policy gradient")."""
+    return ratio * advantages
 
 
 def clipped_surrogate(ratio: Tensor, advantages: Tensor, clip: float) -> Tensor:
@@ -17,9 +36,7 @@ def clipped_surrogate(ratio: Tensor, advantages: Tensor, clip: float) -> Tensor:
 
     ratio, advantages: same (broadcastable) shape -> same shape. Pessimistic: never above ratio * A.
     """
-    unclipped = ratio * advantages
-    clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
-    return torch.minimum(unclipped, clipped)
+    return torch.minimum(surrogate(ratio, advantages), surrogate(ratio.clamp(1.0 - clip, 1.0 + clip), advantages))
 
 
 def value_loss(
@@ -48,3 +65,19 @@ def approx_kl(log_ratio: Tensor) -> Tensor:
     """
     # expm1 keeps precision for the tiny ratios typical of a PPO update.
     return (torch.expm1(log_ratio) - log_ratio).mean()
+
+
+def kl_divergence(old: Categorical | DiagGaussian, new: Categorical | DiagGaussian) -> Tensor:
+    """Exact KL(old || new) per state, summed over the action (dimensions) -> batch shape ``[...]``.
+
+    Categorical: sum_a p_old(a) (log p_old(a) - log p_new(a)). Diagonal Gaussian, per dimension:
+    log(s_new / s_old) + (s_old^2 + (m_old - m_new)^2) / (2 s_new^2) - 1/2. TRPO's constraint is its mean over the
+    batch's states, with ``old`` the behaviour policy (detached) and ``new`` the candidate.
+    """
+    if isinstance(old, Categorical) and isinstance(new, Categorical):
+        return (old.probs * (old.logits - new.logits)).sum(-1)
+    if isinstance(old, DiagGaussian) and isinstance(new, DiagGaussian):
+        var_ratio = (old.log_std - new.log_std).mul(2).exp()  # s_old^2 / s_new^2
+        mean_term = ((old.mean - new.mean) / new.std).square()
+        return 0.5 * (var_ratio + mean_term - 1.0 - var_ratio.log()).sum(-1)
+    raise TypeError(f"kl_divergence: no closed form for {type(old).__name__} and {type(new).__name__}")

@@ -19,19 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from thorndike.agent import Agent
 from thorndike.config import check, check_limits, check_network, describe
-from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
-from thorndike.core.buffers import RolloutBuffer
+from thorndike.core.actor_critic import ACTIVATIONS
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.networks import adam
-from thorndike.core.returns import gae, normalize
-from thorndike.core.rollout import collect_rollout, rollout_fields
-from thorndike.core.spaces import storage_spec
+from thorndike.core.returns import normalize
+from thorndike.policy_gradient.base import OnPolicyAgent
 
 __all__ = ["A2C", "A2CConfig"]
 
@@ -76,53 +72,23 @@ class A2CConfig:
         check_network(self, ACTIVATIONS)
 
 
-class A2C(Agent):
+class A2C(OnPolicyAgent):
     """Synchronous advantage actor-critic: n-step rollouts from parallel copies, one gradient step each."""
 
     name = "a2c"
     Config = A2CConfig
-    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
 
     def build(self) -> None:
         config = self.config
-        envs = self.connect_env(config.n_envs)
-        self.model = ActorCritic(envs.observation_space, envs.action_space, config.hidden_sizes, config.activation,
-                                 config.log_std_init, normalize_obs=config.normalize_obs).to(self.device)
-        if config.normalize_obs:
-            self.model.normalizer.update(self.obs)
+        self.connect_actor_critic()
         if config.optimizer == "rmsprop":
             self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(
                 self.model.parameters(), lr=config.lr, alpha=config.rms_alpha, eps=config.rms_eps)
         else:
             self.optimizer = adam(self.model.parameters(), lr=config.lr, device=self.device)
         self.components = {"model": self.model, "optimizer": self.optimizer}
-        action_spec = ((), torch.long) if self.model.discrete else (envs.action_space.shape, torch.float32)
-        self.buffer = RolloutBuffer(config.n_steps, config.n_envs,
-                                    rollout_fields(storage_spec(envs.observation_space), action_spec),
-                                    device=self.device)
 
-    # ---- collect -> targets -> update -> log ----------------------------------------------------------------
-
-    @torch.no_grad()
-    def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """a ~ pi(. | s) and log pi(a | s) for every copy."""
-        dist = self.model.distribution(obs)
-        actions = dist.sample(self.generator)
-        return actions, dist.log_prob(actions)
-
-    def collect(self) -> None:
-        """n_steps x n_envs transitions of the current policy, with the critic's V(s_t) and V(s_t+1)."""
-        observe = self.model.normalizer.update if self.config.normalize_obs else None
-        collect_rollout(self.interaction, self.buffer, self.sample_actions, self.model.value, self.global_step,
-                        where=f"iteration {self.iteration + 1}", observe=observe)
-        self.global_step += self.config.n_steps * self.config.n_envs
-
-    def targets(self) -> tuple[Tensor, Tensor]:
-        """Advantages A_t (n-step with gae_lambda = 1) and the critic's targets R_t = A_t + V(s_t)."""
-        buf, config = self.buffer, self.config
-        advantages = gae(buf["rewards"], buf["values"], buf["next_values"], buf["terminated"], buf["truncated"],
-                         config.gamma, config.gae_lambda)
-        return advantages, advantages + buf["values"]
+    # ---- update (collect, targets and the loop: OnPolicyAgent) --------------------------------------------------
 
     def update(self, advantages: Tensor, returns: Tensor) -> dict[str, float]:
         """One gradient step on the policy loss, c_v times the value loss and -c_e times the entropy."""
@@ -144,20 +110,3 @@ class A2C(Agent):
         policy_value, value_value, entropy_value = parts.tolist()  # one host sync per iteration
         return {"policy_loss": policy_value, "value_loss": value_value, "entropy": entropy_value,
                 "explained_variance": float(explained_variance(batch["values"], batch["returns"]))}
-
-    def learn(self, total_steps: int) -> A2C:
-        """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
-        with self.session(total_steps) as run:
-            while run.running():
-                self.collect()
-                advantages, returns = self.targets()
-                run.log(self.update(advantages, returns))
-        return self
-
-    # ---- acting ------------------------------------------------------------------------------------------------
-
-    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
-        """The most probable action (deterministic) or a sample of pi(. | s)."""
-        if deterministic:
-            return self.model.greedy(obs)
-        return self.model.distribution(obs).sample(generator)

@@ -14,22 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from thorndike.agent import Agent
 from thorndike.config import check, check_limits, check_network, describe
-from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
-from thorndike.core.buffers import RolloutBuffer, minibatches
+from thorndike.core.actor_critic import ACTIVATIONS
+from thorndike.core.buffers import minibatches
 from thorndike.core.compile import maybe_compile
 from thorndike.core.diagnostics import explained_variance
-from thorndike.core.losses import approx_kl, clipped_surrogate, value_loss
+from thorndike.core.losses import approx_kl, clipped_surrogate, importance_ratio, value_loss
 from thorndike.core.networks import adam
-from thorndike.core.returns import gae, normalize
-from thorndike.core.rollout import collect_rollout, rollout_fields
+from thorndike.core.returns import normalize
 from thorndike.core.schedules import Constant, Linear
-from thorndike.core.spaces import storage_spec
+from thorndike.policy_gradient.base import OnPolicyAgent
 
 
 @dataclass
@@ -78,37 +75,23 @@ class PPOConfig:
         check_network(self, ACTIVATIONS)
 
 
-class PPO(Agent):
+class PPO(OnPolicyAgent):
     """Proximal Policy Optimization with clipped surrogate, GAE and minibatch epochs."""
 
     name = "ppo"
     Config = PPOConfig
-    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
 
     def build(self) -> None:
         config: PPOConfig = self.config
         # Rewards are scaled below the episode ledger (logged returns stay raw); observations are normalised by the
         # model, so the rollout stores raw observations.
-        envs = self.connect_env(config.n_envs, normalize_reward=config.normalize_reward, gamma=config.gamma)
-        self.model = ActorCritic(envs.observation_space, envs.action_space, config.hidden_sizes, config.activation,
-                                 config.log_std_init, normalize_obs=config.normalize_obs).to(self.device)
-        if config.normalize_obs:
-            self.model.normalizer.update(self.obs)  # the statistics start from the reset observations
+        self.connect_actor_critic(normalize_reward=config.normalize_reward, gamma=config.gamma)
         self.optimizer = adam(self.model.parameters(), lr=config.lr, eps=1e-5, device=self.device)
         self.components = {"model": self.model, "optimizer": self.optimizer}
         # The two hot functions, compiled when options.compile is set (eager if compiling fails).
         compile_on = self.options.compile
         self.rollout_step = maybe_compile(self.sample_actions, compile_on, self.device, "the PPO rollout step")
         self.loss = maybe_compile(self.minibatch_loss, compile_on, self.device, "the PPO loss")
-        action_spec = ((), torch.long) if self.model.discrete else (envs.action_space.shape, torch.float32)
-        self.buffer = RolloutBuffer(config.n_steps, config.n_envs,
-                                    rollout_fields(storage_spec(envs.observation_space), action_spec),
-                                    device=self.device)
-
-    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
-        if deterministic:
-            return self.model.greedy(obs)
-        return self.model.distribution(obs).sample(generator)
 
     def learn(self, total_steps: int) -> PPO:
         """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
@@ -121,26 +104,6 @@ class PPO(Agent):
                 run.log(stats)
         return self
 
-    def collect(self) -> None:
-        """Fill the buffer with n_steps x n_envs transitions under the current policy (the behaviour pi_old).
-
-        With ``normalize_obs`` the model's observation statistics take in every step as it comes, so the behaviour
-        acts on up-to-date inputs; ``log_probs`` are its own probabilities. The update then sees the whole rollout
-        through the final statistics, and the ratio pi_theta / pi_old measures the whole change of the policy,
-        the statistics' included.
-        """
-        observe = self.model.normalizer.update if self.config.normalize_obs else None
-        collect_rollout(self.interaction, self.buffer, self.rollout_step, self.model.value, self.global_step,
-                        where=f"iteration {self.iteration + 1}", observe=observe)
-        self.global_step += self.config.n_steps * self.config.n_envs
-
-    def targets(self) -> tuple[Tensor, Tensor]:
-        """GAE(lambda) advantages and the critic's regression targets (lambda-returns)."""
-        buf, config = self.buffer, self.config
-        advantages = gae(buf["rewards"], buf["values"], buf["next_values"], buf["terminated"], buf["truncated"],
-                         config.gamma, config.gae_lambda)
-        return advantages, advantages + buf["values"]
-
     def minibatch_loss(self, mb: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """-L^CLIP + c1 L^VF - c2 S on one minibatch, and its two losses (detached) for the log.
 
@@ -151,7 +114,7 @@ class PPO(Agent):
         config = self.config
         dist, values = self.model.distribution_and_value(mb["obs"])  # the observations encoded once for both
         log_ratio = dist.log_prob(mb["actions"]) - mb["log_probs"]
-        ratio = log_ratio.exp()
+        ratio = importance_ratio(log_ratio)
         adv = normalize(mb["advantages"]) if config.normalize_advantages else mb["advantages"]
         policy_loss = -clipped_surrogate(ratio, adv, config.clip).mean()
         v_loss = value_loss(values, mb["returns"], mb["values"], config.clip_value)
@@ -175,15 +138,12 @@ class PPO(Agent):
             "clip_fraction": float(((log_ratio.exp() - 1).abs() > self.config.clip).float().mean()),
         }
 
-    def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """The rollout's policy step: a ~ pi_old(.|s) and log pi_old(a|s)."""
-        dist = self.model.distribution(obs)
-        actions = dist.sample(self.generator)
-        return actions, dist.log_prob(actions)
-
-    def update(self, advantages: Tensor, returns: Tensor, lr: float) -> dict[str, float]:
-        """n_epochs passes of minibatch steps on the clipped surrogate, value loss and entropy bonus."""
+    def update(self, advantages: Tensor, returns: Tensor, lr: float | None = None) -> dict[str, float]:
+        """n_epochs passes of minibatch steps on the clipped surrogate, value loss and entropy bonus, at learning rate
+        ``lr`` (None: the optimiser's current one)."""
         config = self.config
+        if lr is None:
+            lr = float(self.optimizer.param_groups[0]["lr"])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         rollout = self.buffer.flat(advantages=advantages, returns=returns)

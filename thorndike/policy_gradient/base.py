@@ -1,0 +1,89 @@
+"""The on-policy actor-critic family: A2C, VPG, TRPO and PPO.
+
+Every member builds the same :class:`~thorndike.core.actor_critic.ActorCritic` and rollout buffer, collects
+``n_steps`` from each of ``n_envs`` copies with the current policy, and computes GAE(lambda) advantages with the
+critic's lambda-return targets (:mod:`thorndike.core.on_policy`); what each one is, is its ``update``. The members'
+Configs all have ``n_envs``, ``n_steps``, ``gamma``, ``gae_lambda``, ``normalize_obs``, ``hidden_sizes``,
+``activation`` and ``log_std_init``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+
+from thorndike.agent import Agent
+from thorndike.core.actor_critic import ActorCritic
+from thorndike.core.on_policy import gae_targets, rollout_buffer
+from thorndike.core.rollout import collect_rollout
+
+__all__ = ["OnPolicyAgent"]
+
+
+class OnPolicyAgent(Agent):
+    """Collect with the current policy, GAE targets, the member's ``update``, a log row: the family's loop."""
+
+    action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
+
+    def connect_actor_critic(self, **env_options: Any) -> Any:
+        """Connect ``n_envs`` copies (``env_options`` go to :meth:`connect_env`) and build ``self.model``, the rollout
+        buffer and the rollout's policy step ``self.rollout_step`` (a member may replace it, e.g. compiled)."""
+        config = self.config
+        envs = self.connect_env(config.n_envs, **env_options)
+        self.model = ActorCritic(envs.observation_space, envs.action_space, config.hidden_sizes, config.activation,
+                                 config.log_std_init, normalize_obs=config.normalize_obs).to(self.device)
+        if config.normalize_obs:
+            self.model.normalizer.update(self.obs)  # the statistics start from the reset observations
+        self.buffer = rollout_buffer(envs, self.model, config.n_steps, config.n_envs, self.device)
+        self.rollout_step = self.sample_actions
+        return envs
+
+    # ---- collect -> targets -> update -> log ----------------------------------------------------------------
+
+    def sample_actions(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """The rollout's policy step: a ~ pi(. | s) and log pi(a | s) for every copy."""
+        dist = self.model.distribution(obs)
+        actions = dist.sample(self.generator)
+        return actions, dist.log_prob(actions)
+
+    def collect(self) -> None:
+        """Fill the buffer with n_steps x n_envs transitions under the current policy (the behaviour pi_old), with
+        the critic's V(s_t) and V(s_t+1).
+
+        With ``normalize_obs`` the model's observation statistics take in every step as it comes, so the behaviour
+        acts on up-to-date inputs; ``log_probs`` are its own probabilities. The update then sees the whole rollout
+        through the final statistics.
+        """
+        observe = self.model.normalizer.update if self.config.normalize_obs else None
+        collect_rollout(self.interaction, self.buffer, self.rollout_step, self.model.value, self.global_step,
+                        where=f"iteration {self.iteration + 1}", observe=observe)
+        self.global_step += self.config.n_steps * self.config.n_envs
+
+    def targets(self) -> tuple[Tensor, Tensor]:
+        """GAE(lambda) advantages and the critic's regression targets (lambda-returns)."""
+        return gae_targets(self.buffer, self.config.gamma, self.config.gae_lambda)
+
+    @abstractmethod
+    def update(self, advantages: Tensor, returns: Tensor) -> dict[str, float]:
+        """The member's learning step on the collected batch; returns the log row's values."""
+
+    def learn(self, total_steps: int) -> OnPolicyAgent:
+        """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
+        with self.session(total_steps) as run:
+            while run.running():
+                self.collect()
+                advantages, returns = self.targets()
+                run.log(self.update(advantages, returns))
+        return self
+
+    # ---- acting ------------------------------------------------------------------------------------------------
+
+    def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
+        """The most probable action (deterministic) or a sample of pi(. | s)."""
+        if deterministic:
+            return self.model.greedy(obs)
+        return self.model.distribution(obs).sample(generator)
