@@ -160,7 +160,8 @@ class ReplayConfig:
     per_beta: float = describe("prioritised replay: beta of the importance weights when learning starts (it "
                                "rises linearly to 1 over per_beta_steps env steps)", 0.4)
     per_beta_steps: int = describe("prioritised replay: env steps over which beta reaches 1", 100_000)
-    per_eps: float = describe("prioritised replay: p_i = (per-sample loss) + per_eps", 1e-6)
+    per_eps: float = describe("prioritised replay: p_i = |delta_i| (the per-sample loss for the distributional "
+                                  "learners) + per_eps", 1e-6)
     max_grad_norm: float | None = describe("clip the gradient's global norm to this (None: off)", 10.0)
     hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the Q-network", (64, 64))
     log_every: int = describe("env steps between log rows (an iteration: checkpoints and evaluations fall at its "

@@ -77,7 +77,7 @@ class Rainbow(Agent):
         envs = self.connect_env(config.n_envs)
         self.n_actions = int(envs.action_space.n)
         OffPolicyLoop.require_networks(self, envs, config, config.n_atoms, dueling=True, noisy=True)
-        # (the target network's noise starts as a copy of the online one's; it draws its own from the first gradient step)
+        # (the target's noise starts as a copy of the online network's; it draws its own from the first gradient step)
         self.q, self.q_target = online_and_target(
             lambda: q_network(envs.observation_space, self.n_actions, config.hidden_sizes, dueling=True, noisy=True,
                               n_atoms=config.n_atoms), self.device)
