@@ -28,6 +28,9 @@ ALGORITHMS: dict[str, str] = {
     "vpg": "thorndike.policy_gradient.vpg:VPG",
     "trpo": "thorndike.policy_gradient.trpo:TRPO",
     "dqn": "thorndike.value_based.dqn:DQN",
+    "c51": "thorndike.value_based.c51:C51",
+    "qr_dqn": "thorndike.value_based.qr_dqn:QRDQN",
+    "rainbow": "thorndike.value_based.rainbow:Rainbow",
     "q_learning": "thorndike.tabular.q_learning:QLearning",
     # Tabular prediction (evaluate a fixed policy) and control; see thorndike/tabular/.
     "mc_prediction": "thorndike.tabular.monte_carlo:MCPrediction",
@@ -93,6 +96,22 @@ EXAMPLES: dict[str, Example] = {
                                    "train_freq": 4, "target_update_interval": 100, "epsilon_steps": 500,
                                    "hidden_sizes": (16,), "n_step": 3, "prioritized": True, "double": True,
                                    "log_every": 100}, 1200),
+    # DQN's example with C51's and QR-DQN's heads (prioritised 3-step replay: the sum tree in the checkpoints); one
+    # gradient step per update, as the tuned CartPole values' 128 would make the example slow.
+    "c51": Example("CartPole-v1", {"n_envs": 2, "buffer_size": 500, "learning_starts": 64, "batch_size": 16,
+                                   "train_freq": 4, "gradient_steps": 1, "target_update_interval": 100,
+                                   "epsilon_steps": 500, "hidden_sizes": (16,), "n_atoms": 11, "v_min": 0.0,
+                                   "v_max": 20.0, "n_step": 3, "prioritized": True, "double": True,
+                                   "log_every": 100}, 1200),
+    "qr_dqn": Example("CartPole-v1", {"n_envs": 2, "buffer_size": 500, "learning_starts": 64, "batch_size": 16,
+                                      "train_freq": 4, "gradient_steps": 1, "target_update_interval": 100,
+                                      "epsilon_steps": 500, "hidden_sizes": (16,), "n_quantiles": 8, "n_step": 3,
+                                      "prioritized": True, "log_every": 100}, 1200),
+    # Rainbow's noise buffers (online and target) are in the checkpoints with the sum tree.
+    "rainbow": Example("CartPole-v1", {"n_envs": 2, "buffer_size": 500, "learning_starts": 64, "batch_size": 16,
+                                       "train_freq": 4, "gradient_steps": 1, "target_update_interval": 100,
+                                       "hidden_sizes": (16, 16), "n_atoms": 11, "v_min": 0.0, "v_max": 20.0,
+                                       "log_every": 100}, 1200),
     "q_learning": _tabular(epsilon_decay=0.99),
     "mc_prediction": _tabular(visit="every", curve_episodes=3),
     "mc_control": _tabular(step_size="constant", alpha=0.3, epsilon_decay=0.9),

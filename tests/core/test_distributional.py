@@ -71,6 +71,15 @@ def test_an_atom_on_a_support_point_keeps_its_mass():
         assert projected.tolist() == [target]
 
 
+def test_a_nan_reward_gives_a_nan_target_not_an_index_error():
+    # bad env data is named by the env checks later; the projection must not fail first on a garbage index
+    support = categorical_support(0.0, 2.0, 3)
+    probs = torch.tensor([[0.2, 0.4, 0.4], [0.2, 0.4, 0.4]])
+    projected = categorical_projection(probs, torch.tensor([math.nan, 0.5]), torch.tensor([0.5, 0.5]), support)
+    assert projected[0].sum().isnan()  # its loss is NaN too, never a finite number built on garbage
+    torch.testing.assert_close(projected[1], torch.tensor([0.1, 0.7, 0.2]))
+
+
 def test_categorical_projection_conserves_mass_and_mean_on_random_batches():
     g = torch.Generator().manual_seed(0)
     support = categorical_support(-10.0, 10.0, 51, dtype=torch.float64)

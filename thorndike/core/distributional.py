@@ -83,7 +83,10 @@ def categorical_projection(next_probs: Tensor, rewards: Tensor, discounts: Tenso
     position = ((shifted - v_min) / delta).clamp(0, n_atoms - 1)
     lower = position.floor()
     upper_share = position - lower
-    lower_index = lower.long()
+    # A NaN reward (bad env data, named by the env checks at the end of the iteration) makes a NaN position, whose
+    # integer index would be garbage and fail the scatter: index atom 0 instead and let the NaN shares carry the NaN
+    # into that sample's target.
+    lower_index = torch.nan_to_num(lower, nan=0.0).long()
     # At the top atom l = N - 1 the upper neighbour does not exist, but its share is 0 there, so any index will do.
     upper_index = (lower_index + 1).clamp_max(n_atoms - 1)
     projected = torch.zeros_like(next_probs)

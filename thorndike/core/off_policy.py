@@ -10,18 +10,35 @@ env steps), so that a config means the same replay ratio (``gradient_steps / tra
 transition) for any ``n_envs``. :class:`OffPolicySchedule` keeps no state: what is due after a vectorised step is a
 function of the env steps before it (the run's ``global_step``, which checkpoints already hold), so a resumed run
 updates at exactly the steps an uninterrupted one does.
+
+The DQN family (DQN, C51, QR-DQN, Rainbow) differ in their networks, targets and losses, not in their loop: each
+composes an :class:`OffPolicyLoop` (the replay buffer, the schedule, the checks on env data, storing a step,
+sampling a minibatch, a clipped optimiser step, target updates and the ``learn`` loop of log rows) and configures
+it with the fields of :class:`ReplayConfig`.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import gymnasium as gym
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from thorndike.core.schedules import Schedule, make_schedule
+from thorndike.config import check, check_limits, check_network, describe
+from thorndike.core.diagnostics import StepChecks
+from thorndike.core.encoders import make_encoder
+from thorndike.core.replay import PrioritizedReplayBuffer, ReplayBuffer
+from thorndike.core.resources import require_memory, tensor_bytes
+from thorndike.core.schedules import Linear, Schedule, make_schedule
 
-__all__ = ["Due", "OffPolicySchedule", "hard_update", "soft_update"]
+__all__ = ["Due", "EpsilonGreedyConfig", "OffPolicyLoop", "OffPolicySchedule", "ReplayConfig", "hard_update",
+           "online_and_target", "q_network_weights", "soft_update"]
+
+AUTO_BUFFER_BYTES = 256 * 2**20  # buffer_in_checkpoint="auto" keeps buffers up to this size in checkpoints
 
 
 @dataclass(frozen=True)
@@ -117,3 +134,260 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     buffers, source_buffers = _pairs(target, source, "buffers")
     if buffers:
         torch._foreach_copy_(buffers, source_buffers)
+
+
+# ---- the DQN family's shared loop ------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayConfig:
+    """The fields every replay-based value learner shares (Stable-Baselines3's names where it has them)."""
+
+    n_envs: int = describe("parallel environment copies", 1)
+    buffer_size: int = describe("replay buffer capacity (transitions)", 100_000)
+    learning_starts: int = describe("env steps of uniform random actions before learning starts", 1000)
+    batch_size: int = describe("transitions per gradient step", 64)
+    lr: float = describe("Adam learning rate", 1e-3)
+    gamma: float = describe("discount factor", 0.99)
+    train_freq: int = describe("env steps between updates", 4)
+    gradient_steps: int = describe("gradient steps per update", 1, at_most=10_000)
+    target_update_interval: int = describe("env steps between target-network updates", 1000)
+    tau: float = describe("target update: 1 copies theta (hard), below 1 moves theta^- by tau toward theta (soft)",
+                          1.0)
+    n_step: int = describe("n of the n-step returns (1: one-step targets)", 1, at_most=1000)
+    prioritized: bool = describe("prioritised replay", False)
+    per_alpha: float = describe("prioritised replay: P(i) proportional to p_i^alpha", 0.6)
+    per_beta: float = describe("prioritised replay: beta of the importance weights when learning starts (it "
+                               "rises linearly to 1 over per_beta_steps env steps)", 0.4)
+    per_beta_steps: int = describe("prioritised replay: env steps over which beta reaches 1", 100_000)
+    per_eps: float = describe("prioritised replay: p_i = |delta_i| (the per-sample loss for the distributional "
+                                  "learners) + per_eps", 1e-6)
+    max_grad_norm: float | None = describe("clip the gradient's global norm to this (None: off)", 10.0)
+    hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the Q-network", (64, 64))
+    log_every: int = describe("env steps between log rows (an iteration: checkpoints and evaluations fall at its "
+                              "ends)", 1000)
+    buffer_in_checkpoint: str = describe("keep the replay buffer in checkpoints: auto (when it is at most 256 MiB), "
+                                         "always or never", "auto")
+
+    def __post_init__(self) -> None:
+        check_limits(self)
+        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
+        check(self.buffer_size >= 1, "buffer_size", self.buffer_size, ">= 1")
+        check(self.learning_starts >= 0, "learning_starts", self.learning_starts, ">= 0")
+        check(1 <= self.batch_size <= self.buffer_size, "batch_size", self.batch_size,
+              f">= 1 and <= buffer_size = {self.buffer_size}")
+        check(self.lr > 0, "lr", self.lr, "> 0")
+        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        check(self.train_freq >= 1, "train_freq", self.train_freq, ">= 1")
+        check(self.gradient_steps >= 0, "gradient_steps", self.gradient_steps, ">= 0")
+        check(self.target_update_interval >= 1, "target_update_interval", self.target_update_interval, ">= 1")
+        check(0 < self.tau <= 1, "tau", self.tau, "in (0, 1]")
+        check(self.n_step >= 1, "n_step", self.n_step, ">= 1")
+        check(0 <= self.per_alpha <= 1, "per_alpha", self.per_alpha, "in [0, 1]")
+        check(0 <= self.per_beta <= 1, "per_beta", self.per_beta, "in [0, 1]")
+        check(self.per_beta_steps >= 0, "per_beta_steps", self.per_beta_steps, ">= 0")
+        check(self.per_eps > 0, "per_eps", self.per_eps, "> 0")
+        check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
+              "> 0 or None")
+        check_network(self)
+        check(self.log_every >= 1, "log_every", self.log_every, ">= 1")
+        check(self.buffer_in_checkpoint in ("auto", "always", "never"), "buffer_in_checkpoint",
+              self.buffer_in_checkpoint, "auto, always or never")
+
+
+@dataclass
+class EpsilonGreedyConfig(ReplayConfig):
+    """:class:`ReplayConfig` and the epsilon-greedy exploration of DQN, C51 and QR-DQN."""
+
+    epsilon_start: float = describe("epsilon of epsilon-greedy at step 0 (the warm-up acts uniformly anyway)", 1.0)
+    epsilon_end: float = describe("epsilon from step learning_starts + epsilon_steps on", 0.05)
+    epsilon_steps: int = describe("epsilon falls linearly from start to end over the first learning_starts + "
+                                  "epsilon_steps env steps", 10_000)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("epsilon_start", "epsilon_end"):
+            check(0 <= getattr(self, name) <= 1, name, getattr(self, name), "in [0, 1]")
+        check(self.epsilon_steps >= 0, "epsilon_steps", self.epsilon_steps, ">= 0")
+
+    def epsilon_schedule(self) -> Schedule:
+        """Epsilon falls linearly from epsilon_start (at step 0; the warm-up acts uniformly anyway) to epsilon_end at
+        step learning_starts + epsilon_steps."""
+        return Linear(self.epsilon_start, self.epsilon_end, self.learning_starts + self.epsilon_steps)
+
+
+def q_network_weights(in_features: int, hidden_sizes: Sequence[int], n_actions: int, n_atoms: int = 1,
+                      dueling: bool = False, noisy: bool = False) -> int:
+    """The number of weights of :func:`thorndike.core.q_heads.q_network`'s layers after the encoder, counted before
+    building it, for :func:`require_memory`."""
+    def dense(sizes: Sequence[int]) -> int:
+        return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+    if dueling:  # the last hidden layer is each stream's own: V has n_atoms outputs, A n_actions * n_atoms
+        shared = [in_features, *hidden_sizes[:-1]]
+        count = dense(shared) + dense([shared[-1], hidden_sizes[-1], n_atoms]) + \
+            dense([shared[-1], hidden_sizes[-1], n_actions * n_atoms])
+    else:
+        count = dense([in_features, *hidden_sizes, n_actions * n_atoms])
+    return 2 * count if noisy else count  # a noisy layer learns mu and sigma
+
+
+def online_and_target(make: Callable[[], nn.Module], device: torch.device | str) -> tuple[nn.Module, nn.Module]:
+    """Two networks from ``make`` on ``device``: the online one, and its target copy (the same weights, buffers
+    included; no gradient: it changes only by target updates)."""
+    online, target = make().to(device), make().to(device)
+    hard_update(target, online)
+    target.requires_grad_(False)
+    return online, target
+
+
+class OffPolicyLoop:
+    """The loop a replay-based value learner composes: it owns the replay buffer, the schedule and the checks on env
+    data, and does what is the same for DQN, C51, QR-DQN and Rainbow (storing a step, sampling a minibatch with its
+    importance weights, a clipped optimiser step, target updates, the ``learn`` loop and its log rows). The agent
+    keeps what differs: how it acts, its targets and its loss.
+    """
+
+    def __init__(self, agent: Any, envs: gym.vector.VectorEnv, config: ReplayConfig, online: nn.Module,
+                 target: nn.Module, optimizer: torch.optim.Optimizer, epsilon: float | Schedule = 0.0) -> None:
+        self.agent, self.config = agent, config
+        self.online, self.target, self.optimizer = online, target, optimizer
+        rows = math.ceil(config.buffer_size / config.n_envs) * config.n_envs  # whole rows of n_envs transitions
+        buffer_args = dict(capacity=rows, observation=envs.observation_space, action=envs.action_space,
+                           n_envs=config.n_envs, device=agent.device, n_step=config.n_step, gamma=config.gamma)
+        self.buffer = (PrioritizedReplayBuffer(**buffer_args, alpha=config.per_alpha, eps=config.per_eps)
+                       if config.prioritized else ReplayBuffer(**buffer_args))
+        self.schedule = OffPolicySchedule(
+            config.n_envs, config.learning_starts, config.train_freq, config.gradient_steps,
+            1 if config.tau < 1 else config.target_update_interval, epsilon)
+        space = envs.observation_space
+        self.checks = StepChecks(int(space.n) if isinstance(space, gym.spaces.Discrete) else None)
+        self.n_actions = int(envs.action_space.n)
+
+    @staticmethod
+    def require_networks(agent: Any, envs: gym.vector.VectorEnv, config: ReplayConfig, n_atoms: int = 1,
+                         dueling: bool = False, noisy: bool = False) -> None:
+        """Refuse, before allocating, networks (online and target, gradients, Adam's moments) that will not fit."""
+        n_params = q_network_weights(make_encoder(envs.observation_space).out_features, config.hidden_sizes,
+                                     int(envs.action_space.n), n_atoms, dueling, noisy)
+        require_memory("the Q-network's weights (online and target), gradients and Adam moments",
+                       tensor_bytes(5 * n_params), agent.device, {"hidden_sizes": tuple(config.hidden_sizes)},
+                       f"{n_params:,} weights x 5 copies")
+
+    def components(self) -> dict[str, Any]:
+        """The buffer, when ``buffer_in_checkpoint`` keeps it (with it, resume is exact)."""
+        keep = self.config.buffer_in_checkpoint
+        if keep == "always" or (keep == "auto" and self.buffer.nbytes <= AUTO_BUFFER_BYTES):
+            return {"buffer": self.buffer}
+        return {}
+
+    # ---- collect ----------------------------------------------------------------------------------------------
+
+    def uniform_actions(self, n: int, generator: torch.Generator | None) -> Tensor:
+        return torch.randint(self.n_actions, (n,), generator=generator, device=self.agent.device)
+
+    def epsilon_greedy(self, greedy: Callable[[], Tensor], n: int, epsilon: float,
+                       generator: torch.Generator | None) -> Tensor:
+        """Each row the greedy action, or with probability epsilon a uniform one."""
+        uniform = self.uniform_actions(n, generator)
+        explore = torch.rand(n, generator=generator, device=self.agent.device) < epsilon
+        return torch.where(explore, uniform, greedy())
+
+    def greedy_or_epsilon(self, greedy: Tensor, deterministic: bool, epsilon: float,
+                          generator: torch.Generator | None) -> Tensor:
+        """An agent's ``policy``: the greedy actions (deterministic), or epsilon-greedy around them."""
+        return greedy if deterministic else self.epsilon_greedy(lambda: greedy, len(greedy), epsilon, generator)
+
+    def epsilon_column(self) -> dict[str, float]:
+        """The log's epsilon column (for :meth:`learn`'s ``log``)."""
+        return {"epsilon": self.schedule.epsilon(self.agent.global_step)}
+
+    def act_epsilon_greedy(self, obs: Tensor, greedy: Callable[[Tensor], Tensor]) -> Tensor:
+        """Uniform actions during the warm-up, then epsilon-greedy with the schedule's epsilon; ``greedy`` maps the
+        observations to argmax actions (called only after the warm-up)."""
+        agent = self.agent
+        if self.schedule.random_actions(agent.global_step):
+            return self.uniform_actions(obs.shape[0], agent.generator)
+        return self.epsilon_greedy(lambda: greedy(obs), obs.shape[0], self.schedule.epsilon(agent.global_step),
+                                   agent.generator)
+
+    def store(self, actions: Tensor) -> None:
+        """Step every copy with ``actions`` and store the transitions (s' = the true next observation).
+
+        What the env returned is checked once per chunk of steps and at the end of each iteration (before the
+        loss is: a NaN from the env is named by step and copy, not found later as a NaN loss); until then, states
+        out of range and NaN are mapped to harmless ones so that no encoder fails on them first."""
+        agent = self.agent
+        obs, step = agent.obs, agent.global_step + self.config.n_envs
+        next_obs, rewards, terminated, truncated, info = agent.interaction.step(actions, step)
+        if self.checks.add(step, observation=next_obs, final_observation=info["final_obs"], reward=rewards):
+            self.checks.check(f"iteration {agent.iteration + 1}")
+        agent.obs = self.checks.safe(next_obs)
+        self.buffer.add(obs, actions, rewards, self.checks.safe(info["final_obs"]), terminated, truncated)
+
+    # ---- update -----------------------------------------------------------------------------------------------
+
+    def sample(self) -> tuple[dict[str, Tensor], Tensor | None]:
+        """A minibatch and its importance weights (None without prioritised replay; beta rises from learning
+        starts)."""
+        config, agent = self.config, self.agent
+        if not config.prioritized:
+            return self.buffer.sample(config.batch_size, agent.generator), None
+        beta = Linear(config.per_beta, 1.0, config.per_beta_steps)(max(agent.global_step - config.learning_starts, 0))
+        batch = self.buffer.sample(config.batch_size, agent.generator, beta)
+        return batch, batch["weights"].float()
+
+    @staticmethod
+    def bootstrap_discounts(batch: dict[str, Tensor]) -> Tensor:
+        """gamma^m (1 - terminated): no bootstrap after a termination, from the true last s' after a truncation."""
+        return torch.where(batch["terminated"], 0.0, batch["discounts"].float())
+
+    def descend(self, per_sample: Tensor, weights: Tensor | None, batch: dict[str, Tensor],
+                priorities: Tensor | None = None) -> Tensor:
+        """One optimiser step on the mean of the (importance-weighted) per-sample losses, the gradient clipped;
+        with prioritised replay the sampled priorities become ``priorities`` (default: the per-sample losses).
+        Returns the loss, detached."""
+        loss = (per_sample * weights).mean() if weights is not None else per_sample.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.online.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        if self.config.prioritized:
+            self.buffer.update_priorities(batch["indices"], (per_sample if priorities is None else priorities).detach())
+        return loss.detach()
+
+    def update_target(self) -> None:
+        """theta^- <- theta (tau = 1), or theta^- <- theta^- + tau (theta - theta^-)."""
+        if self.config.tau < 1:
+            soft_update(self.target, self.online, self.config.tau)
+        else:
+            hard_update(self.target, self.online)
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+
+    def learn(self, total_steps: int, collect_step: Callable[[], None], gradient_step: Callable[[], Tensor],
+              log: Callable[[], dict[str, float]] | None = None) -> None:
+        """Until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``: collect a vectorised
+        step, then the gradient steps and target updates it makes due; a log row (the mean loss, the gradient steps
+        and ``log()``) every ``log_every`` env steps (rounded up to whole vectorised steps)."""
+        agent, config = self.agent, self.config
+        steps_per_row = max(1, math.ceil(config.log_every / config.n_envs))
+        with agent.session(total_steps) as run:
+            while run.running():
+                losses: list[Tensor] = []
+                for _ in range(steps_per_row):
+                    collect_step()
+                    due = self.schedule.due(agent.global_step)
+                    agent.global_step += config.n_envs
+                    for _ in range(due.gradient_steps):
+                        losses.append(gradient_step())
+                    for _ in range(due.target_updates):
+                        self.update_target()
+                    if agent.global_step >= total_steps:
+                        break
+                self.checks.check(f"iteration {agent.iteration + 1}")
+                loss = torch.stack(losses).mean() if losses else torch.tensor(math.nan)
+                if losses:
+                    agent.check_finite("loss", loss)
+                run.log({"loss": float(loss), **(log() if log is not None else {}), "gradient_steps": len(losses)})
