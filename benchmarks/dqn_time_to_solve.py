@@ -199,6 +199,30 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def write(runs: list[dict[str, Any]], args: argparse.Namespace, command: str, load_before: tuple[float, ...],
+          out: Path) -> str:
+    """The JSON, Markdown and PNG of the runs so far (written after every seed, so a cut run keeps its seeds)."""
+    load_after = os.getloadavg()
+    text, stats = summary(runs, args)
+    seeds = sorted({r["seed"] for r in runs})
+    payload = {"command": command, "date": datetime.datetime.now(datetime.UTC).isoformat(), "seeds_done": seeds,
+               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+               "load_avg_before": load_before, "load_avg_after": load_after, "torch": torch.__version__,
+               "stable_baselines3": stable_baselines3.__version__, "runs": runs, "stats": stats}
+    report = [f"# DQN: time to solve {ENV_ID}\n", f"`{command}` ({payload['date'][:16]} UTC; seeds done: {seeds}; "
+              f"{payload['machine']}, shared; load average before {load_before[0]:.2f}, after "
+              f"{load_after[0]:.2f}; torch {torch.__version__}, SB3 {stable_baselines3.__version__})\n",
+              f"Solved: a greedy evaluation of {EVAL_EPISODES} episodes with mean >= {SOLVED_RETURN:g}, checked "
+              f"every {args.eval_every:,} env steps, within {args.steps:,} env steps (time includes evaluations). "
+              f"Throughput: {args.throughput_steps:,} env steps with train_freq 1, gradient_steps 1 (learning from "
+              f"step 1000). rl-zoo hyperparameters for all; see the script's docstring.\n", text + "\n"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dqn_time_to_solve.json").write_text(json.dumps(payload, indent=1))
+    (out / "dqn_time_to_solve.md").write_text("\n".join(report))
+    plot(payload, out / "dqn_time_to_solve.png")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0-4")
@@ -208,10 +232,22 @@ def main() -> None:
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--plot-only", action="store_true")
+    parser.add_argument("--from-log", default=None, help="rebuild the results from the JSON lines a run printed "
+                        "(with the run's own --seeds ... options: the report names them)")
+    parser.add_argument("--load-before", type=float, default=None, help="with --from-log: the load when it began")
     args = parser.parse_args()
     out = Path(args.out)
     if args.plot_only:
         plot(json.loads((out / "dqn_time_to_solve.json").read_text()), out / "dqn_time_to_solve.png")
+        return
+    command = " ".join(["python", *sys.argv])
+    if args.from_log:
+        runs = [json.loads(line) for line in Path(args.from_log).read_text().splitlines() if line.startswith("{")]
+        done = [seed for seed in {r["seed"] for r in runs}  # whole seeds only: both measures of every contender
+                if sum(r["seed"] == seed for r in runs) == 2 * len(args.contenders.split(","))]
+        runs = [r for r in runs if r["seed"] in done]
+        load = (args.load_before,) * 3 if args.load_before is not None else os.getloadavg()
+        print(write(runs, args, command, load, out))
         return
     torch.set_num_threads(1)
     contenders = args.contenders.split(",")
@@ -227,24 +263,8 @@ def main() -> None:
         for c in order:
             runs.append(time_to_solve(c, seed, args.steps, args.eval_every, run_root))
             print(json.dumps({k: v for k, v in runs[-1].items() if k != "eval_curve"}), flush=True)
-    load_after = os.getloadavg()
-    text, stats = summary(runs, args)
-    payload = {"command": " ".join(["python", *sys.argv]), "date": datetime.datetime.now(datetime.UTC).isoformat(),
-               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "load_avg_before": load_before, "load_avg_after": load_after, "torch": torch.__version__,
-               "stable_baselines3": stable_baselines3.__version__, "runs": runs, "stats": stats}
-    report = [f"# DQN: time to solve {ENV_ID}\n", f"`{payload['command']}` ({payload['date'][:16]} UTC; "
-              f"{payload['machine']}, shared; load average before {load_before[0]:.2f}, after "
-              f"{load_after[0]:.2f}; torch {torch.__version__}, SB3 {stable_baselines3.__version__})\n",
-              f"Solved: a greedy evaluation of {EVAL_EPISODES} episodes with mean >= {SOLVED_RETURN:g}, checked "
-              f"every {args.eval_every:,} env steps, within {args.steps:,} env steps (time includes evaluations). "
-              f"Throughput: {args.throughput_steps:,} env steps with train_freq 1, gradient_steps 1 (learning from "
-              f"step 1000). rl-zoo hyperparameters for all; see the script's docstring.\n", text + "\n"]
+        text = write(runs, args, command, load_before, out)
     print(text)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dqn_time_to_solve.json").write_text(json.dumps(payload, indent=1))
-    (out / "dqn_time_to_solve.md").write_text("\n".join(report))
-    plot(payload, out / "dqn_time_to_solve.png")
     print(f"wrote {out}/dqn_time_to_solve.json, .md, .png")
 
 
