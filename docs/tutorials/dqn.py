@@ -72,6 +72,14 @@ SOLVED = 475.0  # CartPole-v1 counts as solved at a mean return of 475 (the maxi
 # fraction tau toward theta (Polyak averaging, as in DDPG and SAC): theta^- <- theta^- + tau (theta - theta^-).
 # The target drifts smoothly instead of jumping; with tau = 0.005 it lags about 1 / tau = 200 steps behind.
 
+# ## Reading the figure
+#
+# CartPole's greedy return jumps: a Q-network that balances for 500 steps can drop to 100 after the next 128
+# gradient steps and come back (the rl-zoo config trains hard and copies its target every 10 steps). One seed
+# says little; the default three, or ``benchmarks/dqn_learning.py`` for DQN over ten, show the spread. The loss
+# panel shows what the extensions do to the regression itself: n-step targets sum more reward and bootstrap from
+# further away, so their TD errors are larger; prioritised replay's loss is scaled down by its importance weights.
+
 # Each variant: the fields changed from the tuned CartPole config (what the section above describes).
 VARIANTS: dict[str, dict] = {
     "DQN": {},
