@@ -22,12 +22,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from thorndike.config import check, check_limits, check_network, describe
-from thorndike.core.actor_critic import ACTIVATIONS
+from thorndike.config import check, check_limits, describe
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.networks import adam
 from thorndike.core.returns import normalize
-from thorndike.policy_gradient.base import OnPolicyAgent
+from thorndike.policy_gradient.base import OnPolicyAgent, check_family_fields
 
 __all__ = ["A2C", "A2CConfig"]
 
@@ -57,19 +56,15 @@ class A2CConfig:
 
     def __post_init__(self) -> None:
         check_limits(self)
-        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
-        check(self.n_steps >= 1, "n_steps", self.n_steps, ">= 1")
+        check_family_fields(self)
         check(self.lr > 0, "lr", self.lr, "> 0")
         check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, " or ".join(OPTIMIZERS))
         check(0 <= self.rms_alpha < 1, "rms_alpha", self.rms_alpha, "in [0, 1)")
         check(self.rms_eps > 0, "rms_eps", self.rms_eps, "> 0")
-        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
-        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
         check(self.vf_coef >= 0, "vf_coef", self.vf_coef, ">= 0")
         check(self.ent_coef >= 0, "ent_coef", self.ent_coef, ">= 0")
         check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
               "> 0 or None")
-        check_network(self, ACTIVATIONS)
 
 
 class A2C(OnPolicyAgent):

@@ -17,11 +17,22 @@ import torch
 from torch import Tensor
 
 from thorndike.agent import Agent
-from thorndike.core.actor_critic import ActorCritic
+from thorndike.config import check, check_network
+from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
 from thorndike.core.on_policy import gae_targets, rollout_buffer
 from thorndike.core.rollout import collect_rollout
 
-__all__ = ["OnPolicyAgent"]
+__all__ = ["OnPolicyAgent", "check_family_fields"]
+
+
+def check_family_fields(config: Any) -> None:
+    """Check the fields every member's Config has: the rollout's n_envs and n_steps, gamma, gae_lambda, and the
+    actor-critic's hidden_sizes and activation (each member checks its own fields besides)."""
+    check(config.n_envs >= 1, "n_envs", config.n_envs, ">= 1")
+    check(config.n_steps >= 1, "n_steps", config.n_steps, ">= 1")
+    check(0 < config.gamma <= 1, "gamma", config.gamma, "in (0, 1]")
+    check(0 <= config.gae_lambda <= 1, "gae_lambda", config.gae_lambda, "in [0, 1]")
+    check_network(config, ACTIVATIONS)
 
 
 class OnPolicyAgent(Agent):

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from thorndike.config import check, check_limits, check_network, describe
-from thorndike.core.actor_critic import ACTIVATIONS
+from thorndike.config import check, check_limits, describe
 from thorndike.core.buffers import minibatches
 from thorndike.core.compile import maybe_compile
 from thorndike.core.diagnostics import explained_variance
@@ -26,7 +25,7 @@ from thorndike.core.losses import approx_kl, clipped_surrogate, importance_ratio
 from thorndike.core.networks import adam
 from thorndike.core.returns import normalize
 from thorndike.core.schedules import Constant, Linear
-from thorndike.policy_gradient.base import OnPolicyAgent
+from thorndike.policy_gradient.base import OnPolicyAgent, check_family_fields
 
 
 @dataclass
@@ -56,11 +55,8 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         check_limits(self)
-        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
-        check(self.n_steps >= 1, "n_steps", self.n_steps, ">= 1")
+        check_family_fields(self)
         check(self.lr > 0, "lr", self.lr, "> 0")
-        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
-        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
         check(self.n_epochs >= 1, "n_epochs", self.n_epochs, ">= 1")
         check(self.minibatch_size >= 1, "minibatch_size", self.minibatch_size, ">= 1")
         check(self.minibatch_size <= self.n_envs * self.n_steps, "minibatch_size", self.minibatch_size,
@@ -72,7 +68,6 @@ class PPOConfig:
         check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
               "> 0 or None")
         check(self.target_kl is None or self.target_kl > 0, "target_kl", self.target_kl, "> 0 or None")
-        check_network(self, ACTIVATIONS)
 
 
 class PPO(OnPolicyAgent):

@@ -26,15 +26,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from thorndike.config import check, check_limits, check_network, describe
-from thorndike.core.actor_critic import ACTIVATIONS
+from thorndike.config import check, check_limits, describe
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.losses import importance_ratio, kl_divergence, surrogate
 from thorndike.core.natural_gradient import conjugate_gradient, fisher_vector_product, flat_grad, natural_step_size
 from thorndike.core.networks import adam
 from thorndike.core.on_policy import fit_value, policy_params
 from thorndike.core.returns import normalize
-from thorndike.policy_gradient.base import OnPolicyAgent
+from thorndike.policy_gradient.base import OnPolicyAgent, check_family_fields
 
 __all__ = ["TRPO", "TRPOConfig", "TrustRegionStep", "trust_region_step"]
 
@@ -65,8 +64,7 @@ class TRPOConfig:
 
     def __post_init__(self) -> None:
         check_limits(self)
-        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
-        check(self.n_steps >= 1, "n_steps", self.n_steps, ">= 1")
+        check_family_fields(self)
         check(0 < self.max_kl < math.inf, "max_kl", self.max_kl, "> 0 and finite")
         check(self.cg_iterations >= 1, "cg_iterations", self.cg_iterations, ">= 1")
         check(self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
@@ -76,9 +74,6 @@ class TRPOConfig:
         check(self.value_steps >= 1, "value_steps", self.value_steps, ">= 1")
         check(self.value_minibatch_size is None or self.value_minibatch_size >= 1, "value_minibatch_size",
               self.value_minibatch_size, ">= 1 or None")
-        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
-        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
-        check_network(self, ACTIVATIONS)
 
 
 @dataclass

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from thorndike.config import check, check_limits, check_network, describe
-from thorndike.core.actor_critic import ACTIVATIONS
+from thorndike.config import check, check_limits, describe
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.networks import adam
 from thorndike.core.on_policy import fit_value, policy_params
 from thorndike.core.returns import normalize
-from thorndike.policy_gradient.base import OnPolicyAgent
+from thorndike.policy_gradient.base import OnPolicyAgent, check_family_fields
 
 __all__ = ["VPG", "VPGConfig"]
 
@@ -53,17 +52,13 @@ class VPGConfig:
 
     def __post_init__(self) -> None:
         check_limits(self)
-        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
-        check(self.n_steps >= 1, "n_steps", self.n_steps, ">= 1")
+        check_family_fields(self)
         check(self.lr > 0, "lr", self.lr, "> 0")
         check(self.value_lr > 0, "value_lr", self.value_lr, "> 0")
         check(self.value_steps >= 1, "value_steps", self.value_steps, ">= 1")
         check(self.value_minibatch_size is None or self.value_minibatch_size >= 1, "value_minibatch_size",
               self.value_minibatch_size, ">= 1 or None")
-        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
-        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
         check(self.ent_coef >= 0, "ent_coef", self.ent_coef, ">= 0")
-        check_network(self, ACTIVATIONS)
 
 
 class VPG(OnPolicyAgent):
