@@ -6,7 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thorndike.core.distributions import Categorical, DiagGaussian
-from thorndike.core.losses import approx_kl, clipped_surrogate, importance_ratio, kl_divergence, surrogate, value_loss
+from thorndike.core.losses import (
+    approx_kl,
+    clipped_surrogate,
+    importance_ratio,
+    kl_divergence,
+    kl_penalized_surrogate,
+    surrogate,
+    value_loss,
+)
 
 # ---------------------------------------------------------------- clipped_surrogate
 
@@ -151,3 +159,41 @@ def test_exact_kl_of_diagonal_gaussians_matches_torch() -> None:
     torch.testing.assert_close(kl_divergence(DiagGaussian(m1, s1), DiagGaussian(m1, s1)), torch.zeros(5))
     with pytest.raises(TypeError, match="no closed form"):
         kl_divergence(DiagGaussian(m1, s1), Categorical(m2))
+
+
+def test_kl_penalized_surrogate_by_hand() -> None:
+    # pi_old(.|s) = (0.5, 0.5), pi(.|s) = (0.8, 0.2), action 0 taken with A = 1, beta = 2:
+    # r = 0.8 / 0.5 = 1.6, KL(old || new) = 0.5 ln(0.5/0.8) + 0.5 ln(0.5/0.2) = 0.5 ln(1.5625) = 0.2231436,
+    # so r A - beta KL = 1.6 - 0.4462871 = 1.1537129.
+    old, new = Categorical(torch.tensor([[0.5, 0.5]]).log()), Categorical(torch.tensor([[0.8, 0.2]]).log())
+    action = torch.tensor([0])
+    ratio = importance_ratio(new.log_prob(action) - old.log_prob(action))
+    kl = kl_divergence(old, new)
+    assert float(kl) == pytest.approx(0.5 * math.log(1.5625), abs=1e-6)
+    value = kl_penalized_surrogate(ratio, torch.tensor([1.0]), kl, 2.0)
+    assert float(value) == pytest.approx(1.1537129, abs=1e-6)
+    # per sample, with beta as a 0-d tensor (as PPO keeps it): [1.2 * 2 - 0.5 * 0.1, 0.5 * -1 - 0.5 * 0.3]
+    per_sample = kl_penalized_surrogate(torch.tensor([1.2, 0.5]), torch.tensor([2.0, -1.0]), torch.tensor([0.1, 0.3]),
+                                        torch.tensor(0.5, dtype=torch.float64))
+    torch.testing.assert_close(per_sample, torch.tensor([2.35, -0.65]))
+
+
+def test_the_kl_penalty_adds_no_gradient_at_the_old_policy() -> None:
+    # KL(pi_old || pi) is minimal (0) at pi = pi_old, so there the penalised surrogate's gradient is the surrogate's,
+    # the vanilla policy gradient, whatever beta; one step away the penalty pulls back towards pi_old.
+    torch.manual_seed(0)
+    old_logits = torch.randn(5, 3)
+    actions, adv = torch.randint(0, 3, (5,)), torch.randn(5)
+    old = Categorical(old_logits)
+
+    def gradient(logits: torch.Tensor, beta: float) -> torch.Tensor:
+        logits = logits.clone().requires_grad_(True)
+        new = Categorical(logits)
+        ratio = importance_ratio(new.log_prob(actions) - old.log_prob(actions))
+        objective = kl_penalized_surrogate(ratio, adv, kl_divergence(old, new), beta).mean()
+        (grad,) = torch.autograd.grad(objective, logits)
+        return grad
+
+    torch.testing.assert_close(gradient(old_logits, 10.0), gradient(old_logits, 0.0))
+    moved = old_logits + 0.5 * torch.randn(5, 3)
+    assert not torch.allclose(gradient(moved, 10.0), gradient(moved, 0.0))

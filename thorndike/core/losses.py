@@ -1,9 +1,11 @@
-"""Policy-gradient loss pieces shared by PPO and TRPO: the importance ratio, the surrogate and its PPO-Clip form,
-(clipped) value loss, the approximate (sampled) KL and the exact KL between two policies' action distributions.
+"""Policy-gradient loss pieces shared by PPO and TRPO: the importance ratio, the surrogate, its PPO-Clip and
+KL-penalised forms, (clipped) value loss, the approximate (sampled) KL and the exact KL between two policies' action
+distributions.
 
 Lecture-notes concept: *trust-region-style policy optimisation* (003 lecture 8: the surrogate
 L(theta') = E_t[pi_theta'(a_t|s_t) / pi_theta(a_t|s_t) A_t], TRPO's constraint E_s[KL(pi_theta || pi_theta')] <= delta,
-the PPO-Clip surrogate objective, value-function regression, and monitoring the policy change with a KL estimator).
+the PPO-Clip surrogate objective and its KL-regularised form, value-function regression, and monitoring the policy
+change with a KL estimator).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from torch import Tensor
 
 from thorndike.core.distributions import Categorical, DiagGaussian
 
-__all__ = ["importance_ratio", "surrogate", "clipped_surrogate", "value_loss", "approx_kl", "kl_divergence"]
+__all__ = ["importance_ratio", "surrogate", "clipped_surrogate", "kl_penalized_surrogate", "value_loss", "approx_kl",
+           "kl_divergence"]
 
 
 def importance_ratio(log_ratio: Tensor) -> Tensor:
@@ -37,6 +40,17 @@ def clipped_surrogate(ratio: Tensor, advantages: Tensor, clip: float) -> Tensor:
     ratio, advantages: same (broadcastable) shape -> same shape. Pessimistic: never above ratio * A.
     """
     return torch.minimum(surrogate(ratio, advantages), surrogate(ratio.clamp(1.0 - clip, 1.0 + clip), advantages))
+
+
+def kl_penalized_surrogate(ratio: Tensor, advantages: Tensor, kl: Tensor, beta: Tensor | float) -> Tensor:
+    """Per-sample KL-penalised surrogate (to MAXIMISE): r * A - beta * KL(pi_old || pi)(s), the PPO paper's
+    "adaptive KL penalty" objective (003 lecture 8: PPO's KL-regularised form of TRPO's constraint).
+
+    ratio, advantages: the samples' r and A; kl: the exact KL per sample's state (:func:`kl_divergence`, ``old``
+    detached), same (broadcastable) shape -> same shape. Unlike the clip, the penalty bounds the step softly: the
+    farther pi moves from pi_old on any state, the more it costs, whatever the sign of A.
+    """
+    return surrogate(ratio, advantages) - beta * kl
 
 
 def value_loss(
