@@ -271,7 +271,14 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
             lines.append(f"| {name} | {s['total_variance']:.4g} | {s['relative_variance']:.4g} | "
                          f"{s['mean_norm_over_reference_norm']:.3f} | {s['distance_over_noise']:.2f} | "
                          f"{s['mean_cosine_to_reference']:.4f} | {s['batch_cosine_to_reference']:.3f} |")
-        lines.append("")
+        v = result["variants"]
+        base, scale = v["total return"], v["reward-to-go - V, normalised"]["mean_norm_over_reference_norm"]
+        lines += ["", "Against the total return: tr Cov x" + ", x".join(
+            f"{v[n]['total_variance'] / base['total_variance']:.3g} ({n})" for n in list(VARIANTS)[1:4]) +
+            "; relative variance x" + ", x".join(
+            f"{v[n]['relative_variance'] / base['relative_variance']:.3g} ({n})" for n in list(VARIANTS)[1:]) +
+            f". The normalised estimate's mean is {scale:.3g}"
+            " times the reference's length.", ""]
     return "\n".join(lines)
 
 
