@@ -50,6 +50,7 @@ import os
 import pickle
 import queue
 import signal
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -242,7 +243,6 @@ def worker_main(index: int, config: A3CConfig, shared: ActorCritic, optimizer: t
     """A worker process: wait for an iteration's number of updates, do them, report; until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the workers
     torch.set_num_threads(1)
-    results.cancel_join_thread()  # never block at exit on a report nobody will read
     try:
         worker = Worker(index, config, shared, optimizer, state, buffer, counter)
         while (command := next_command(commands, stop, parent)) is not None:
@@ -250,6 +250,10 @@ def worker_main(index: int, config: A3CConfig, shared: ActorCritic, optimizer: t
             results.put(("report", index, worker.iterate(n_updates, iteration, stop)))
     except BaseException as err:  # noqa: BLE001  (everything goes to the main process, which re-raises it)
         results.put(("error", index, portable(err), traceback.format_exc()))
+        results.close()
+        results.join_thread()  # the error must reach the pipe before this process ends
+    else:
+        results.cancel_join_thread()  # stopping: a report nobody will read must not hold up the exit
 
 
 def next_command(commands: Any, stop: Any, parent: int) -> tuple[int, int] | None:
@@ -308,9 +312,11 @@ class WorkerPool:
             try:
                 kind, w, *payload = self.results.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                for w, process in enumerate(self.processes):
-                    if w not in reports and process.exitcode is not None:
-                        raise RuntimeError(f"a3c worker {w} ended without a report (exit code {process.exitcode})")
+                ended = [w for w, p in enumerate(self.processes) if w not in reports and p.exitcode is not None]
+                if ended and self.results.empty():  # what it sent before it ended has been read by now
+                    w = ended[0]
+                    raise RuntimeError(f"a3c worker {w} ended without a report (exit code "
+                                       f"{self.processes[w].exitcode})") from None
                 continue
             if kind == "error":
                 err, trace = payload
@@ -324,8 +330,11 @@ class WorkerPool:
         for commands in self.commands:
             commands.cancel_join_thread()
             commands.put(None)
+        deadline = time.monotonic() + JOIN_SECONDS
         for process in self.processes:
-            process.join(JOIN_SECONDS)
+            while process.is_alive() and time.monotonic() < deadline:
+                self.drain()  # a worker blocked on writing its last report to a full pipe can then end
+                process.join(0.05)
         for process in self.processes:
             if process.is_alive():
                 process.terminate()
@@ -333,6 +342,13 @@ class WorkerPool:
         self.results.cancel_join_thread()
         for q in [*self.commands, self.results]:
             q.close()
+
+    def drain(self) -> None:
+        try:
+            while True:
+                self.results.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            pass
 
     def __exit__(self, *exc: object) -> None:
         self.close()
