@@ -64,7 +64,6 @@ from thorndike.config import ConfigError, check, check_limits, describe
 from thorndike.core.actor_critic import ActorCritic
 from thorndike.core.buffers import RolloutBuffer
 from thorndike.core.diagnostics import check_finite, explained_variance
-from thorndike.core.ledger import EpisodeLedger
 from thorndike.core.on_policy import gae_targets, rollout_buffer
 from thorndike.core.resources import PROBE_COPIES
 from thorndike.core.returns import normalize
