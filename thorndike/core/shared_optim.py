@@ -63,14 +63,19 @@ class SharedRMSprop(_SharedOptimizer):
     def step(self, closure: None = None) -> None:  # type: ignore[override]
         for group in self.param_groups:
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                state["step"] += 1
-                square_avg = state["square_avg"]
-                square_avg.mul_(alpha).addcmul_(p.grad, p.grad, value=1 - alpha)
-                p.addcdiv_(p.grad, square_avg.sqrt().add_(eps), value=-lr)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            states = [self.state[p] for p in params]
+            square_avgs = [s["square_avg"] for s in states]
+            torch._foreach_add_([s["step"] for s in states], 1)
+            # one kernel per op over every tensor (torch's foreach path): a worker's update is many small tensors
+            torch._foreach_mul_(square_avgs, alpha)
+            torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - alpha)
+            denominators = torch._foreach_sqrt(square_avgs)
+            torch._foreach_add_(denominators, eps)
+            torch._foreach_addcdiv_(params, grads, denominators, value=-lr)
 
 
 class SharedAdam(_SharedOptimizer):

@@ -186,6 +186,8 @@ class Worker:
         self.local = ActorCritic(state.interaction.observation_space, state.interaction.action_space,
                                  config.hidden_sizes, config.activation, config.log_std_init)
         self.local.load_state_dict(shared.state_dict())
+        # The parameter lists once: walking the modules on every update costs more than the copies themselves.
+        self.shared_params, self.local_params = list(shared.parameters()), list(self.local.parameters())
 
     def sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         dist = self.local.distribution(obs)
@@ -202,18 +204,20 @@ class Worker:
     def update(self, iteration: int) -> Tensor:
         """Sync, collect, n-step targets, and one step of the shared optimiser with this worker's gradient."""
         config, buffer = self.config, self.buffer
-        self.local.load_state_dict(self.shared.state_dict())  # theta' <- theta
+        with torch.no_grad():  # theta' <- theta (no buffers to copy: A3C's model keeps no observation statistics)
+            torch._foreach_copy_(self.local_params, self.shared_params)
         first = self.reserve_steps(config.n_steps * config.n_envs)
         collect_rollout(self.state.interaction, buffer, self.sample, self.local.value, first,
                         where=f"iteration {iteration}")
         advantages, returns = gae_targets(buffer, config.gamma, config.gae_lambda)
         batch = buffer.flat(advantages=advantages, returns=returns)
         loss, parts = a3c_loss(self.local, batch, config.vf_coef, config.ent_coef, config.normalize_advantages)
-        self.local.zero_grad(set_to_none=True)
+        for local in self.local_params:
+            local.grad = None
         loss.backward()
         if config.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.local.parameters(), config.max_grad_norm)
-        for shared, local in zip(self.shared.parameters(), self.local.parameters(), strict=True):
+            nn.utils.clip_grad_norm_(self.local_params, config.max_grad_norm, foreach=True)
+        for shared, local in zip(self.shared_params, self.local_params, strict=True):
             shared.grad = local.grad  # this process's view of the shared parameters; the data stays shared
         self.optimizer.step()  # in place on shared parameters and shared statistics, no lock (Hogwild)
         return torch.cat([parts, explained_variance(batch["values"], batch["returns"]).reshape(1)])
