@@ -89,7 +89,7 @@ EXAMPLES: dict[str, Example] = {
     # The fields the tuned CartPole values set are all given here.
     "a3c": Example("CartPole-v1", {"n_workers": 1, "n_envs": 2, "n_steps": 8, "updates_per_iteration": 2,
                                    "hidden_sizes": (16,), "gamma": 0.99, "lr": 7e-4, "optimizer": "rmsprop",
-                                   "ent_coef": 0.01}, 1024),
+                                   "ent_coef": 0.01, "normalize_advantages": True}, 1024),
     # 2 x 16 = 32 steps an iteration; V's Adam (minibatches, so the shuffles draw from the generator) and the
     # observation statistics are in the checkpoints.
     "vpg": Example("CartPole-v1", {"n_envs": 2, "n_steps": 16, "hidden_sizes": (16,), "normalize_obs": True,
