@@ -25,6 +25,7 @@ ALGORITHMS: dict[str, str] = {
     "ppo": "thorndike.policy_gradient.ppo:PPO",
     "reinforce": "thorndike.policy_gradient.reinforce:REINFORCE",
     "a2c": "thorndike.policy_gradient.a2c:A2C",
+    "a3c": "thorndike.policy_gradient.a3c:A3C",
     "vpg": "thorndike.policy_gradient.vpg:VPG",
     "trpo": "thorndike.policy_gradient.trpo:TRPO",
     "dqn": "thorndike.value_based.dqn:DQN",
@@ -82,6 +83,13 @@ EXAMPLES: dict[str, Example] = {
     # statistics are in the checkpoints.
     "a2c": Example("CartPole-v1", {"n_envs": 4, "n_steps": 8, "hidden_sizes": (16,), "normalize_obs": True,
                                    "ent_coef": 0.01}, 1024),
+    # One worker (the deterministic case: with two, the OS's interleaving of the workers decides the run, so no seed
+    # fixes it and no resume can be exact; tests/policy_gradient/test_a3c.py checks what holds there), 2 x 8 x 2 = 32
+    # steps an iteration; the shared RMSprop statistics and the worker's env copies and generator are in checkpoints.
+    # The fields the tuned CartPole values set are all given here.
+    "a3c": Example("CartPole-v1", {"n_workers": 1, "n_envs": 2, "n_steps": 8, "updates_per_iteration": 2,
+                                   "hidden_sizes": (16,), "gamma": 0.99, "lr": 7e-4, "optimizer": "rmsprop",
+                                   "ent_coef": 0.01, "normalize_advantages": True}, 1024),
     # 2 x 16 = 32 steps an iteration; V's Adam (minibatches, so the shuffles draw from the generator) and the
     # observation statistics are in the checkpoints.
     "vpg": Example("CartPole-v1", {"n_envs": 2, "n_steps": 16, "hidden_sizes": (16,), "normalize_obs": True,
