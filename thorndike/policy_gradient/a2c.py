@@ -40,6 +40,7 @@ class A2CConfig:
     n_envs: int = describe("parallel environment copies, stepped synchronously", 8)
     n_steps: int = describe("steps per copy before each update: the n of the n-step returns", 5)
     lr: float = describe("learning rate", 7e-4)
+    anneal_lr: bool = describe("decay the learning rate linearly to 0 over the run", False)
     optimizer: str = describe("rmsprop (the A2C papers' code) or adam", "rmsprop")
     rms_alpha: float = describe("RMSprop's smoothing constant", 0.99)
     rms_eps: float = describe("RMSprop's epsilon", 1e-5)
@@ -50,6 +51,7 @@ class A2CConfig:
     max_grad_norm: float | None = describe("clip the gradient's global norm to this (None: off)", 0.5)
     normalize_advantages: bool = describe("standardise the advantages of each batch", False)
     normalize_obs: bool = describe("normalise observations with running statistics", False)
+    normalize_reward: bool = describe("scale rewards by the running std of the discounted return", False)
     hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the actor and the critic", (64, 64))
     activation: str = describe("hidden activation: tanh or relu", "tanh")
     log_std_init: float = describe("initial log std of the Gaussian policy (continuous actions)", 0.0)
@@ -82,6 +84,9 @@ class A2C(OnPolicyAgent):
         else:
             self.optimizer = adam(self.model.parameters(), lr=config.lr, device=self.device)
         self.components = {"model": self.model, "optimizer": self.optimizer}
+
+    def annealed_optimizers(self) -> list[tuple[torch.optim.Optimizer, float]]:
+        return [(self.optimizer, self.config.lr)] if self.config.anneal_lr else []
 
     # ---- update (collect, targets and the loop: OnPolicyAgent) --------------------------------------------------
 

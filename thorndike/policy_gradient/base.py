@@ -3,8 +3,10 @@
 Every member builds the same :class:`~thorndike.core.actor_critic.ActorCritic` and rollout buffer, collects
 ``n_steps`` from each of ``n_envs`` copies with the current policy, and computes GAE(lambda) advantages with the
 critic's lambda-return targets (:mod:`thorndike.core.on_policy`); what each one is, is its ``update``. The members'
-Configs all have ``n_envs``, ``n_steps``, ``gamma``, ``gae_lambda``, ``normalize_obs``, ``hidden_sizes``,
-``activation`` and ``log_std_init``.
+Configs all have ``n_envs``, ``n_steps``, ``gamma``, ``gae_lambda``, ``normalize_obs``, ``normalize_reward``,
+``hidden_sizes``, ``activation`` and ``log_std_init``. A member whose config has ``anneal_lr`` lists the optimisers
+it decays in :meth:`OnPolicyAgent.annealed_optimizers`, and the loop sets their rate before each update (PPO, whose
+loop is its own, does the same itself).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from thorndike.config import check, check_network
 from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
 from thorndike.core.on_policy import gae_targets, rollout_buffer
 from thorndike.core.rollout import collect_rollout
+from thorndike.core.schedules import Linear
 
-__all__ = ["OnPolicyAgent", "check_family_fields"]
+__all__ = ["OnPolicyAgent", "check_family_fields", "set_learning_rate"]
 
 
 def check_family_fields(config: Any) -> None:
@@ -35,15 +38,25 @@ def check_family_fields(config: Any) -> None:
     check_network(config, ACTIVATIONS)
 
 
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate (a schedule's value for this update)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 class OnPolicyAgent(Agent):
     """Collect with the current policy, GAE targets, the member's ``update``, a log row: the family's loop."""
 
     action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
 
     def connect_actor_critic(self, **env_options: Any) -> Any:
-        """Connect ``n_envs`` copies (``env_options`` go to :meth:`connect_env`) and build ``self.model``, the rollout
+        """Connect ``n_envs`` copies (``env_options`` go to :meth:`connect_env`; rewards are scaled by the running std
+        of the discounted return when the config's ``normalize_reward`` is set) and build ``self.model``, the rollout
         buffer and the rollout's policy step ``self.rollout_step`` (a member may replace it, e.g. compiled)."""
         config = self.config
+        # Scaled below the episode ledger: logged and evaluated returns stay raw.
+        env_options.setdefault("normalize_reward", config.normalize_reward)
+        env_options.setdefault("gamma", config.gamma)
         envs = self.connect_env(config.n_envs, **env_options)
         self.model = ActorCritic(envs.observation_space, envs.action_space, config.hidden_sizes, config.activation,
                                  config.log_std_init, normalize_obs=config.normalize_obs).to(self.device)
@@ -82,13 +95,28 @@ class OnPolicyAgent(Agent):
     def update(self, advantages: Tensor, returns: Tensor) -> dict[str, float]:
         """The member's learning step on the collected batch; returns the log row's values."""
 
+    def annealed_optimizers(self) -> list[tuple[torch.optim.Optimizer, float]]:
+        """The (optimiser, initial learning rate) pairs whose rate decays linearly to 0 over ``learn``'s budget:
+        none unless the member's config sets ``anneal_lr``."""
+        return []
+
     def learn(self, total_steps: int) -> OnPolicyAgent:
-        """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
+        """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``.
+
+        With annealed optimisers, each update runs at ``lr * (1 - global_step / total_steps)``, the step counted
+        after the update's rollout (as PPO does), so a resumed run (same ``total_steps``) uses the same rates.
+        """
+        annealed = [(optimizer, Linear(lr, 0.0, total_steps)) for optimizer, lr in self.annealed_optimizers()]
         with self.session(total_steps) as run:
             while run.running():
                 self.collect()
                 advantages, returns = self.targets()
-                run.log(self.update(advantages, returns))
+                for optimizer, schedule in annealed:
+                    set_learning_rate(optimizer, schedule(self.global_step))
+                stats = self.update(advantages, returns)
+                if annealed:
+                    stats["lr"] = float(annealed[0][0].param_groups[0]["lr"])
+                run.log(stats)
         return self
 
     # ---- acting ------------------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ class TRPOConfig:
     gae_lambda: float = describe("GAE lambda", 0.95)
     normalize_advantages: bool = describe("standardise the advantages of each batch", True)
     normalize_obs: bool = describe("normalise observations with running statistics", False)
+    normalize_reward: bool = describe("scale rewards by the running std of the discounted return", False)
     hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the policy and of V", (64, 64))
     activation: str = describe("hidden activation: tanh or relu", "tanh")
     log_std_init: float = describe("initial log std of the Gaussian policy (continuous actions)", 0.0)

@@ -38,6 +38,7 @@ class VPGConfig:
     n_steps: int = describe("steps per copy each iteration; batch = n_envs * n_steps (Spinning Up: steps_per_epoch)",
                             1000)
     lr: float = describe("Adam learning rate of the policy (pi_lr)", 3e-4)
+    anneal_lr: bool = describe("decay the policy's learning rate linearly to 0 over the run (V's stays)", False)
     value_lr: float = describe("Adam learning rate of V (vf_lr)", 1e-3)
     value_steps: int = describe("regression steps on V per update (train_v_iters)", 80, at_most=200)
     value_minibatch_size: int | None = describe("samples per V step (None: the whole batch)", None)
@@ -46,6 +47,7 @@ class VPGConfig:
     normalize_advantages: bool = describe("standardise the advantages of each batch", True)
     ent_coef: float = describe("entropy-bonus coefficient (0: the plain policy gradient)", 0.0)
     normalize_obs: bool = describe("normalise observations with running statistics", False)
+    normalize_reward: bool = describe("scale rewards by the running std of the discounted return", False)
     hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the policy and of V", (64, 64))
     activation: str = describe("hidden activation: tanh or relu", "tanh")
     log_std_init: float = describe("initial log std of the Gaussian policy (continuous actions)", -0.5)
@@ -74,6 +76,9 @@ class VPG(OnPolicyAgent):
         self.value_optimizer = adam(self.model.critic.parameters(), lr=config.value_lr, device=self.device)
         self.components = {"model": self.model, "policy_optimizer": self.policy_optimizer,
                            "value_optimizer": self.value_optimizer}
+
+    def annealed_optimizers(self) -> list[tuple[torch.optim.Optimizer, float]]:
+        return [(self.policy_optimizer, self.config.lr)] if self.config.anneal_lr else []
 
     # ---- update (collect, targets and the loop: OnPolicyAgent) --------------------------------------------------
 
