@@ -81,7 +81,7 @@ EXAMPLES: dict[str, Example] = {
     # 4 x 8 = 32 steps an iteration: many updates in learn(1024); RMSprop's square averages and the observation
     # statistics are in the checkpoints.
     "a2c": Example("CartPole-v1", {"n_envs": 4, "n_steps": 8, "hidden_sizes": (16,), "normalize_obs": True,
-                                   "ent_coef": 0.01}, 1024),
+                                   "ent_coef": 0.01, "optimizer": "rmsprop"}, 1024),
     # 2 x 16 = 32 steps an iteration; V's Adam (minibatches, so the shuffles draw from the generator) and the
     # observation statistics are in the checkpoints.
     "vpg": Example("CartPole-v1", {"n_envs": 2, "n_steps": 16, "hidden_sizes": (16,), "normalize_obs": True,
