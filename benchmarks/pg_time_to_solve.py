@@ -76,7 +76,7 @@ import stable_baselines3
 import torch
 from ppo_cartpole_vs_sb3 import FINAL_EVAL_SEED_OFFSET, EvalAndStop, positive_int  # this folder is on sys.path
 from sb3_contrib import TRPO as SB3TRPO
-from solve_timing import fmt, median_or_none, sb3_time_to_solve, thorndike_time_to_solve
+from solve_timing import fmt, median_or_none, per_seed_table, plot_seeds, sb3_time_to_solve, thorndike_time_to_solve
 from stable_baselines3 import A2C as SB3A2C
 from stable_baselines3.common.env_util import make_vec_env
 
@@ -237,20 +237,7 @@ def markdown(summary: dict[str, Any], results: list[dict[str, Any]], seeds: list
                      f" {f'{1 / ratio:.1f}x faster' if ratio <= 1 else f'{ratio:.1f}x slower'})")
         lines.append(f"- {LABELS[name]}: <= 30 s {'met' if goal['at_most_30_s'] else 'NOT met'} "
                      f"({rows[name]['time_to_solve_s']:.2f} s); <= 1/5 of the peer: {peer_text}")
-    lines += ["", "Per seed, time to solve in s (step of the solving evaluation; — = not solved within the budget):",
-              "", "| contender | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-              "| --- | " + " | ".join("---:" for _ in seeds) + " |"]
-    for name in rows:
-        cells = []
-        for seed in seeds:
-            run_ = next((r for r in results if r["contender"] == name and r["seed"] == seed), None)
-            if run_ is None:
-                cells.append("")
-                continue
-            step = f"{run_['solved_at_step']:,}" if run_["solved"] else "—"
-            cells.append(f"{run_['time_to_solve_s']:.2f} ({step})")
-        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
-    lines += ["", "Command:", "", f"    {command}", "", "Notes:", "", *[f"- {note}" for note in notes], ""]
+    lines += per_seed_table(list(rows), LABELS, results, seeds, command, notes)
     return "\n".join(lines)
 
 
@@ -268,14 +255,8 @@ def plot(path: Path, summary: dict[str, Any], results: list[dict[str, Any]], eva
         median = rows[name]["time_to_solve_s"]
         edge = peer_colors[name] if name in ZOO else peer_colors[PEER[name]]  # each thorndike bar: its peer's colour
         ax.bar(x, median, color=edge if name in ZOO else "tab:blue", alpha=0.6, edgecolor=edge, linewidth=2)
-        runs = [r for r in results if r["contender"] == name]
-        for i, run_ in enumerate(runs):
-            dx = (i - (len(runs) - 1) / 2) * 0.06
-            ax.plot(x + dx, run_["time_to_solve_s"], "o", color="black" if run_["solved"] else "red",
-                    markerfacecolor="black" if run_["solved"] else "none", markersize=4, zorder=3)
-        top = max([median] + [r["time_to_solve_s"] for r in runs])
-        ax.annotate(f"{median:.2f} s\n{rows[name]['solved']}/{rows[name]['runs']}", (x, top), xytext=(0, 4),
-                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
+        plot_seeds(ax, x, median, [r for r in results if r["contender"] == name],
+                   f"{rows[name]['solved']}/{rows[name]['runs']}", spread=0.06, markersize=4, fontsize=8)
     ax.axhline(30, color="black", linestyle=":", linewidth=1, label="goal: 30 s")
     for peer, color in peer_colors.items():
         if peer in rows:

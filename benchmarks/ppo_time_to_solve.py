@@ -82,7 +82,15 @@ from ppo_cartpole_vs_sb3 import (  # this script's folder is on sys.path
     EvalAndStop,
     positive_int,
 )
-from solve_timing import fmt, median_or_none, record, sb3_time_to_solve, thorndike_time_to_solve
+from solve_timing import (
+    fmt,
+    median_or_none,
+    per_seed_table,
+    plot_seeds,
+    record,
+    sb3_time_to_solve,
+    thorndike_time_to_solve,
+)
 from stable_baselines3 import PPO as SB3PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
@@ -365,17 +373,7 @@ def markdown(summary: dict[str, Any], results: list[dict[str, Any]], seeds: list
                      f"(native / rejax = {rejax_ratio:.3f})")
     else:
         lines.append("- native time to solve < rejax's compile + train: not measured (rejax not run)")
-    lines += ["", "Per seed, time to solve in s (step of the solving evaluation; — = not solved within the budget):",
-              "", "| contender | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-              "| --- | " + " | ".join("---:" for _ in seeds) + " |"]
-    for name in rows:
-        cells = []
-        for seed in seeds:
-            run = next(r for r in results if r["contender"] == name and r["seed"] == seed)
-            step = f"{run['solved_at_step']:,}" if run["solved"] else "—"
-            cells.append(f"{run['time_to_solve_s']:.2f} ({step})")
-        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
-    lines += ["", "Command:", "", f"    {command}", "", "Notes:", "", *[f"- {note}" for note in notes], ""]
+    lines += per_seed_table(list(rows), LABELS, results, seeds, command, notes)
     return "\n".join(lines)
 
 
@@ -399,14 +397,8 @@ def plot(path: Path, summary: dict[str, Any], results: list[dict[str, Any]], eva
                    label="rejax train, all steps (median)")
         else:
             ax.bar(x, median, color=colors[name], alpha=0.6)
-        runs = [r for r in results if r["contender"] == name]
-        for i, run in enumerate(runs):
-            dx = (i - (len(runs) - 1) / 2) * 0.08
-            ax.plot(x + dx, run["time_to_solve_s"], "o", color="black" if run["solved"] else "red",
-                    markerfacecolor="black" if run["solved"] else "none", markersize=5, zorder=3)
-        top = max([median] + [r["time_to_solve_s"] for r in runs])
-        ax.annotate(f"{median:.2f} s\n{rows[name]['solved']}/{rows[name]['runs']} solved", (x, top),
-                    xytext=(0, 6), textcoords="offset points", ha="center", va="bottom", fontsize=9)
+        plot_seeds(ax, x, median, [r for r in results if r["contender"] == name],
+                   f"{rows[name]['solved']}/{rows[name]['runs']} solved")
     if SB3 in rows:
         goal = rows[SB3]["time_to_solve_s"] / 10
         ax.axhline(goal, color="tab:orange", linestyle="--", linewidth=1, label=f"SB3 median / 10 = {goal:.2f} s")

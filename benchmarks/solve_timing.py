@@ -16,7 +16,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from thorndike.core.logger import read_progress
 
-__all__ = ["fmt", "median_or_none", "record", "sb3_time_to_solve", "thorndike_time_to_solve"]
+__all__ = ["fmt", "median_or_none", "per_seed_table", "plot_seeds", "record", "sb3_time_to_solve",
+           "thorndike_time_to_solve"]
 
 
 def record(contender: str, seed: int, solved_at: int | None, time_to_solve_s: float, steps_run: int,
@@ -83,3 +84,33 @@ def median_or_none(values: list[float]) -> float | None:
 
 def fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
+
+
+def per_seed_table(names: list[str], labels: dict[str, str], results: list[dict[str, Any]], seeds: list[int],
+                   command: str, notes: list[str]) -> list[str]:
+    """The summaries' last lines: time to solve per contender and seed (empty where a run is missing), the command
+    and the notes."""
+    lines = ["", "Per seed, time to solve in s (step of the solving evaluation; — = not solved within the budget):",
+             "", "| contender | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "| --- | " + " | ".join("---:" for _ in seeds) + " |"]
+    for name in names:
+        cells = []
+        for seed in seeds:
+            run = next((r for r in results if r["contender"] == name and r["seed"] == seed), None)
+            step = "" if run is None else f"{run['solved_at_step']:,}" if run["solved"] else "—"
+            cells.append("" if run is None else f"{run['time_to_solve_s']:.2f} ({step})")
+        lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
+    return lines + ["", "Command:", "", f"    {command}", "", "Notes:", "", *[f"- {note}" for note in notes], ""]
+
+
+def plot_seeds(ax: Any, x: float, median: float, runs: list[dict[str, Any]], label: str, spread: float = 0.08,
+               markersize: float = 5, fontsize: float = 9) -> None:
+    """One dot per run beside the bar at ``x`` (black: solved; open red: not solved, at its full time) and the
+    median with ``label`` above the highest of them."""
+    for i, run in enumerate(runs):
+        dx = (i - (len(runs) - 1) / 2) * spread
+        ax.plot(x + dx, run["time_to_solve_s"], "o", color="black" if run["solved"] else "red",
+                markerfacecolor="black" if run["solved"] else "none", markersize=markersize, zorder=3)
+    top = max([median] + [r["time_to_solve_s"] for r in runs])
+    ax.annotate(f"{median:.2f} s\n{label}", (x, top), xytext=(0, 6), textcoords="offset points", ha="center",
+                va="bottom", fontsize=fontsize)
