@@ -63,10 +63,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,17 +80,23 @@ import torch
 from ppo_cartpole_vs_sb3 import (  # this script's folder is on sys.path
     FINAL_EVAL_SEED_OFFSET,
     EvalAndStop,
-    learn_timing_evaluation,
     positive_int,
+)
+from solve_timing import (
+    fmt,
+    median_or_none,
+    per_seed_table,
+    plot_seeds,
+    record,
+    sb3_time_to_solve,
+    thorndike_time_to_solve,
 )
 from stable_baselines3 import PPO as SB3PPO
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize, sync_envs_normalization
 
 import thorndike as th
-from thorndike.core.logger import read_progress
 from thorndike.registry import read_config_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -153,60 +157,25 @@ def sb3_eval_env(normalized: bool, seed: int) -> Any:
     return env
 
 
-def record(contender: str, seed: int, solved_at: int | None, time_to_solve_s: float, steps_run: int,
-           final_eval_mean: float, eval_curve: list[tuple[int, float]], eval_episodes: int, **extra: Any
-           ) -> dict[str, Any]:
-    return {
-        "contender": contender,
-        "seed": seed,
-        "solved": solved_at is not None,
-        "solved_at_step": solved_at,
-        "time_to_solve_s": round(time_to_solve_s, 3),
-        "steps_run": steps_run,
-        "final_eval_mean": round(final_eval_mean, 2),
-        "eval_episodes": eval_episodes,
-        **extra,
-        "eval_curve": [[s, round(m, 1)] for s, m in eval_curve],
-    }
-
-
 def run_thorndike(backend: str, seed: int, steps: int, eval_every: int, run_root: str) -> dict[str, Any]:
     start = time.perf_counter()
     agent = th.make("ppo", env=ENV_ID, seed=seed, backend=backend, eval_every=eval_every,
                     eval_episodes=THORNDIKE_EVAL_EPISODES, stop_return=SOLVED_RETURN, progress=False,
                     tensorboard=False, run_root=run_root, **THORNDIKE_CONFIG)
     setup_s = time.perf_counter() - start
-    eval_s, learn_call_s = learn_timing_evaluation(agent, steps)
-
-    progress = read_progress(agent.run_dir)
-    curve = [(int(s), m) for s, m in zip(progress["step"], progress["eval_mean"]) if not math.isnan(m)]
-    solved_at = next((s for s, m in curve if m >= SOLVED_RETURN), None)
-    # With stop_return the session ends right after the solving evaluation, so its last row is that evaluation's.
-    final = agent.evaluate(episodes=FINAL_EPISODES, seed=seed + FINAL_EVAL_SEED_OFFSET)
-    return record(NATIVE if backend == "torch" else GYMNASIUM, seed, solved_at, progress["time/elapsed_s"][-1],
-                  int(progress["step"][-1]), final.mean, curve, THORNDIKE_EVAL_EPISODES, eval_s=round(eval_s, 3),
-                  setup_s=round(setup_s, 3), learn_call_s=round(learn_call_s, 3))
+    return thorndike_time_to_solve(NATIVE if backend == "torch" else GYMNASIUM, agent, seed, steps, SOLVED_RETURN,
+                                   THORNDIKE_EVAL_EPISODES, FINAL_EPISODES, setup_s)
 
 
 def run_sb3(seed: int, steps: int, eval_every: int, fast: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
     model, env = sb3_fast_model(seed) if fast else sb3_model(seed)
     eval_env = sb3_eval_env(fast, seed + EVAL_SEED_OFFSET)
-    callback = EvalAndStop(eval_env, eval_every, SB3_EVAL_EPISODES, SOLVED_RETURN)
-    setup_s = time.perf_counter() - start
-    start = time.perf_counter()
-    model.learn(steps, callback=callback)
-    learn_call_s = time.perf_counter() - start
-
     final_env = sb3_eval_env(fast, seed + FINAL_EVAL_SEED_OFFSET)
-    if fast:
-        sync_envs_normalization(env, final_env)
-    final_mean, _ = evaluate_policy(model, final_env, n_eval_episodes=FINAL_EPISODES, deterministic=True)
-    for e in (env, eval_env, final_env):
-        e.close()
-    return record(SB3_FAST if fast else SB3, seed, callback.solved_at, callback.stop_time, callback.stop_step,
-                  float(final_mean), callback.eval_means, SB3_EVAL_EPISODES, eval_s=round(callback.eval_time, 3),
-                  setup_s=round(setup_s, 3), learn_call_s=round(learn_call_s, 3))
+    setup_s = time.perf_counter() - start
+    return sb3_time_to_solve(SB3_FAST if fast else SB3, model, eval_env, final_env, seed, steps, eval_every,
+                             SOLVED_RETURN, SB3_EVAL_EPISODES, FINAL_EPISODES, setup_s,
+                             before_final=(lambda: sync_envs_normalization(env, final_env)) if fast else None)
 
 
 def warm_up(run_root: str) -> None:
@@ -330,10 +299,6 @@ def run_rejax(python: str, seed: int, steps: int, eval_every: int, versions: dic
 # ---- summary ------------------------------------------------------------------------------------------------------
 
 
-def median_or_none(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def summarise(results: list[dict[str, Any]], contenders: list[str], n_seeds: int) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name in contenders:
@@ -358,10 +323,6 @@ def summarise(results: list[dict[str, Any]], contenders: list[str], n_seeds: int
     ratios = {f"{NATIVE} / {other}": native / summary[other]["time_to_solve_s"]
               for other in (GYMNASIUM, SB3, SB3_FAST, REJAX) if other in summary}
     return {"contenders": summary, "ratios": ratios, "n_seeds": n_seeds}
-
-
-def fmt(value: float | None, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
 
 
 def markdown(summary: dict[str, Any], results: list[dict[str, Any]], seeds: list[int], steps: int, eval_every: int,
@@ -412,17 +373,7 @@ def markdown(summary: dict[str, Any], results: list[dict[str, Any]], seeds: list
                      f"(native / rejax = {rejax_ratio:.3f})")
     else:
         lines.append("- native time to solve < rejax's compile + train: not measured (rejax not run)")
-    lines += ["", "Per seed, time to solve in s (step of the solving evaluation; — = not solved within the budget):",
-              "", "| contender | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-              "| --- | " + " | ".join("---:" for _ in seeds) + " |"]
-    for name in rows:
-        cells = []
-        for seed in seeds:
-            run = next(r for r in results if r["contender"] == name and r["seed"] == seed)
-            step = f"{run['solved_at_step']:,}" if run["solved"] else "—"
-            cells.append(f"{run['time_to_solve_s']:.2f} ({step})")
-        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
-    lines += ["", "Command:", "", f"    {command}", "", "Notes:", "", *[f"- {note}" for note in notes], ""]
+    lines += per_seed_table(list(rows), LABELS, results, seeds, command, notes)
     return "\n".join(lines)
 
 
@@ -446,14 +397,8 @@ def plot(path: Path, summary: dict[str, Any], results: list[dict[str, Any]], eva
                    label="rejax train, all steps (median)")
         else:
             ax.bar(x, median, color=colors[name], alpha=0.6)
-        runs = [r for r in results if r["contender"] == name]
-        for i, run in enumerate(runs):
-            dx = (i - (len(runs) - 1) / 2) * 0.08
-            ax.plot(x + dx, run["time_to_solve_s"], "o", color="black" if run["solved"] else "red",
-                    markerfacecolor="black" if run["solved"] else "none", markersize=5, zorder=3)
-        top = max([median] + [r["time_to_solve_s"] for r in runs])
-        ax.annotate(f"{median:.2f} s\n{rows[name]['solved']}/{rows[name]['runs']} solved", (x, top),
-                    xytext=(0, 6), textcoords="offset points", ha="center", va="bottom", fontsize=9)
+        plot_seeds(ax, x, median, [r for r in results if r["contender"] == name],
+                   f"{rows[name]['solved']}/{rows[name]['runs']} solved")
     if SB3 in rows:
         goal = rows[SB3]["time_to_solve_s"] / 10
         ax.axhline(goal, color="tab:orange", linestyle="--", linewidth=1, label=f"SB3 median / 10 = {goal:.2f} s")

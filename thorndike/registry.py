@@ -82,7 +82,7 @@ EXAMPLES: dict[str, Example] = {
     # 4 x 8 = 32 steps an iteration: many updates in learn(1024); RMSprop's square averages and the observation
     # statistics are in the checkpoints.
     "a2c": Example("CartPole-v1", {"n_envs": 4, "n_steps": 8, "hidden_sizes": (16,), "normalize_obs": True,
-                                   "ent_coef": 0.01}, 1024),
+                                   "ent_coef": 0.01, "optimizer": "rmsprop"}, 1024),
     # One worker (the deterministic case: with two, the OS's interleaving of the workers decides the run, so no seed
     # fixes it and no resume can be exact; tests/policy_gradient/test_a3c.py checks what holds there), 2 x 8 x 2 = 32
     # steps an iteration; the shared RMSprop statistics and the worker's env copies and generator are in checkpoints.

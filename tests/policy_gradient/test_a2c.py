@@ -15,7 +15,7 @@ QUIET = dict(progress=False, tensorboard=False, pictures=False)
 
 
 def test_rmsprop_with_the_a2c_settings_or_adam(tmp_path: Path) -> None:
-    agent = th.make("a2c", env="CartPole-v1", run_root=str(tmp_path), **QUIET)
+    agent = th.make("a2c", env="CartPole-v1", tuned=False, run_root=str(tmp_path), **QUIET)
     assert isinstance(agent.optimizer, torch.optim.RMSprop)
     group = agent.optimizer.param_groups[0]
     assert (group["lr"], group["alpha"], group["eps"]) == (7e-4, 0.99, 1e-5)
@@ -38,5 +38,5 @@ def test_a2c_solves_cartpole(tmp_path: Path) -> None:
     # The defaults (8 copies x 5 steps, RMSprop 7e-4): seed 0's greedy policy scores 477.5 over 20 episodes after
     # 20,000 steps (measured; A2C is unstable on CartPole: the same seed dips to 139 at 40,000 and holds 500 from
     # 140,000 on).
-    agent = th.make("a2c", env="CartPole-v1", seed=0, run_root=str(tmp_path), **QUIET).learn(20_000)
+    agent = th.make("a2c", env="CartPole-v1", seed=0, tuned=False, run_root=str(tmp_path), **QUIET).learn(20_000)
     assert agent.evaluate(episodes=20).mean >= 475

@@ -160,8 +160,8 @@ def test_config_refuses_unknown_estimators_and_bad_values() -> None:
 
 
 def test_a_run_counts_lockstep_steps_records_every_episode_and_checkpoints_both_optimisers(tmp_path: Path) -> None:
-    agent = th.make("reinforce", env="CartPole-v1", seed=0, n_episodes=4, max_episode_steps=50, run_root=str(tmp_path),
-                    **QUIET)
+    agent = th.make("reinforce", env="CartPole-v1", seed=0, n_episodes=4, max_episode_steps=50, baseline="value",
+                    run_root=str(tmp_path), **QUIET)
     agent.learn(1)  # one iteration
     assert agent.episodes == 4 and agent.global_step % 4 == 0 and 4 <= agent.global_step <= 200
     components = agent.state_dict()["components"]
@@ -171,6 +171,6 @@ def test_a_run_counts_lockstep_steps_records_every_episode_and_checkpoints_both_
 def test_reinforce_with_a_value_baseline_solves_cartpole(tmp_path: Path) -> None:
     # The defaults (16 episodes per update, reward-to-go minus a learned V, normalised): seed 1's greedy policy
     # balances the pole for all 500 steps of 20 episodes after 41,616 steps (measured; benchmarks report more seeds).
-    agent = th.make("reinforce", env="CartPole-v1", seed=1, run_root=str(tmp_path), **QUIET).learn(40_000)
+    agent = th.make("reinforce", env="CartPole-v1", seed=1, tuned=False, run_root=str(tmp_path), **QUIET).learn(40_000)
     assert agent.global_step == 41_616
     assert agent.evaluate(episodes=20).mean >= 475

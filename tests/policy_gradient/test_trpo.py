@@ -121,4 +121,4 @@ def test_the_run_logs_the_kl_of_every_step(tmp_path: Path) -> None:
     agent = th.make("trpo", env="CartPole-v1", seed=1, n_envs=2, n_steps=64, run_root=str(tmp_path), **QUIET)
     agent.learn(640)
     rows = list(csv.DictReader((agent.run.run_dir / "progress.csv").open()))
-    assert len(rows) == 5 and all(0 <= float(row["kl"]) <= 0.01 for row in rows)
+    assert len(rows) == 5 and all(0 <= float(row["kl"]) <= agent.config.max_kl for row in rows)
