@@ -30,8 +30,14 @@ from thorndike.config import check, describe
 from thorndike.continuous.common import check_box_actions, require_networks
 from thorndike.core.action_noise import NOISE_KINDS, ActionNoise
 from thorndike.core.networks import adam
-from thorndike.core.off_policy import (ActorCriticReplayConfig, OffPolicyLoop, RowStats, online_and_target,
-                                       optimizer_step, soft_update)
+from thorndike.core.off_policy import (
+    ActorCriticReplayConfig,
+    OffPolicyLoop,
+    RowStats,
+    online_and_target,
+    optimizer_step,
+    soft_update,
+)
 from thorndike.core.off_policy_networks import Critics, DeterministicActor
 from thorndike.core.spaces import scale_action
 from thorndike.core.targets import td3_target

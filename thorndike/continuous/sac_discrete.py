@@ -28,9 +28,16 @@ from thorndike.config import check, describe
 from thorndike.continuous.common import require_networks
 from thorndike.continuous.sac import twin_critic_loss
 from thorndike.core.entropy import Temperature, discrete_target_entropy, temperature_loss
+from thorndike.core.exploration import sample
 from thorndike.core.networks import adam
-from thorndike.core.off_policy import (ActorCriticReplayConfig, OffPolicyLoop, RowStats, online_and_target,
-                                       optimizer_step, soft_update)
+from thorndike.core.off_policy import (
+    ActorCriticReplayConfig,
+    OffPolicyLoop,
+    RowStats,
+    online_and_target,
+    optimizer_step,
+    soft_update,
+)
 from thorndike.core.off_policy_networks import CategoricalActor, Critics
 from thorndike.core.targets import discounted_target, discrete_soft_value
 
@@ -92,7 +99,9 @@ class DiscreteSAC(Agent):
         if loop.schedule.random_actions(self.global_step):
             actions = loop.uniform_actions(self.obs.shape[0], self.generator)
         else:
-            actions = self.actor.distribution(self.obs).sample(self.generator)
+            # inverse-CDF sampling: a NaN policy (from a NaN reward not yet reported) gives an action in range, so
+            # the env data checks, not the sampler, report it
+            actions = sample(self.actor.distribution(self.obs).probs, self.generator)
         loop.store(actions)
 
     @torch.no_grad()
@@ -134,4 +143,4 @@ class DiscreteSAC(Agent):
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
         """argmax_a pi(a|s) (deterministic) or a ~ pi(.|s)."""
         dist = self.actor.distribution(obs.to(self.device))
-        return dist.mode() if deterministic else dist.sample(generator)
+        return dist.mode() if deterministic else sample(dist.probs, generator)

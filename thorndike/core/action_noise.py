@@ -34,8 +34,8 @@ class ActionNoise:
     ``reset(done)`` zeroes the OU state of the copies whose episode ended (``done`` ``[n_envs]`` bool).
     """
 
-    def __init__(self, kind: str, n_envs: int, action_shape: tuple[int, ...], sigma: float, theta: float = 0.15, dt: float = 1e-2,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(self, kind: str, n_envs: int, action_shape: tuple[int, ...], sigma: float, theta: float = 0.15,
+                 dt: float = 1e-2, device: torch.device | str = "cpu") -> None:
         if kind not in NOISE_KINDS:
             raise ValueError(f"noise kind must be one of {NOISE_KINDS}, got {kind!r}")
         self.kind, self.sigma, self.theta, self.dt = kind, sigma, theta, dt

@@ -38,8 +38,9 @@ from thorndike.core.replay import PrioritizedReplayBuffer, ReplayBuffer
 from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.core.schedules import Linear, Schedule, make_schedule
 
-__all__ = ["ActorCriticReplayConfig", "Counter", "Due", "RowStats", "EpsilonGreedyConfig", "OffPolicyLoop", "OffPolicySchedule", "ReplayConfig", "hard_update",
-           "online_and_target", "optimizer_step", "q_network_weights", "soft_update"]
+__all__ = ["ActorCriticReplayConfig", "Counter", "Due", "EpsilonGreedyConfig", "OffPolicyLoop", "OffPolicySchedule",
+           "ReplayConfig", "RowStats", "hard_update", "online_and_target", "optimizer_step", "q_network_weights",
+           "soft_update"]
 
 AUTO_BUFFER_BYTES = 256 * 2**20  # buffer_in_checkpoint="auto" keeps buffers up to this size in checkpoints
 

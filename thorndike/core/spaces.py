@@ -193,7 +193,7 @@ def is_single(space: gym.spaces.Dict | gym.spaces.Tuple, obs: Any) -> bool:
     return tuple(np.shape(obs)) == tuple(space.shape or ())
 
 
-# ---- continuous actions: [-1, 1] inside the algorithm, the space's bounds at the env ----------------------------------
+# ---- continuous actions: [-1, 1] inside the algorithm, the space's bounds at the env ---------------------------------
 
 
 def check_bounded_box(space: gym.Space) -> None:
