@@ -100,3 +100,13 @@ def test_sac_logs_its_temperature_and_entropy(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert {"alpha", "entropy", "actor_loss", "loss"} <= rows[-1].keys()
     assert 0 < float(rows[-1]["alpha"]) < 1.0  # started at 1; the entropy of a fresh policy is above -1
+
+
+def test_ddpg_ou_noise_starts_afresh_where_an_episode_ends(tmp_path: Path) -> None:
+    # AsymmetricBox episodes last 5 steps: after step 100 every copy's episode has just ended, after 102 none has.
+    agent = th.make("ddpg", env="thorndike_test/AsymmetricBox-v0", run_root=str(tmp_path), action_noise="ou",
+                    noise_std=0.5, n_envs=2, **SMALL, **QUIET)
+    agent.learn(100)
+    assert torch.equal(agent.noise.state, torch.zeros(2, 1))
+    agent.learn(104)
+    assert (agent.noise.state != 0).all()
