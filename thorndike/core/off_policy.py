@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import torch
@@ -263,7 +263,15 @@ class EpsilonGreedyConfig(ReplayConfig):
 @dataclass
 class ActorCriticReplayConfig:
     """The fields the off-policy actor-critics (DDPG, TD3, SAC, discrete SAC) share (Stable-Baselines3's names and
-    defaults where it has them; one learning rate for actor, critics and temperature, as there)."""
+    defaults where it has them; one learning rate for actor, critics and temperature, as there).
+
+    What :class:`OffPolicyLoop` also reads is fixed here as class constants, not config fields: one-step uniform
+    replay, no gradient clipping, and no loop target updates (the agents update their targets themselves)."""
+
+    n_step: ClassVar[int] = 1
+    prioritized: ClassVar[bool] = False
+    max_grad_norm: ClassVar[float | None] = None
+    target_update_interval: ClassVar[int] = 1
 
     n_envs: int = describe("parallel environment copies", 1)
     buffer_size: int = describe("replay buffer capacity (transitions)", 1_000_000)
@@ -329,10 +337,10 @@ class OffPolicyLoop:
     sampling a minibatch with its importance weights, a clipped optimiser step, target updates, the ``learn`` loop and
     its log rows). The agent keeps what differs: how it acts, its targets and its losses.
 
-    ``config`` is a :class:`ReplayConfig` or an :class:`ActorCriticReplayConfig`; the latter has no n-step,
-    prioritised-replay, gradient-clipping or target-interval fields, which are then off (1-step, uniform, no clipping,
-    the schedule's target updates every env step). ``target`` None: the agent updates its target networks itself
-    (the actor-critics do, in their gradient steps), and the loop's target updates do nothing.
+    ``config`` is a :class:`ReplayConfig` or an :class:`ActorCriticReplayConfig`; the latter fixes n-step returns,
+    prioritised replay, gradient clipping and the target interval off as class constants (not fields). ``target``
+    None: the agent updates its target networks itself (the actor-critics do, in their gradient steps), and the
+    loop's target updates do nothing.
     """
 
     def __init__(self, agent: Any, envs: gym.vector.VectorEnv, config: ReplayConfig | ActorCriticReplayConfig,
@@ -340,17 +348,15 @@ class OffPolicyLoop:
                  epsilon: float | Schedule = 0.0) -> None:
         self.agent, self.config = agent, config
         self.online, self.target, self.optimizer = online, target, optimizer
-        self.prioritized: bool = getattr(config, "prioritized", False)
-        self.max_grad_norm: float | None = getattr(config, "max_grad_norm", None)
         rows = math.ceil(config.buffer_size / config.n_envs) * config.n_envs  # whole rows of n_envs transitions
         buffer_args = dict(capacity=rows, observation=envs.observation_space, action=envs.action_space,
-                           n_envs=config.n_envs, device=agent.device, n_step=getattr(config, "n_step", 1),
+                           n_envs=config.n_envs, device=agent.device, n_step=config.n_step,
                            gamma=config.gamma)
         self.buffer = (PrioritizedReplayBuffer(**buffer_args, alpha=config.per_alpha, eps=config.per_eps)
-                       if self.prioritized else ReplayBuffer(**buffer_args))
+                       if config.prioritized else ReplayBuffer(**buffer_args))
         self.schedule = OffPolicySchedule(
             config.n_envs, config.learning_starts, config.train_freq, config.gradient_steps,
-            1 if config.tau < 1 else getattr(config, "target_update_interval", 1), epsilon)
+            1 if config.tau < 1 else config.target_update_interval, epsilon)
         space = envs.observation_space
         self.checks = StepChecks(int(space.n) if isinstance(space, gym.spaces.Discrete) else None)
         self.action_space = envs.action_space
@@ -433,7 +439,7 @@ class OffPolicyLoop:
         """A minibatch and its importance weights (None without prioritised replay; beta rises from learning
         starts)."""
         config, agent = self.config, self.agent
-        if not self.prioritized:
+        if not config.prioritized:
             return self.buffer.sample(config.batch_size, agent.generator), None
         beta = Linear(config.per_beta, 1.0, config.per_beta_steps)(max(agent.global_step - config.learning_starts, 0))
         batch = self.buffer.sample(config.batch_size, agent.generator, beta)
@@ -452,10 +458,10 @@ class OffPolicyLoop:
         loss = (per_sample * weights).mean() if weights is not None else per_sample.mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.online.parameters(), self.max_grad_norm)
+        if self.config.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.online.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
-        if self.prioritized:
+        if self.config.prioritized:
             self.buffer.update_priorities(batch["indices"], (per_sample if priorities is None else priorities).detach())
         return loss.detach()
 
