@@ -116,7 +116,8 @@ class DiscreteSAC(Agent):
         batch, _ = self.loop.sample()
         alpha = self.temperature.alpha
         y = self.targets(batch, alpha)
-        q = self.critic(batch["obs"]).gather(-1, batch["actions"].long().view(1, -1, 1).expand(2, -1, 1)).squeeze(-1)
+        taken = batch["actions"].long().view(1, -1, 1).expand(self.critic.n_critics, -1, 1)
+        q = self.critic(batch["obs"]).gather(-1, taken).squeeze(-1)  # Q_i(s, a) [2, B]
         critic_loss = self.loop.descend(twin_critic_loss(q, y), None, batch)
 
         dist = self.actor.distribution(batch["obs"])
