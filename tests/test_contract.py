@@ -509,13 +509,16 @@ class FaultyEnv(gym.Env):
     """A small env whose copy ``faulty_copy`` goes wrong on its ``fault_step``-th step (counted over its lifetime, so
     the same step after a resume): a NaN reward, a NaN (or out-of-range) final observation of an episode that ends
     there, or a NaN (out-of-range) observation. A copy knows its index from the seed of its first reset (the agent's
-    seed 0 plus the copy's index). Observations are Discrete(8) states or Box(3) vectors; episodes last 7 steps."""
+    seed 0 plus the copy's index). Observations are Discrete(8) states or Box(3) vectors; actions Discrete(2) or, for
+    the continuous learners, Box(1) in [-2, 1]; episodes last 7 steps."""
 
-    def __init__(self, kind: str = "discrete", fault: str = "reward", fault_step: int = 60, faulty_copy: int = 1):
+    def __init__(self, kind: str = "discrete", fault: str = "reward", fault_step: int = 60, faulty_copy: int = 1,
+                 actions: str = "discrete"):
         self.kind, self.fault, self.fault_step, self.faulty_copy = kind, fault, fault_step, faulty_copy
         self.observation_space = (gym.spaces.Discrete(8) if kind == "discrete"
                                   else gym.spaces.Box(-1, 1, (3,), np.float32))
-        self.action_space = gym.spaces.Discrete(2)
+        self.action_space = (gym.spaces.Discrete(2) if actions == "discrete"
+                             else gym.spaces.Box(-2, 1, (1,), np.float32))
         self.copy: int | None = None
         self.steps = self.t = 0
 
@@ -554,22 +557,23 @@ gym.register("thorndike_test/Faulty-v0", entry_point=FaultyEnv)
 FAULTY = "thorndike_test/Faulty-v0"
 
 
-def faulty_kind(name: str) -> str:
-    """The observation kind of FaultyEnv the algorithm supports (Discrete first)."""
-    for kind in ("discrete", "box"):
-        envs = th.envs.make(FAULTY, n_envs=1, env_kwargs={"kind": kind})
-        try:
-            get_algorithm(name).check_spaces(envs.single_observation_space, envs.single_action_space)
-            return kind
-        except ValueError:
-            continue
-    raise AssertionError(f"{name} supports neither observation kind of FaultyEnv")
+def faulty_kind(name: str) -> dict[str, str]:
+    """The observation kind (Discrete first) and action kind of FaultyEnv the algorithm supports, as env kwargs."""
+    for actions in ("discrete", "box"):
+        for kind in ("discrete", "box"):
+            envs = th.envs.make(FAULTY, n_envs=1, env_kwargs={"kind": kind, "actions": actions})
+            try:
+                get_algorithm(name).check_spaces(envs.single_observation_space, envs.single_action_space)
+                return {"kind": kind, "actions": actions}
+            except ValueError:
+                continue
+    raise AssertionError(f"{name} supports no observation and action kind of FaultyEnv")
 
 
-def run_faulty(name: str, run_root: Path, kind: str, fault: str) -> tuple[Any, BaseException]:
+def run_faulty(name: str, run_root: Path, kinds: dict[str, str], fault: str) -> tuple[Any, BaseException]:
     """The example on FaultyEnv, a checkpoint every iteration, learning until the fault stops it."""
     ex = example(name)
-    agent = th.make(name, env=FAULTY, env_kwargs={"kind": kind, "fault": fault}, run_root=str(run_root),
+    agent = th.make(name, env=FAULTY, env_kwargs={**kinds, "fault": fault}, run_root=str(run_root),
                     checkpoint_every=1, **{**ex.fields, **QUIET})
     with pytest.raises(Exception) as stopped:
         agent.learn(ex.steps)
@@ -581,10 +585,11 @@ def test_bad_env_data_stops_the_run_naming_step_and_copy(tmp_path: Path, name: s
     # A NaN reward, a NaN (or out-of-range) final observation and a NaN (or out-of-range: -1 and 99) observation from
     # env copy 1 stop the run with an error naming the step and the copy, never a NaN table, a wrapped index or a NaN
     # ranked as a return; the last checkpoint, written before the fault, resumes.
-    kind = faulty_kind(name)
+    kinds = faulty_kind(name)
+    kind = kinds["kind"]
     faults = ["reward", "final_obs", "obs"] + (["out_of_range"] if kind == "discrete" else [])
     for fault in faults:
-        agent, err = run_faulty(name, tmp_path / fault, kind, fault)
+        agent, err = run_faulty(name, tmp_path / fault, kinds, fault)
         state_fault = kind == "discrete" and fault != "reward"
         assert isinstance(err, EnvOutputError if state_fault else NonFiniteError), f"{fault}: {err!r}"
         found = re.search(r"at step (\d+) \(iteration \d+\), env copy (\d+)", str(err))
@@ -613,10 +618,10 @@ def test_a_failing_env_stops_the_run_naming_step_and_copy(tmp_path: Path, name: 
     # An observation of the wrong shape, a string observation and an exception inside the env's step are one
     # EnvOutputError naming the step and the env copy (not NumPy's "all input arrays must have the same shape" or a
     # traceback from inside the env), with the run's resume hint since a checkpoint was written before.
-    kind = faulty_kind(name)
+    kinds = faulty_kind(name)
     for fault, says in [("shape", "an observation of shape"), ("dtype", "dtype <U1"),
                         ("raise", "raised RuntimeError in its step: the simulator crashed")]:
-        agent, err = run_faulty(name, tmp_path / fault, kind, fault)
+        agent, err = run_faulty(name, tmp_path / fault, kinds, fault)
         assert isinstance(err, EnvOutputError), f"{fault}: {err!r}"
         assert re.search(r"at step \d+( \(iteration \d+\))?: env copy 1 ", str(err)), f"{fault}: {err}"
         assert says in str(err), f"{fault}: {err}"

@@ -14,7 +14,10 @@ updates at exactly the steps an uninterrupted one does.
 The DQN family (DQN, C51, QR-DQN, Rainbow) differ in their networks, targets and losses, not in their loop: each
 composes an :class:`OffPolicyLoop` (the replay buffer, the schedule, the checks on env data, storing a step,
 sampling a minibatch, a clipped optimiser step, target updates and the ``learn`` loop of log rows) and configures
-it with the fields of :class:`ReplayConfig`.
+it with the fields of :class:`ReplayConfig`. The off-policy actor-critics (DDPG, TD3, SAC, discrete SAC) compose the
+same loop with the fields of :class:`ActorCriticReplayConfig`: Box actions are drawn uniformly in [-1, 1] during the
+warm-up (the algorithm's action units, scaled to the space's bounds only on the way to the env), and they update
+their targets themselves (TD3's are delayed), so their loop has no target network of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import torch
@@ -35,8 +38,9 @@ from thorndike.core.replay import PrioritizedReplayBuffer, ReplayBuffer
 from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.core.schedules import Linear, Schedule, make_schedule
 
-__all__ = ["Due", "EpsilonGreedyConfig", "OffPolicyLoop", "OffPolicySchedule", "ReplayConfig", "hard_update",
-           "online_and_target", "q_network_weights", "soft_update"]
+__all__ = ["ActorCriticReplayConfig", "Counter", "Due", "EpsilonGreedyConfig", "OffPolicyLoop", "OffPolicySchedule",
+           "ReplayConfig", "RowStats", "hard_update", "online_and_target", "optimizer_step", "q_network_weights",
+           "soft_update"]
 
 AUTO_BUFFER_BYTES = 256 * 2**20  # buffer_in_checkpoint="auto" keeps buffers up to this size in checkpoints
 
@@ -136,6 +140,46 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
         torch._foreach_copy_(buffers, source_buffers)
 
 
+class Counter:
+    """A count kept in checkpoints (a component): TD3's critic updates, so the delayed updates of a resumed run fall
+    where an uninterrupted run's do. A Python int: reading it costs no host synchronisation."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"count": self.count}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.count = int(state["count"])
+
+
+class RowStats:
+    """Per-step statistics kept as device tensors and averaged once per log row (one host read per column per row,
+    none per step). The columns are named up front, so every row has them (NaN before the first update)."""
+
+    def __init__(self, *names: str) -> None:
+        self.values: dict[str, list[Tensor]] = {name: [] for name in names}
+
+    def add(self, **values: Tensor) -> None:
+        for name, value in values.items():
+            self.values[name].append(value.detach())
+
+    def means(self) -> dict[str, float]:
+        """The mean of each column since the last call (NaN for a column with no value in this row), then clear."""
+        out = {name: float(torch.stack(v).float().mean()) if v else math.nan for name, v in self.values.items()}
+        self.values = {name: [] for name in self.values}
+        return out
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: Tensor) -> Tensor:
+    """zero_grad, backward, step; returns the loss, detached (for the log, read once per row)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 # ---- the DQN family's shared loop ------------------------------------------------------------------------------
 
 
@@ -216,6 +260,52 @@ class EpsilonGreedyConfig(ReplayConfig):
         return Linear(self.epsilon_start, self.epsilon_end, self.learning_starts + self.epsilon_steps)
 
 
+@dataclass
+class ActorCriticReplayConfig:
+    """The fields the off-policy actor-critics (DDPG, TD3, SAC, discrete SAC) share (Stable-Baselines3's names and
+    defaults where it has them; one learning rate for actor, critics and temperature, as there).
+
+    What :class:`OffPolicyLoop` also reads is fixed here as class constants, not config fields: one-step uniform
+    replay, no gradient clipping, and no loop target updates (the agents update their targets themselves)."""
+
+    n_step: ClassVar[int] = 1
+    prioritized: ClassVar[bool] = False
+    max_grad_norm: ClassVar[float | None] = None
+    target_update_interval: ClassVar[int] = 1
+
+    n_envs: int = describe("parallel environment copies", 1)
+    buffer_size: int = describe("replay buffer capacity (transitions)", 1_000_000)
+    learning_starts: int = describe("env steps of uniform random actions before learning starts", 100)
+    batch_size: int = describe("transitions per gradient step", 256)
+    lr: float = describe("Adam learning rate (actor, critics and the temperature)", 3e-4)
+    gamma: float = describe("discount factor", 0.99)
+    train_freq: int = describe("env steps between updates", 1)
+    gradient_steps: int = describe("gradient steps per update", 1, at_most=10_000)
+    tau: float = describe("Polyak rate of the target networks: theta' <- theta' + tau (theta - theta')", 0.005)
+    hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the actor and of each critic", (256, 256))
+    log_every: int = describe("env steps between log rows (an iteration: checkpoints and evaluations fall at its "
+                              "ends)", 1000)
+    buffer_in_checkpoint: str = describe("keep the replay buffer in checkpoints: auto (when it is at most 256 MiB), "
+                                         "always or never", "auto")
+
+    def __post_init__(self) -> None:
+        check_limits(self)
+        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
+        check(self.buffer_size >= 1, "buffer_size", self.buffer_size, ">= 1")
+        check(self.learning_starts >= 0, "learning_starts", self.learning_starts, ">= 0")
+        check(1 <= self.batch_size <= self.buffer_size, "batch_size", self.batch_size,
+              f">= 1 and <= buffer_size = {self.buffer_size}")
+        check(self.lr > 0, "lr", self.lr, "> 0")
+        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        check(self.train_freq >= 1, "train_freq", self.train_freq, ">= 1")
+        check(self.gradient_steps >= 0, "gradient_steps", self.gradient_steps, ">= 0")
+        check(0 < self.tau <= 1, "tau", self.tau, "in (0, 1]")
+        check_network(self)
+        check(self.log_every >= 1, "log_every", self.log_every, ">= 1")
+        check(self.buffer_in_checkpoint in ("auto", "always", "never"), "buffer_in_checkpoint",
+              self.buffer_in_checkpoint, "auto, always or never")
+
+
 def q_network_weights(in_features: int, hidden_sizes: Sequence[int], n_actions: int, n_atoms: int = 1,
                       dueling: bool = False, noisy: bool = False) -> int:
     """The number of weights of :func:`thorndike.core.q_heads.q_network`'s layers after the encoder, counted before
@@ -242,19 +332,26 @@ def online_and_target(make: Callable[[], nn.Module], device: torch.device | str)
 
 
 class OffPolicyLoop:
-    """The loop a replay-based value learner composes: it owns the replay buffer, the schedule and the checks on env
-    data, and does what is the same for DQN, C51, QR-DQN and Rainbow (storing a step, sampling a minibatch with its
-    importance weights, a clipped optimiser step, target updates, the ``learn`` loop and its log rows). The agent
-    keeps what differs: how it acts, its targets and its loss.
+    """The loop a replay-based learner composes: it owns the replay buffer, the schedule and the checks on env data,
+    and does what is the same for DQN, C51, QR-DQN, Rainbow and the off-policy actor-critics (storing a step,
+    sampling a minibatch with its importance weights, a clipped optimiser step, target updates, the ``learn`` loop and
+    its log rows). The agent keeps what differs: how it acts, its targets and its losses.
+
+    ``config`` is a :class:`ReplayConfig` or an :class:`ActorCriticReplayConfig`; the latter fixes n-step returns,
+    prioritised replay, gradient clipping and the target interval off as class constants (not fields). ``target``
+    None: the agent updates its target networks itself (the actor-critics do, in their gradient steps), and the
+    loop's target updates do nothing.
     """
 
-    def __init__(self, agent: Any, envs: gym.vector.VectorEnv, config: ReplayConfig, online: nn.Module,
-                 target: nn.Module, optimizer: torch.optim.Optimizer, epsilon: float | Schedule = 0.0) -> None:
+    def __init__(self, agent: Any, envs: gym.vector.VectorEnv, config: ReplayConfig | ActorCriticReplayConfig,
+                 online: nn.Module, target: nn.Module | None, optimizer: torch.optim.Optimizer,
+                 epsilon: float | Schedule = 0.0) -> None:
         self.agent, self.config = agent, config
         self.online, self.target, self.optimizer = online, target, optimizer
         rows = math.ceil(config.buffer_size / config.n_envs) * config.n_envs  # whole rows of n_envs transitions
         buffer_args = dict(capacity=rows, observation=envs.observation_space, action=envs.action_space,
-                           n_envs=config.n_envs, device=agent.device, n_step=config.n_step, gamma=config.gamma)
+                           n_envs=config.n_envs, device=agent.device, n_step=config.n_step,
+                           gamma=config.gamma)
         self.buffer = (PrioritizedReplayBuffer(**buffer_args, alpha=config.per_alpha, eps=config.per_eps)
                        if config.prioritized else ReplayBuffer(**buffer_args))
         self.schedule = OffPolicySchedule(
@@ -262,7 +359,10 @@ class OffPolicyLoop:
             1 if config.tau < 1 else config.target_update_interval, epsilon)
         space = envs.observation_space
         self.checks = StepChecks(int(space.n) if isinstance(space, gym.spaces.Discrete) else None)
-        self.n_actions = int(envs.action_space.n)
+        self.action_space = envs.action_space
+        self.discrete = isinstance(envs.action_space, gym.spaces.Discrete)
+        if self.discrete:
+            self.n_actions = int(envs.action_space.n)
 
     @staticmethod
     def require_networks(agent: Any, envs: gym.vector.VectorEnv, config: ReplayConfig, n_atoms: int = 1,
@@ -284,7 +384,11 @@ class OffPolicyLoop:
     # ---- collect ----------------------------------------------------------------------------------------------
 
     def uniform_actions(self, n: int, generator: torch.Generator | None) -> Tensor:
-        return torch.randint(self.n_actions, (n,), generator=generator, device=self.agent.device)
+        """``n`` uniform actions: Discrete indices, or Box actions uniform in [-1, 1] (the algorithm's units)."""
+        if self.discrete:
+            return torch.randint(self.n_actions, (n,), generator=generator, device=self.agent.device)
+        shape = (n, *self.action_space.shape)
+        return torch.rand(shape, generator=generator, device=self.agent.device) * 2.0 - 1.0
 
     def epsilon_greedy(self, greedy: Callable[[], Tensor], n: int, epsilon: float,
                        generator: torch.Generator | None) -> Tensor:
@@ -311,19 +415,23 @@ class OffPolicyLoop:
         return self.epsilon_greedy(lambda: greedy(obs), obs.shape[0], self.schedule.epsilon(agent.global_step),
                                    agent.generator)
 
-    def store(self, actions: Tensor) -> None:
-        """Step every copy with ``actions`` and store the transitions (s' = the true next observation).
+    def store(self, actions: Tensor, env_actions: Tensor | None = None) -> dict[str, Tensor]:
+        """Step every copy with ``actions`` (or ``env_actions``, when what the env takes differs from what is stored:
+        the actor-critics store [-1, 1] and step with actions scaled to the bounds) and store the transitions
+        (s' = the true next observation). Returns the step's ``info`` (episode ends, for per-copy noise states).
 
         What the env returned is checked once per chunk of steps and at the end of each iteration (before the
         loss is: a NaN from the env is named by step and copy, not found later as a NaN loss); until then, states
         out of range and NaN are mapped to harmless ones so that no encoder fails on them first."""
         agent = self.agent
         obs, step = agent.obs, agent.global_step + self.config.n_envs
-        next_obs, rewards, terminated, truncated, info = agent.interaction.step(actions, step)
+        next_obs, rewards, terminated, truncated, info = agent.interaction.step(
+            actions if env_actions is None else env_actions, step)
         if self.checks.add(step, observation=next_obs, final_observation=info["final_obs"], reward=rewards):
             self.checks.check(f"iteration {agent.iteration + 1}")
         agent.obs = self.checks.safe(next_obs)
         self.buffer.add(obs, actions, rewards, self.checks.safe(info["final_obs"]), terminated, truncated)
+        return info
 
     # ---- update -----------------------------------------------------------------------------------------------
 
@@ -358,7 +466,10 @@ class OffPolicyLoop:
         return loss.detach()
 
     def update_target(self) -> None:
-        """theta^- <- theta (tau = 1), or theta^- <- theta^- + tau (theta - theta^-)."""
+        """theta^- <- theta (tau = 1), or theta^- <- theta^- + tau (theta - theta^-); nothing without a target (the
+        agent updates its own)."""
+        if self.target is None:
+            return
         if self.config.tau < 1:
             soft_update(self.target, self.online, self.config.tau)
         else:

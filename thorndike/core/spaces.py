@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Part", "storage_spec", "packed_layout", "packed_size", "pack", "is_image", "is_float_box"]
+__all__ = ["Part", "storage_spec", "packed_layout", "packed_size", "pack", "is_image", "is_float_box", "scale_action",
+           "unscale_action", "check_bounded_box"]
 
 SUPPORTED_PACKED = "Box (not an image), Discrete, MultiBinary and nested Dict/Tuple"
 # float32 represents every integer up to 2**24 exactly; a Discrete value past that would be rounded when packed.
@@ -190,3 +191,34 @@ def is_single(space: gym.spaces.Dict | gym.spaces.Tuple, obs: Any) -> bool:
         obs = obs[next(iter(space.spaces))] if isinstance(space, gym.spaces.Dict) else obs[0]
         space = first
     return tuple(np.shape(obs)) == tuple(space.shape or ())
+
+
+# ---- continuous actions: [-1, 1] inside the algorithm, the space's bounds at the env ---------------------------------
+
+
+def check_bounded_box(space: gym.Space) -> None:
+    """Refuse a Box action space the continuous learners cannot squash into: not a float Box, or unbounded."""
+    if not is_float_box(space):
+        raise ValueError(f"the action space {space} is not a Box of floats")
+    if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+        raise ValueError(f"the action space {space} has infinite bounds; actions in [-1, 1] cannot be scaled to it")
+
+
+def _bounds(space: gym.spaces.Box, like: Tensor) -> tuple[Tensor, Tensor]:
+    low = torch.as_tensor(space.low, dtype=like.dtype, device=like.device)
+    high = torch.as_tensor(space.high, dtype=like.dtype, device=like.device)
+    return low, high
+
+
+def scale_action(action: Tensor, space: gym.spaces.Box) -> Tensor:
+    """[-1, 1] -> [low, high], per dimension: low + (a + 1) (high - low) / 2 (so -1 is low and 1 is high, also for
+    asymmetric bounds). The continuous learners act, store and learn in [-1, 1] (a tanh squashes their actors into
+    it); this is done once, where actions leave for the env."""
+    low, high = _bounds(space, action)
+    return low + (action + 1.0) * (0.5 * (high - low))
+
+
+def unscale_action(action: Tensor, space: gym.spaces.Box) -> Tensor:
+    """[low, high] -> [-1, 1], the inverse of :func:`scale_action`: 2 (a - low) / (high - low) - 1."""
+    low, high = _bounds(space, action)
+    return 2.0 * (action - low) / (high - low) - 1.0

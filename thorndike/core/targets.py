@@ -28,6 +28,7 @@ __all__ = [
     "dqn_target",
     "expected_sarsa_target",
     "expected_sarsa_target_value",
+    "discrete_soft_value",
     "greedy_value",
     "incremental_update",
     "q_learning_target",
@@ -35,6 +36,9 @@ __all__ = [
     "row_sum",
     "row_sum_is_torch_sum",
     "sarsa_target",
+    "smoothed_target_action",
+    "soft_q_target",
+    "td3_target",
     "sarsa_target_value",
     "td_target",
     "td_target_value",
@@ -93,6 +97,40 @@ def double_dqn_target(reward: Tensor, discount: Tensor, q_next_online: Tensor, q
     """Double DQN: r + discount * Q_target(s', argmax_a' Q_online(s', a')) (003 L467): the online network picks the
     action, the target network evaluates it; both ``[..., A]`` at s'."""
     return discounted_target(reward, discount, greedy_value(q_next_online, q_next_target))
+
+
+# ---- the off-policy actor-critics: DDPG, TD3, SAC (003 lecture 9; 004 DDPG) ---------------------------------------
+# Twin critics are one tensor ``[2, ...]`` (both computed in one batched forward), so "the minimum of the twins" is
+# ``amin(0)``; a single critic is ``[1, ...]`` and its minimum is itself (DDPG's target).
+
+
+def smoothed_target_action(target_action: Tensor, noise_std: float, noise_clip: float,
+                           generator: torch.Generator | None = None) -> Tensor:
+    """TD3's target policy smoothing: a' = clip(mu'(s') + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma^2), in the
+    algorithm's [-1, 1] action units; Q is fitted to a small neighbourhood of the target action, so the actor cannot
+    exploit a narrow peak of the critic."""
+    eps = torch.randn(target_action.shape, generator=generator, dtype=target_action.dtype,
+                      device=target_action.device) * noise_std
+    return (target_action + eps.clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
+
+
+def td3_target(reward: Tensor, discount: Tensor, q_next_target: Tensor) -> Tensor:
+    """TD3 (clipped double Q): r + discount * min_i Q'_i(s', a'), ``q_next_target`` ``[K, ...]`` the K target
+    critics at the (smoothed) target action; K = 1 is DDPG's r + gamma Q'(s', mu'(s')) (004 L2318)."""
+    return discounted_target(reward, discount, q_next_target.amin(0))
+
+
+def soft_q_target(reward: Tensor, discount: Tensor, q_next_target: Tensor, log_prob_next: Tensor,
+                  alpha: Tensor | float) -> Tensor:
+    """SAC: r + discount * (min_i Q'_i(s', a') - alpha log pi(a'|s')), a' ~ pi(.|s') (003 L1411-L1413): the soft
+    value of s' estimated with one sampled action; ``q_next_target`` ``[K, ...]``, ``log_prob_next`` ``[...]``."""
+    return discounted_target(reward, discount, q_next_target.amin(0) - alpha * log_prob_next)
+
+
+def discrete_soft_value(probs: Tensor, log_probs: Tensor, q: Tensor, alpha: Tensor | float) -> Tensor:
+    """V(s) = sum_a pi(a|s) (min_i Q_i(s, a) - alpha log pi(a|s)) for Discrete actions, the exact expectation over
+    actions (Christodoulou 2019): ``probs`` and ``log_probs`` ``[..., A]``, ``q`` ``[K, ..., A]`` -> ``[...]``."""
+    return (probs * (q.amin(0) - alpha * log_probs)).sum(-1)
 
 
 def incremental_update(estimate: Tensor, target: Tensor, alpha: Tensor | float) -> Tensor:

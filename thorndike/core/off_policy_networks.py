@@ -1,0 +1,131 @@
+"""The networks of the off-policy actor-critics: K critics in one batched forward, and their actors.
+
+Notes: 004 L2287-L2365 (DDPG: actor mu(s), critic Q(s, a) with the action entering the network, ReLU, a tanh output
+for the actor), 003 lecture 9 (TD3's and SAC's twin critics, SAC's reparameterised tanh-Gaussian actor).
+
+Twin critics are not two modules called one after the other: :class:`Critics` holds K critics' weights stacked,
+``[K, in, out]`` per layer, and computes every critic in one ``baddbmm`` per layer, so "both critics in one batched
+forward/backward" is what runs. Each member is initialised like its own ``nn.Linear`` (uniform in +-1/sqrt(fan_in)),
+so K = 2 is two independently initialised critics. ``frozen=True`` uses the weights detached: the actor's loss
+differentiates Q with respect to the action, not the critic's weights (which only the critic's optimiser moves),
+without toggling ``requires_grad`` every step.
+
+Actions are in [-1, 1] (the algorithm's units; :func:`thorndike.core.spaces.scale_action` maps them to the env's
+bounds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import gymnasium as gym
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from thorndike.core.distributions import Categorical, TanhGaussian
+from thorndike.core.encoders import make_encoder
+from thorndike.core.networks import mlp
+
+__all__ = ["LOG_STD_MAX", "LOG_STD_MIN", "CategoricalActor", "Critics", "DeterministicActor", "EnsembleLinear",
+           "SquashedGaussianActor", "actor_critic_weights"]
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the Gaussian actor's log std is clamped here (as in SAC's reference code)
+
+
+class EnsembleLinear(nn.Module):
+    """K linear layers applied at once: ``[K, B, in]`` -> ``[K, B, out]`` (one ``baddbmm``)."""
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default initialisation, each member its own draw
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: Tensor, frozen: bool = False) -> Tensor:
+        weight, bias = (self.weight.detach(), self.bias.detach()) if frozen else (self.weight, self.bias)
+        return torch.baddbmm(bias, x, weight)
+
+
+class Critics(nn.Module):
+    """K critics computed together: Q_k(s, a) ``[K, B]`` for Box actions (the action enters the network with the
+    observation's features), or Q_k(s, .) ``[K, B, A]`` for Discrete actions (one output per action)."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, hidden_sizes: Sequence[int],
+                 n_critics: int = 2) -> None:
+        super().__init__()
+        self.encoder = make_encoder(observation_space)
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.n_critics = n_critics
+        action_in = 0 if self.discrete else int(math.prod(action_space.shape))
+        out = int(action_space.n) if self.discrete else 1
+        sizes = [self.encoder.out_features + action_in, *hidden_sizes, out]
+        self.layers = nn.ModuleList(EnsembleLinear(n_critics, a, b) for a, b in zip(sizes[:-1], sizes[1:],
+                                                                                   strict=True))
+
+    def forward(self, obs: Tensor, actions: Tensor | None = None, frozen: bool = False) -> Tensor:
+        x = self.encoder(obs)
+        if not self.discrete:
+            x = torch.cat([x, actions.flatten(1)], -1)
+        h = x.unsqueeze(0).expand(self.n_critics, *x.shape)
+        for layer in self.layers[:-1]:
+            h = F.relu(layer(h, frozen))
+        q = self.layers[-1](h, frozen)
+        return q if self.discrete else q.squeeze(-1)
+
+
+class DeterministicActor(nn.Module):
+    """DDPG's and TD3's mu(s) = tanh(MLP(s)) in [-1, 1]^D."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.spaces.Box, hidden_sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.encoder = make_encoder(observation_space)
+        self.shape = tuple(action_space.shape)
+        self.net = mlp([self.encoder.out_features, *hidden_sizes, int(math.prod(self.shape))], nn.ReLU)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return torch.tanh(self.net(self.encoder(obs))).view(-1, *self.shape)
+
+
+class SquashedGaussianActor(nn.Module):
+    """SAC's pi(a|s): a = tanh(u), u ~ N(mu(s), diag sigma(s)^2), mean and log std heads on one ReLU trunk; the log
+    std clamped to [LOG_STD_MIN, LOG_STD_MAX]."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.spaces.Box, hidden_sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.encoder = make_encoder(observation_space)
+        self.shape = tuple(action_space.shape)
+        dim = int(math.prod(self.shape))
+        self.trunk = nn.Sequential(mlp([self.encoder.out_features, *hidden_sizes], nn.ReLU), nn.ReLU())
+        self.mean = nn.Linear(hidden_sizes[-1], dim)
+        self.log_std = nn.Linear(hidden_sizes[-1], dim)
+
+    def distribution(self, obs: Tensor) -> TanhGaussian:
+        h = self.trunk(self.encoder(obs))
+        return TanhGaussian(self.mean(h), self.log_std(h).clamp(LOG_STD_MIN, LOG_STD_MAX))
+
+
+class CategoricalActor(nn.Module):
+    """Discrete SAC's pi(.|s): a softmax over an MLP's logits."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.spaces.Discrete,
+                 hidden_sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.encoder = make_encoder(observation_space)
+        self.net = mlp([self.encoder.out_features, *hidden_sizes, int(action_space.n)], nn.ReLU, output_gain=0.01)
+
+    def distribution(self, obs: Tensor) -> Categorical:
+        return Categorical(self.net(self.encoder(obs)))
+
+
+def actor_critic_weights(in_features: int, hidden_sizes: Sequence[int], action_dim: int, n_critics: int,
+                         critic_outputs: int = 1, actor_heads: int = 1, critic_action_inputs: int | None = None) -> int:
+    """The weights of an actor (``actor_heads`` output heads of ``action_dim``) and ``n_critics`` critics, counted
+    before building them, for :func:`thorndike.core.resources.require_memory`."""
+    def dense(sizes: Sequence[int]) -> int:
+        return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+    actor = dense([in_features, *hidden_sizes]) + actor_heads * dense([hidden_sizes[-1], action_dim])
+    action_in = action_dim if critic_action_inputs is None else critic_action_inputs
+    return actor + n_critics * dense([in_features + action_in, *hidden_sizes, critic_outputs])
