@@ -5,7 +5,8 @@ Run it as a script (``--quick`` is the few-second version the test suite runs):
     .venv/bin/python docs/tutorials/continuous.py [--quick] [--seeds 0 1 2] [--steps 20000] [--out runs/tutorial-sac]
 
 It writes ``sac_curves.png`` into ``--out``: the greedy return against env steps, the temperature alpha, and the
-policy's entropy against its target; and ``sac_pendulum.mp4``, a video of the first seed's policy swinging up.
+policy's entropy against its target; and ``sac_pendulum.mp4``, a video of the first seed's policy swinging the
+pendulum up from hanging down.
 
 The idea (notes 003 lecture 9, 002 for the Gaussian policy): maximum-entropy RL adds the policy's entropy to every
 reward, J(pi) = E[sum_t gamma^t (r_t + alpha H(pi(.|s_t)))], so the policy stays as random as it can while it
@@ -60,11 +61,13 @@ GOOD = -200.0  # the issue's bar for Pendulum-v1: a mean return of -200 (swung u
 #
 # ## Reading the figure
 #
-# The greedy return (the policy's mean action tanh(mu(s)), no sampling) climbs from about -1,200 (the pendulum
-# left hanging or spun) to about -150 once the policy has learnt to swing up and balance. alpha starts at 1 and
-# falls by orders of magnitude in the first few thousand steps; the entropy falls with it from the initial policy's
-# towards the target and stays near it: where it is below, alpha rises again. ``benchmarks/continuous_learning.py``
-# measures the -200 bar over ten seeds.
+# The greedy return (the policy's mean action tanh(mu(s)), no sampling) climbs from about -1,700 (the pendulum
+# left hanging or spun) to about -150 once the policy has learnt to swing up and balance: seed 0 passes -200 by
+# 5,000 env steps and holds -150 to the end of 20,000. alpha starts at 1 and falls to about 0.2 within 3,000 steps,
+# while the entropy drops from the initial policy's +0.6 to the target -1; from then on the entropy stays within
+# about 0.1 of -1 and alpha drifts slowly down (to about 0.06 at 20,000 steps), the controller holding the entropy
+# where the target puts it; where the entropy dips below -1, alpha rises again (the bumps in its curve).
+# ``benchmarks/continuous_learning.py`` measures the -200 bar over ten seeds.
 
 
 def train(seed: int, steps: int, out: Path, eval_every: int, eval_episodes: int, extra: dict) -> dict:
@@ -88,6 +91,12 @@ def train(seed: int, steps: int, out: Path, eval_every: int, eval_episodes: int,
     print(f"seed {seed}: greedy return {curve['greedy_return'][-1]:7.1f} at {agent.global_step} steps (best "
           f"{max(curve['greedy_return']):7.1f}); alpha {curve['alpha'][-1]:.4f}, entropy {curve['entropy'][-1]:.2f}")
     return curve
+
+
+def hanging_seed(candidates: range = range(10)) -> int:
+    """The reset seed among ``candidates`` whose pendulum starts nearest hanging straight down (the smallest cos theta,
+    the first observation), so that the video shows a swing-up and not a start near the top."""
+    return min(candidates, key=lambda s: float(th.envs.make("Pendulum-v1", 1, seed=s).reset(seed=s)[0, 0]))
 
 
 def plot(runs: list[dict], path: Path) -> Path:
@@ -130,7 +139,7 @@ def main(argv: list[str] | None = None) -> Path:
     else:
         seeds, steps, eval_every, eval_episodes, frames, extra = args.seeds, args.steps, 1_000, 10, 200, {}
     runs = [train(seed, steps, out, eval_every, eval_episodes, extra) for seed in seeds]
-    video = record_video(runs[0]["agent"], out / "sac_pendulum.mp4", max_frames=frames)
+    video = record_video(runs[0]["agent"], out / "sac_pendulum.mp4", seed=hanging_seed(), max_frames=frames)
     print(f"video: {video}")
     return plot(runs, out / "sac_curves.png")
 
