@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from thorndike.core.action_noise import ActionNoise
 from thorndike.core.distributions import TanhGaussian
 from thorndike.core.entropy import Temperature, discrete_target_entropy, temperature_loss
+from thorndike.core.off_policy import joint_step, optimizer_step
 from thorndike.core.off_policy_networks import Critics, EnsembleLinear
 from thorndike.core.spaces import check_bounded_box, scale_action, unscale_action
 from thorndike.core.targets import discrete_soft_value, smoothed_target_action, soft_q_target, td3_target
@@ -197,6 +198,38 @@ def test_frozen_critics_pass_gradients_to_the_actions_only():
     critics(torch.randn(4, 3), actions, frozen=True).sum().backward()
     assert actions.grad is not None and actions.grad.abs().sum() > 0
     assert all(p.grad is None for p in critics.parameters())
+
+
+def test_selected_critics_equal_those_rows_of_all_critics():
+    torch.manual_seed(1)
+    critics = Critics(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Box(-1, 1, (2,), np.float32), (8, 8),
+                      n_critics=3)
+    obs, actions = torch.randn(5, 3), torch.rand(5, 2) * 2 - 1
+    q = critics(obs, actions)
+    torch.testing.assert_close(critics(obs, actions, members=slice(0, 1)), q[:1])
+    torch.testing.assert_close(critics(obs, actions, frozen=True, members=slice(1, 3)), q[1:])
+
+
+def test_joint_step_equals_one_step_per_optimiser():
+    """One backward through the sum of two losses over disjoint parameters moves each as its own step would."""
+    def run(joint: bool) -> list[torch.Tensor]:
+        torch.manual_seed(2)
+        a, b = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+        opt_a, opt_b = torch.optim.Adam(a.parameters(), lr=0.1), torch.optim.Adam(b.parameters(), lr=0.1)
+        x = torch.randn(4, 3)
+        for _ in range(3):
+            out_a = a(x)
+            loss_a = out_a.square().mean()
+            loss_b = (b(x) * out_a.detach()).mean()  # b's loss sees a's output detached, as SAC's alpha loss log pi
+            if joint:
+                joint_step([(opt_a, loss_a), (opt_b, loss_b)])
+            else:
+                optimizer_step(opt_a, loss_a)
+                optimizer_step(opt_b, loss_b)
+        return [p.detach() for p in (*a.parameters(), *b.parameters())]
+
+    for together, apart in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(together, apart, rtol=0, atol=0)
 
 
 def test_discrete_critics_give_every_actions_value():

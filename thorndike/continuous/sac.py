@@ -41,8 +41,8 @@ from thorndike.core.off_policy import (
     ActorCriticReplayConfig,
     OffPolicyLoop,
     RowStats,
+    joint_step,
     online_and_target,
-    optimizer_step,
     soft_update,
 )
 from thorndike.core.off_policy_networks import Critics, SquashedGaussianActor
@@ -146,10 +146,11 @@ class SAC(Agent):
 
         actions, log_prob = self.actor.distribution(batch["obs"]).rsample(self.generator)
         q_min = self.critic(batch["obs"], actions, frozen=True).amin(0)  # the actor's gradient only
-        actor_loss = optimizer_step(self.actor_optimizer, sac_actor_loss(log_prob, q_min, alpha))
-        if self.config.auto_alpha:
-            optimizer_step(self.temperature_optimizer,
-                           temperature_loss(self.temperature.log_alpha, log_prob, self.target_entropy))
+        steps = [(self.actor_optimizer, sac_actor_loss(log_prob, q_min, alpha))]
+        if self.config.auto_alpha:  # the same backward pass: alpha is detached in the actor's loss, log pi here
+            steps.append((self.temperature_optimizer,
+                          temperature_loss(self.temperature.log_alpha, log_prob, self.target_entropy)))
+        actor_loss = joint_step(steps)[0]
         soft_update(self.critic_target, self.critic, self.config.tau)
         self.stats.add(actor_loss=actor_loss, alpha=alpha, entropy=-log_prob.detach().mean())
         return critic_loss

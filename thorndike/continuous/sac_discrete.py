@@ -34,8 +34,8 @@ from thorndike.core.off_policy import (
     ActorCriticReplayConfig,
     OffPolicyLoop,
     RowStats,
+    joint_step,
     online_and_target,
-    optimizer_step,
     soft_update,
 )
 from thorndike.core.off_policy_networks import CategoricalActor, Critics
@@ -123,11 +123,12 @@ class DiscreteSAC(Agent):
         dist = self.actor.distribution(batch["obs"])
         probs, log_probs = dist.probs, dist.logits
         q_min = self.critic(batch["obs"], frozen=True).amin(0)
-        actor_loss = optimizer_step(self.actor_optimizer, discrete_sac_actor_loss(probs, log_probs, q_min, alpha))
         expected_log_prob = (probs * log_probs).sum(-1)  # -H(pi(.|s)), exactly
-        if self.config.auto_alpha:
-            optimizer_step(self.temperature_optimizer,
-                           temperature_loss(self.temperature.log_alpha, expected_log_prob, self.target_entropy))
+        steps = [(self.actor_optimizer, discrete_sac_actor_loss(probs, log_probs, q_min, alpha))]
+        if self.config.auto_alpha:  # the same backward pass: alpha is detached in the actor's loss, log pi here
+            steps.append((self.temperature_optimizer,
+                          temperature_loss(self.temperature.log_alpha, expected_log_prob, self.target_entropy)))
+        actor_loss = joint_step(steps)[0]
         soft_update(self.critic_target, self.critic, self.config.tau)
         self.stats.add(actor_loss=actor_loss, alpha=alpha, entropy=-expected_log_prob.detach().mean())
         return critic_loss

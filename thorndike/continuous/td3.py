@@ -132,7 +132,8 @@ class TD3(Agent):
         critic_loss = self.loop.descend((q - y).square().sum(0), None, batch)
         self.critic_updates.count += 1
         if actor_update_due(self.critic_updates.count, self.config.policy_delay):
-            q_mu = self.critic(batch["obs"], self.actor(batch["obs"]), frozen=True)[0]  # Q_1, the actor's gradient
+            # Q_1 alone, weights frozen: the actor's gradient
+            q_mu = self.critic(batch["obs"], self.actor(batch["obs"]), frozen=True, members=slice(0, 1))[0]
             actor_loss = optimizer_step(self.actor_optimizer, deterministic_actor_loss(q_mu))
             soft_update(self.critic_target, self.critic, self.config.tau)
             soft_update(self.actor_target, self.actor, self.config.tau)

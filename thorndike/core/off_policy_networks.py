@@ -43,8 +43,11 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(members, in_features, out_features).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(members, 1, out_features).uniform_(-bound, bound))
 
-    def forward(self, x: Tensor, frozen: bool = False) -> Tensor:
+    def forward(self, x: Tensor, frozen: bool = False, members: slice | None = None) -> Tensor:
+        """``x`` ``[k, B, in]`` through the members ``members`` (all by default; k of them) -> ``[k, B, out]``."""
         weight, bias = (self.weight.detach(), self.bias.detach()) if frozen else (self.weight, self.bias)
+        if members is not None:
+            weight, bias = weight[members], bias[members]
         return torch.baddbmm(bias, x, weight)
 
 
@@ -64,14 +67,18 @@ class Critics(nn.Module):
         self.layers = nn.ModuleList(EnsembleLinear(n_critics, a, b) for a, b in zip(sizes[:-1], sizes[1:],
                                                                                    strict=True))
 
-    def forward(self, obs: Tensor, actions: Tensor | None = None, frozen: bool = False) -> Tensor:
+    def forward(self, obs: Tensor, actions: Tensor | None = None, frozen: bool = False,
+                members: slice | None = None) -> Tensor:
+        """Q_k for every critic k, or for the critics ``members`` selects (TD3's actor needs Q_1 only: computing
+        Q_2 too would be a quarter more arithmetic in its actor step for nothing)."""
         x = self.encoder(obs)
         if not self.discrete:
             x = torch.cat([x, actions.flatten(1)], -1)
-        h = x.unsqueeze(0).expand(self.n_critics, *x.shape)
+        k = len(range(self.n_critics)[members]) if members is not None else self.n_critics
+        h = x.unsqueeze(0).expand(k, *x.shape)
         for layer in self.layers[:-1]:
-            h = F.relu(layer(h, frozen))
-        q = self.layers[-1](h, frozen)
+            h = F.relu(layer(h, frozen, members))
+        q = self.layers[-1](h, frozen, members)
         return q if self.discrete else q.squeeze(-1)
 
 

@@ -29,6 +29,13 @@ from thorndike.envs.wrappers import WrapperSpec, register_wrapper, resolve_wrapp
 
 EnvSpec = str | Callable[[], gym.Env]
 
+# MuJoCo draws with OpenGL, chosen by MUJOCO_GL when mujoco is imported. Without a display (a server, CI, a
+# container) its default (GLFW) has no window to draw in and rendering fails; EGL renders headless with the GPU
+# driver or Mesa's software EGL (libEGL), so it is the default here. A MUJOCO_GL set by the user is kept
+# (``osmesa`` also works headless where libOSMesa is installed; ``glfw`` needs a display).
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY") and os.name == "posix":
+    os.environ["MUJOCO_GL"] = "egl"
+
 # Native batched torch envs register here by Gymnasium id: a callable (n_envs, device, **env_kwargs) -> VecEnv (see
 # envs/batched). ``make`` uses it for env_kwargs only when it honours them: its ``accepts(env_kwargs)`` when it has
 # one, else its signature.
