@@ -14,7 +14,7 @@ against torch's own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -26,15 +26,13 @@ __all__ = ["SharedAdam", "SharedRMSprop"]
 class _SharedOptimizer(torch.optim.Optimizer):
     """A torch optimiser whose per-parameter state is made eagerly and kept in shared memory."""
 
-    def __init__(self, params: Iterable[Tensor], defaults: dict[str, Any]) -> None:
+    def __init__(self, params: Iterable[Tensor], defaults: dict[str, Any],
+                 initial_state: Callable[[Tensor], dict[str, Tensor]]) -> None:
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
-                self.state[p] = self.initial_state(p)
+                self.state[p] = initial_state(p)
         self.share_memory()
-
-    def initial_state(self, p: Tensor) -> dict[str, Tensor]:
-        raise NotImplementedError
 
     def share_memory(self) -> None:
         """Move every state tensor to shared memory (in place: the optimiser keeps the same tensor objects)."""
@@ -53,7 +51,7 @@ class SharedRMSprop(_SharedOptimizer):
     """RMSprop with a shared g: g <- alpha g + (1 - alpha) grad^2, theta <- theta - lr grad / (sqrt(g) + eps)."""
 
     def __init__(self, params: Iterable[Tensor], lr: float = 7e-4, alpha: float = 0.99, eps: float = 1e-5) -> None:
-        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps})
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps}, self.initial_state)
 
     def initial_state(self, p: Tensor) -> dict[str, Tensor]:
         return {"step": torch.zeros((), dtype=torch.float32),
@@ -83,7 +81,7 @@ class SharedAdam(_SharedOptimizer):
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8) -> None:
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps}, self.initial_state)
 
     def initial_state(self, p: Tensor) -> dict[str, Tensor]:
         return {"step": torch.zeros((), dtype=torch.float32),
