@@ -20,6 +20,7 @@ Box's bounds only on their way to the env (:func:`thorndike.core.spaces.scale_ac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -76,6 +77,25 @@ def noisy_actions(mean: Tensor, noise: ActionNoise, generator: torch.Generator |
     return (mean + noise.sample(generator)).clamp(-1.0, 1.0)
 
 
+def build_deterministic_actor_critic(agent: Agent, envs: Any, config: DDPGConfig, n_critics: int) -> dict[str, Any]:
+    """Give ``agent`` what DDPG and TD3 both learn with: the tanh actor mu and ``n_critics`` critics (one module), each
+    with its target copy and Adam, and the action noise; returns them by name, as checkpoint components."""
+    agent.action_space = envs.action_space
+    require_networks(agent, envs, config, n_critics=n_critics, actor_heads=1, target_actor=True)
+    agent.actor, agent.actor_target = online_and_target(
+        lambda: DeterministicActor(envs.observation_space, envs.action_space, config.hidden_sizes), agent.device)
+    agent.critic, agent.critic_target = online_and_target(
+        lambda: Critics(envs.observation_space, envs.action_space, config.hidden_sizes, n_critics=n_critics),
+        agent.device)
+    agent.actor_optimizer = adam(agent.actor.parameters(), lr=config.lr, device=agent.device)
+    agent.critic_optimizer = adam(agent.critic.parameters(), lr=config.lr, device=agent.device)
+    agent.noise = ActionNoise(config.action_noise, config.n_envs, tuple(envs.action_space.shape), config.noise_std,
+                              config.ou_theta, config.ou_dt, agent.device)
+    return {"actor": agent.actor, "actor_target": agent.actor_target, "critic": agent.critic,
+            "critic_target": agent.critic_target, "actor_optimizer": agent.actor_optimizer,
+            "critic_optimizer": agent.critic_optimizer, "noise": agent.noise}
+
+
 # ---- the agent ------------------------------------------------------------------------------------------------------
 
 
@@ -92,23 +112,11 @@ class DDPG(Agent):
         check_box_actions(cls, action_space)
 
     def build(self) -> None:
-        config = self.config
-        envs = self.connect_env(config.n_envs)
-        self.action_space = envs.action_space
-        require_networks(self, envs, config, n_critics=1, actor_heads=1, target_actor=True)
-        self.actor, self.actor_target = online_and_target(
-            lambda: DeterministicActor(envs.observation_space, envs.action_space, config.hidden_sizes), self.device)
-        self.critic, self.critic_target = online_and_target(
-            lambda: Critics(envs.observation_space, envs.action_space, config.hidden_sizes, n_critics=1), self.device)
-        self.actor_optimizer = adam(self.actor.parameters(), lr=config.lr, device=self.device)
-        self.critic_optimizer = adam(self.critic.parameters(), lr=config.lr, device=self.device)
-        self.noise = ActionNoise(config.action_noise, config.n_envs, tuple(envs.action_space.shape),
-                                 config.noise_std, config.ou_theta, config.ou_dt, self.device)
-        self.loop = OffPolicyLoop(self, envs, config, self.critic, None, self.critic_optimizer)
+        envs = self.connect_env(self.config.n_envs)
+        parts = build_deterministic_actor_critic(self, envs, self.config, n_critics=1)
+        self.loop = OffPolicyLoop(self, envs, self.config, self.critic, None, self.critic_optimizer)
         self.stats = RowStats("actor_loss", "q")
-        self.components = {"actor": self.actor, "actor_target": self.actor_target, "critic": self.critic,
-                           "critic_target": self.critic_target, "actor_optimizer": self.actor_optimizer,
-                           "critic_optimizer": self.critic_optimizer, "noise": self.noise, **self.loop.components()}
+        self.components = {**parts, **self.loop.components()}
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
 

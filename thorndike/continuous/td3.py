@@ -34,12 +34,14 @@ from torch import Tensor
 
 from thorndike.agent import Agent
 from thorndike.config import check, describe
-from thorndike.continuous.common import check_box_actions, require_networks
-from thorndike.continuous.ddpg import DDPGConfig, deterministic_actor_loss, noisy_actions
-from thorndike.core.action_noise import ActionNoise
-from thorndike.core.networks import adam
-from thorndike.core.off_policy import Counter, OffPolicyLoop, RowStats, online_and_target, optimizer_step, soft_update
-from thorndike.core.off_policy_networks import Critics, DeterministicActor
+from thorndike.continuous.common import check_box_actions
+from thorndike.continuous.ddpg import (
+    DDPGConfig,
+    build_deterministic_actor_critic,
+    deterministic_actor_loss,
+    noisy_actions,
+)
+from thorndike.core.off_policy import Counter, OffPolicyLoop, RowStats, optimizer_step, soft_update
 from thorndike.core.spaces import scale_action
 from thorndike.core.targets import smoothed_target_action, td3_target
 
@@ -80,25 +82,12 @@ class TD3(Agent):
         check_box_actions(cls, action_space)
 
     def build(self) -> None:
-        config = self.config
-        envs = self.connect_env(config.n_envs)
-        self.action_space = envs.action_space
-        require_networks(self, envs, config, n_critics=2, actor_heads=1, target_actor=True)
-        self.actor, self.actor_target = online_and_target(
-            lambda: DeterministicActor(envs.observation_space, envs.action_space, config.hidden_sizes), self.device)
-        self.critic, self.critic_target = online_and_target(
-            lambda: Critics(envs.observation_space, envs.action_space, config.hidden_sizes, n_critics=2), self.device)
-        self.actor_optimizer = adam(self.actor.parameters(), lr=config.lr, device=self.device)
-        self.critic_optimizer = adam(self.critic.parameters(), lr=config.lr, device=self.device)
-        self.noise = ActionNoise(config.action_noise, config.n_envs, tuple(envs.action_space.shape),
-                                 config.noise_std, config.ou_theta, config.ou_dt, self.device)
+        envs = self.connect_env(self.config.n_envs)
+        parts = build_deterministic_actor_critic(self, envs, self.config, n_critics=2)
         self.critic_updates = Counter()
-        self.loop = OffPolicyLoop(self, envs, config, self.critic, None, self.critic_optimizer)
+        self.loop = OffPolicyLoop(self, envs, self.config, self.critic, None, self.critic_optimizer)
         self.stats = RowStats("actor_loss", "q")
-        self.components = {"actor": self.actor, "actor_target": self.actor_target, "critic": self.critic,
-                           "critic_target": self.critic_target, "actor_optimizer": self.actor_optimizer,
-                           "critic_optimizer": self.critic_optimizer, "noise": self.noise,
-                           "critic_updates": self.critic_updates, **self.loop.components()}
+        self.components = {**parts, "critic_updates": self.critic_updates, **self.loop.components()}
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
 
