@@ -77,6 +77,29 @@ def noisy_actions(mean: Tensor, noise: ActionNoise, generator: torch.Generator |
     return (mean + noise.sample(generator)).clamp(-1.0, 1.0)
 
 
+@torch.no_grad()
+def collect_with_noise(agent: Any) -> None:
+    """DDPG's and TD3's vectorised step: uniform actions during the warm-up, then mu(s) + noise into the replay (the
+    env gets them scaled to its bounds); the noise of a copy whose episode ended starts afresh."""
+    loop = agent.loop
+    if loop.schedule.random_actions(agent.global_step):
+        actions = loop.uniform_actions(agent.obs.shape[0], agent.generator)
+    else:
+        actions = noisy_actions(agent.actor(agent.obs), agent.noise, agent.generator)
+    info = loop.store(actions, scale_action(actions, agent.action_space))
+    agent.noise.reset(info["done"])
+
+
+@torch.no_grad()
+def deterministic_policy(agent: Any, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
+    """mu(s) (deterministic), or mu(s) plus Gaussian noise of ``noise_std``, scaled to the bounds."""
+    actions = agent.actor(obs.to(agent.device))
+    if not deterministic:
+        noise = torch.randn(actions.shape, generator=generator, device=actions.device)
+        actions = (actions + agent.config.noise_std * noise).clamp(-1.0, 1.0)
+    return scale_action(actions, agent.action_space)
+
+
 def build_deterministic_actor_critic(agent: Agent, envs: Any, config: DDPGConfig, n_critics: int) -> dict[str, Any]:
     """Give ``agent`` what DDPG and TD3 both learn with: the tanh actor mu and ``n_critics`` critics (one module), each
     with its target copy and Adam, and the action noise; returns them by name, as checkpoint components."""
@@ -120,17 +143,9 @@ class DDPG(Agent):
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
 
-    @torch.no_grad()
     def collect_step(self) -> None:
-        """One vectorised step: uniform actions during the warm-up, then mu(s) + noise; the noise of a copy whose
-        episode ended starts afresh."""
-        loop = self.loop
-        if loop.schedule.random_actions(self.global_step):
-            actions = loop.uniform_actions(self.obs.shape[0], self.generator)
-        else:
-            actions = noisy_actions(self.actor(self.obs), self.noise, self.generator)
-        info = loop.store(actions, scale_action(actions, self.action_space))
-        self.noise.reset(info["done"])
+        """One vectorised step: uniform actions during the warm-up, then mu(s) + noise (:func:`collect_with_noise`)."""
+        collect_with_noise(self)
 
     @torch.no_grad()
     def targets(self, batch: dict[str, Tensor]) -> Tensor:
@@ -159,11 +174,6 @@ class DDPG(Agent):
 
     # ---- acting ------------------------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
         """mu(s) (deterministic), or mu(s) plus Gaussian noise of ``noise_std``, scaled to the bounds."""
-        actions = self.actor(obs.to(self.device))
-        if not deterministic:
-            noise = torch.randn(actions.shape, generator=generator, device=actions.device)
-            actions = (actions + self.config.noise_std * noise).clamp(-1.0, 1.0)
-        return scale_action(actions, self.action_space)
+        return deterministic_policy(self, obs, deterministic, generator)

@@ -38,11 +38,11 @@ from thorndike.continuous.common import check_box_actions
 from thorndike.continuous.ddpg import (
     DDPGConfig,
     build_deterministic_actor_critic,
+    collect_with_noise,
     deterministic_actor_loss,
-    noisy_actions,
+    deterministic_policy,
 )
 from thorndike.core.off_policy import Counter, OffPolicyLoop, RowStats, optimizer_step, soft_update
-from thorndike.core.spaces import scale_action
 from thorndike.core.targets import smoothed_target_action, td3_target
 
 __all__ = ["TD3", "TD3Config", "actor_update_due"]
@@ -91,17 +91,9 @@ class TD3(Agent):
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
 
-    @torch.no_grad()
     def collect_step(self) -> None:
-        """One vectorised step: uniform actions during the warm-up, then mu(s) + noise (external noise: TD3's policy
-        is deterministic)."""
-        loop = self.loop
-        if loop.schedule.random_actions(self.global_step):
-            actions = loop.uniform_actions(self.obs.shape[0], self.generator)
-        else:
-            actions = noisy_actions(self.actor(self.obs), self.noise, self.generator)
-        info = loop.store(actions, scale_action(actions, self.action_space))
-        self.noise.reset(info["done"])
+        """One vectorised step, as DDPG's: uniform actions during the warm-up, then mu(s) + noise."""
+        collect_with_noise(self)
 
     @torch.no_grad()
     def targets(self, batch: dict[str, Tensor]) -> Tensor:
@@ -138,11 +130,6 @@ class TD3(Agent):
 
     # ---- acting ------------------------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def policy(self, obs: Tensor, deterministic: bool, generator: torch.Generator | None) -> Tensor:
         """mu(s) (deterministic), or mu(s) plus Gaussian noise of ``noise_std``, scaled to the bounds."""
-        actions = self.actor(obs.to(self.device))
-        if not deterministic:
-            noise = torch.randn(actions.shape, generator=generator, device=actions.device)
-            actions = (actions + self.config.noise_std * noise).clamp(-1.0, 1.0)
-        return scale_action(actions, self.action_space)
+        return deterministic_policy(self, obs, deterministic, generator)
