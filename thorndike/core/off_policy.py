@@ -199,6 +199,27 @@ def joint_step(steps: Sequence[tuple[torch.optim.Optimizer, Tensor]]) -> list[Te
 # ---- the DQN family's shared loop ------------------------------------------------------------------------------
 
 
+def check_replay_fields(config: Any) -> None:
+    """Check the fields both replay configs (:class:`ReplayConfig`, :class:`ActorCriticReplayConfig`) have: the
+    limits, the copies, the buffer and its batches, the schedule, tau, the network and the log and checkpoint
+    options (each config checks its own fields besides)."""
+    check_limits(config)
+    check(config.n_envs >= 1, "n_envs", config.n_envs, ">= 1")
+    check(config.buffer_size >= 1, "buffer_size", config.buffer_size, ">= 1")
+    check(config.learning_starts >= 0, "learning_starts", config.learning_starts, ">= 0")
+    check(1 <= config.batch_size <= config.buffer_size, "batch_size", config.batch_size,
+          f">= 1 and <= buffer_size = {config.buffer_size}")
+    check(config.lr > 0, "lr", config.lr, "> 0")
+    check(0 < config.gamma <= 1, "gamma", config.gamma, "in (0, 1]")
+    check(config.train_freq >= 1, "train_freq", config.train_freq, ">= 1")
+    check(config.gradient_steps >= 0, "gradient_steps", config.gradient_steps, ">= 0")
+    check(0 < config.tau <= 1, "tau", config.tau, "in (0, 1]")
+    check_network(config)
+    check(config.log_every >= 1, "log_every", config.log_every, ">= 1")
+    check(config.buffer_in_checkpoint in ("auto", "always", "never"), "buffer_in_checkpoint",
+          config.buffer_in_checkpoint, "auto, always or never")
+
+
 @dataclass
 class ReplayConfig:
     """The fields every replay-based value learner shares (Stable-Baselines3's names where it has them)."""
@@ -230,18 +251,8 @@ class ReplayConfig:
                                          "always or never", "auto")
 
     def __post_init__(self) -> None:
-        check_limits(self)
-        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
-        check(self.buffer_size >= 1, "buffer_size", self.buffer_size, ">= 1")
-        check(self.learning_starts >= 0, "learning_starts", self.learning_starts, ">= 0")
-        check(1 <= self.batch_size <= self.buffer_size, "batch_size", self.batch_size,
-              f">= 1 and <= buffer_size = {self.buffer_size}")
-        check(self.lr > 0, "lr", self.lr, "> 0")
-        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
-        check(self.train_freq >= 1, "train_freq", self.train_freq, ">= 1")
-        check(self.gradient_steps >= 0, "gradient_steps", self.gradient_steps, ">= 0")
+        check_replay_fields(self)
         check(self.target_update_interval >= 1, "target_update_interval", self.target_update_interval, ">= 1")
-        check(0 < self.tau <= 1, "tau", self.tau, "in (0, 1]")
         check(self.n_step >= 1, "n_step", self.n_step, ">= 1")
         check(0 <= self.per_alpha <= 1, "per_alpha", self.per_alpha, "in [0, 1]")
         check(0 <= self.per_beta <= 1, "per_beta", self.per_beta, "in [0, 1]")
@@ -249,10 +260,6 @@ class ReplayConfig:
         check(self.per_eps > 0, "per_eps", self.per_eps, "> 0")
         check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
               "> 0 or None")
-        check_network(self)
-        check(self.log_every >= 1, "log_every", self.log_every, ">= 1")
-        check(self.buffer_in_checkpoint in ("auto", "always", "never"), "buffer_in_checkpoint",
-              self.buffer_in_checkpoint, "auto, always or never")
 
 
 @dataclass
@@ -305,21 +312,7 @@ class ActorCriticReplayConfig:
                                          "always or never", "auto")
 
     def __post_init__(self) -> None:
-        check_limits(self)
-        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
-        check(self.buffer_size >= 1, "buffer_size", self.buffer_size, ">= 1")
-        check(self.learning_starts >= 0, "learning_starts", self.learning_starts, ">= 0")
-        check(1 <= self.batch_size <= self.buffer_size, "batch_size", self.batch_size,
-              f">= 1 and <= buffer_size = {self.buffer_size}")
-        check(self.lr > 0, "lr", self.lr, "> 0")
-        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
-        check(self.train_freq >= 1, "train_freq", self.train_freq, ">= 1")
-        check(self.gradient_steps >= 0, "gradient_steps", self.gradient_steps, ">= 0")
-        check(0 < self.tau <= 1, "tau", self.tau, "in (0, 1]")
-        check_network(self)
-        check(self.log_every >= 1, "log_every", self.log_every, ">= 1")
-        check(self.buffer_in_checkpoint in ("auto", "always", "never"), "buffer_in_checkpoint",
-              self.buffer_in_checkpoint, "auto, always or never")
+        check_replay_fields(self)
 
 
 def q_network_weights(in_features: int, hidden_sizes: Sequence[int], n_actions: int, n_atoms: int = 1,
