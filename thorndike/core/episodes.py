@@ -18,6 +18,7 @@ from torch import Tensor
 
 from thorndike.core.diagnostics import EnvOutputError, StepChecks
 from thorndike.envs import VecEnv
+from thorndike.envs.batched.base import BatchedEnv
 
 __all__ = ["Sessions", "play_sessions"]
 
@@ -65,6 +66,8 @@ def play_sessions(envs: VecEnv, choose: Callable[[Tensor], Tensor], max_episode_
     ``where`` adds context) and the env copy. Until then a state out of range is mapped into it, so ``choose`` can
     index a table with it.
     """
+    if isinstance(envs, BatchedEnv):
+        return _play_native_sessions(envs, choose, max_episode_steps, gamma, first_step, step_size, where, n_states)
     checks = StepChecks(n_states)
     obs = envs.reset()
     n = obs.shape[0]
@@ -103,3 +106,49 @@ def play_sessions(envs: VecEnv, choose: Callable[[Tensor], Tensor], max_episode_
     sessions = Sessions(torch.stack(states), torch.stack(actions), torch.stack(active), torch.stack(rewards), returns,
                         scores, lengths)
     return sessions, obs
+
+
+def _play_native_sessions(envs: BatchedEnv, choose: Callable[[Tensor], Tensor], max_episode_steps: int, gamma: float,
+                          first_step: int, step_size: int, where: str, n_states: int | None) -> tuple[Sessions, Tensor]:
+    """:func:`play_sessions` on a native batched env, with :meth:`~thorndike.envs.batched.base.BatchedEnv.
+    continue_episodes`: no autoreset, time-limit bookkeeping or info per step (about half a step's cost), the same
+    numbers and the same random stream (see its docstring), so the same sessions bit for bit. The env's time limit
+    cuts a session as a truncation would. Returns, scores and lengths are summed once at the end, in step order
+    (``cumsum``), as the stepping loop adds them. The observations returned are those of the env's own state, which
+    ``continue_episodes`` leaves as the reset made it (the next call resets every copy again anyway)."""
+    checks = StepChecks(n_states)
+    state = envs.begin_episodes()
+    obs = envs.observe(state)
+    n, device = obs.shape[0], obs.device
+    checks.add(first_step, observation=obs)
+    obs = checks.safe(obs)
+    limit = envs.max_episode_steps
+    horizon = max_episode_steps if limit is None else min(max_episode_steps, limit)
+    running = torch.ones(n, dtype=torch.bool, device=device)
+    states, actions, active, rewards = [], [], [], []
+    for t in range(horizon):
+        action = choose(obs)
+        states.append(obs)
+        actions.append(action)
+        active.append(running)
+        state, reward, terminated = envs.continue_episodes(state, action)
+        obs = envs.observe(state)
+        if checks.add(first_step + (t + 1) * step_size, only=running, observation=obs, reward=reward):
+            checks.check(where)
+        obs = checks.safe(obs)
+        rewards.append(reward)
+        running = running & ~terminated
+        if not bool(running.any()):
+            break
+    checks.check(where)
+    mask = torch.stack(active)
+    masked = torch.stack(rewards).double().where(mask, 0.0)
+    discounts = [1.0]
+    for _ in range(mask.shape[0] - 1):
+        discounts.append(discounts[-1] * gamma)  # the stepping loop's running product, in Python floats
+    zero = torch.zeros(1, n, dtype=torch.float64, device=device)
+    weighted = torch.tensor(discounts, dtype=torch.float64, device=device).unsqueeze(1) * masked
+    returns = torch.cat((zero, masked)).cumsum(0)[-1]
+    scores = torch.cat((zero, weighted)).cumsum(0)[-1]
+    sessions = Sessions(torch.stack(states), torch.stack(actions), mask, masked, returns, scores, mask.sum(0))
+    return sessions, envs.observe(envs.get_state()[0])
