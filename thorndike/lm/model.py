@@ -341,9 +341,11 @@ def generate(model: nn.Module, ids: Tensor, attention_mask: Tensor, max_new_toke
 
     Returns ``(ids [B, P+T], attention_mask [B, P+T], completion_mask [B, P+T])``, T <= max_new_tokens: a row stops
     after its EOS (kept, and in the completion mask, so its probability is learned); its later columns are PAD and
-    masked out of both masks. The loop ends early once every row has stopped (one host check per token). Draws use
-    ``generator`` (on the model's device), so a seeded generator reproduces the completions. No gradient is kept;
-    the model's train/eval mode is left as it is (dropout applies in train mode).
+    masked out of both masks. Draws are from the model's own distribution over the whole vocabulary, so a sampled PAD
+    or BOS is a real token (True in the masks): the masks, not the ids, say what is real. The loop ends early once
+    every row has stopped (one host check per token). Draws use ``generator`` (on the model's device), so a seeded
+    generator reproduces the completions. No gradient is kept; the model's train/eval mode is left as it is (dropout
+    applies in train mode).
     """
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be 0 or more, got {max_new_tokens}")
