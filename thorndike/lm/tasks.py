@@ -132,37 +132,34 @@ class Task:
         """``n`` examples from ``split`` (``"train"`` or ``"test"``), drawn with replacement: draws whose prompt
         falls in the other split are rejected (:func:`split_of`)."""
         check(split in SPLITS, "split", split, f"one of {list(SPLITS)}")
-        check(n >= 0, "n", n, "a count >= 0")
-        rng = _rng(generator)
-        examples: list[Example] = []
-        for _ in range(self.max_draws_per_prompt * max(n, 1)):
-            if len(examples) == n:
-                return examples
-            example = self.generate(rng)
-            if split_of(example.prompt) == split:
-                examples.append(example)
-        if len(examples) == n:
-            return examples
-        raise ValueError(f"{self.name}: found only {len(examples)} of {n} '{split}' prompts in "
-                         f"{self.max_draws_per_prompt * max(n, 1)} draws; the task's prompt space is too small for "
-                         f"this split (make it larger, e.g. more digits or a longer length)")
+        return self._draw(n, _rng(generator), split, distinct=False)
 
     def heldout_set(self, n: int, seed: int = 0) -> list[Example]:
         """A fixed evaluation set: ``n`` distinct test-split examples, the same for the same ``seed`` on every
         machine (they depend on ``seed`` only, not on any generator the caller holds)."""
+        return self._draw(n, random.Random(seed), "test", distinct=True)
+
+    def _draw(self, n: int, rng: random.Random, split: str, distinct: bool) -> list[Example]:
+        """Draw until ``n`` examples of ``split`` (each prompt once if ``distinct``) or ``max_draws_per_prompt``
+        draws per example asked for, then refuse: a split that small would otherwise loop for ever."""
         check(n >= 0, "n", n, "a count >= 0")
-        rng = random.Random(seed)
-        seen: dict[str, Example] = {}
-        for _ in range(self.max_draws_per_prompt * max(n, 1)):
-            if len(seen) == n:
-                return list(seen.values())
+        examples: dict[str, Example] | list[Example] = {} if distinct else []
+        budget = self.max_draws_per_prompt * max(n, 1)
+        for _ in range(budget):
+            if len(examples) == n:
+                break
             example = self.generate(rng)
-            if split_of(example.prompt) == "test":
-                seen.setdefault(example.prompt, example)
-        if len(seen) == n:
-            return list(seen.values())
-        raise ValueError(f"{self.name}: found only {len(seen)} of {n} distinct 'test' prompts in "
-                         f"{self.max_draws_per_prompt * max(n, 1)} draws; ask for fewer or make the task larger")
+            if split_of(example.prompt) != split:
+                continue
+            if distinct:
+                examples.setdefault(example.prompt, example)
+            else:
+                examples.append(example)
+        if len(examples) < n:
+            what = f"distinct '{split}' prompts" if distinct else f"'{split}' prompts"
+            raise ValueError(f"{self.name}: found only {len(examples)} of {n} {what} in {budget} draws; the "
+                             f"task's prompt space is too small for this (ask for fewer or make the task larger)")
+        return list(examples.values()) if distinct else examples
 
     def is_correct(self, prompt: str, completion: str) -> bool:
         """Exact match: the completion's answer (:func:`extract_answer`) equals the reference answer."""
