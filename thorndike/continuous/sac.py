@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from thorndike.agent import Agent
 from thorndike.config import check, describe
@@ -82,6 +83,40 @@ def sac_actor_loss(log_prob: Tensor, q_min: Tensor, alpha: Tensor | float) -> Te
 # ---- the agent ------------------------------------------------------------------------------------------------------
 
 
+def build_soft_actor_critic(agent: Any, envs: Any, actor: nn.Module, target_entropy: float) -> None:
+    """What SAC and discrete SAC build alike around their ``actor`` (made first, so the seed gives the same weights):
+    twin critics and their targets, the temperature, an Adam for each of the three, the off-policy loop, the log
+    row's statistics and the checkpoint components, as attributes of ``agent``."""
+    config, device = agent.config, agent.device
+    agent.actor = actor.to(device)
+    agent.critic, agent.critic_target = online_and_target(
+        lambda: Critics(envs.observation_space, envs.action_space, config.hidden_sizes, n_critics=2), device)
+    agent.temperature = Temperature(config.alpha).to(device)
+    agent.target_entropy = target_entropy
+    agent.actor_optimizer = adam(agent.actor.parameters(), lr=config.lr, device=device)
+    agent.critic_optimizer = adam(agent.critic.parameters(), lr=config.lr, device=device)
+    agent.temperature_optimizer = adam(agent.temperature.parameters(), lr=config.lr, device=device)
+    agent.loop = OffPolicyLoop(agent, envs, config, agent.critic, None, agent.critic_optimizer)
+    agent.stats = RowStats("actor_loss", "alpha", "entropy")
+    agent.components = {"actor": agent.actor, "critic": agent.critic, "critic_target": agent.critic_target,
+                        "temperature": agent.temperature, "actor_optimizer": agent.actor_optimizer,
+                        "critic_optimizer": agent.critic_optimizer,
+                        "temperature_optimizer": agent.temperature_optimizer, **agent.loop.components()}
+
+
+def actor_and_temperature_step(agent: Any, actor_loss: Tensor, log_prob: Tensor, alpha: Tensor) -> None:
+    """The actor's step and, with ``auto_alpha``, the temperature's on ``log_prob`` (log pi of the sampled actions,
+    or E_pi[log pi] for discrete actions) in one backward pass (alpha is detached in the actor's loss, log pi in the
+    temperature's); then the targets' soft update and the log row's statistics."""
+    steps = [(agent.actor_optimizer, actor_loss)]
+    if agent.config.auto_alpha:
+        steps.append((agent.temperature_optimizer,
+                      temperature_loss(agent.temperature.log_alpha, log_prob, agent.target_entropy)))
+    loss = joint_step(steps)[0]
+    soft_update(agent.critic_target, agent.critic, agent.config.tau)
+    agent.stats.add(actor_loss=loss, alpha=alpha, entropy=-log_prob.detach().mean())
+
+
 class SAC(Agent):
     """Soft actor-critic: twin critics, a tanh-Gaussian actor, the entropy in the target, automatic temperature."""
 
@@ -99,22 +134,10 @@ class SAC(Agent):
         envs = self.connect_env(config.n_envs)
         self.action_space = envs.action_space
         require_networks(self, envs, config, n_critics=2, actor_heads=2, target_actor=False)
-        self.actor = SquashedGaussianActor(envs.observation_space, envs.action_space, config.hidden_sizes)
-        self.actor.to(self.device)
-        self.critic, self.critic_target = online_and_target(
-            lambda: Critics(envs.observation_space, envs.action_space, config.hidden_sizes, n_critics=2), self.device)
-        self.temperature = Temperature(config.alpha).to(self.device)
-        self.target_entropy = (continuous_target_entropy(math.prod(envs.action_space.shape))
-                               if config.target_entropy is None else config.target_entropy)
-        self.actor_optimizer = adam(self.actor.parameters(), lr=config.lr, device=self.device)
-        self.critic_optimizer = adam(self.critic.parameters(), lr=config.lr, device=self.device)
-        self.temperature_optimizer = adam(self.temperature.parameters(), lr=config.lr, device=self.device)
-        self.loop = OffPolicyLoop(self, envs, config, self.critic, None, self.critic_optimizer)
-        self.stats = RowStats("actor_loss", "alpha", "entropy")
-        self.components = {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
-                           "temperature": self.temperature, "actor_optimizer": self.actor_optimizer,
-                           "critic_optimizer": self.critic_optimizer,
-                           "temperature_optimizer": self.temperature_optimizer, **self.loop.components()}
+        actor = SquashedGaussianActor(envs.observation_space, envs.action_space, config.hidden_sizes)
+        target_entropy = (continuous_target_entropy(math.prod(envs.action_space.shape))
+                          if config.target_entropy is None else config.target_entropy)
+        build_soft_actor_critic(self, envs, actor, target_entropy)
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
 
@@ -146,13 +169,7 @@ class SAC(Agent):
 
         actions, log_prob = self.actor.distribution(batch["obs"]).rsample(self.generator)
         q_min = self.critic(batch["obs"], actions, frozen=True).amin(0)  # the actor's gradient only
-        steps = [(self.actor_optimizer, sac_actor_loss(log_prob, q_min, alpha))]
-        if self.config.auto_alpha:  # the same backward pass: alpha is detached in the actor's loss, log pi here
-            steps.append((self.temperature_optimizer,
-                          temperature_loss(self.temperature.log_alpha, log_prob, self.target_entropy)))
-        actor_loss = joint_step(steps)[0]
-        soft_update(self.critic_target, self.critic, self.config.tau)
-        self.stats.add(actor_loss=actor_loss, alpha=alpha, entropy=-log_prob.detach().mean())
+        actor_and_temperature_step(self, sac_actor_loss(log_prob, q_min, alpha), log_prob, alpha)
         return critic_loss
 
     def learn(self, total_steps: int) -> SAC:

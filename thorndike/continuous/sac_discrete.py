@@ -26,19 +26,13 @@ from torch import Tensor
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.continuous.common import require_networks
-from thorndike.continuous.sac import twin_critic_loss
-from thorndike.core.entropy import Temperature, discrete_target_entropy, temperature_loss
+from thorndike.continuous.sac import actor_and_temperature_step, build_soft_actor_critic, twin_critic_loss
+from thorndike.core.entropy import discrete_target_entropy
 from thorndike.core.exploration import sample
-from thorndike.core.networks import adam
 from thorndike.core.off_policy import (
     ActorCriticReplayConfig,
-    OffPolicyLoop,
-    RowStats,
-    joint_step,
-    online_and_target,
-    soft_update,
 )
-from thorndike.core.off_policy_networks import CategoricalActor, Critics
+from thorndike.core.off_policy_networks import CategoricalActor
 from thorndike.core.targets import discounted_target, discrete_soft_value
 
 __all__ = ["DiscreteSAC", "DiscreteSACConfig", "discrete_sac_actor_loss"]
@@ -75,20 +69,9 @@ class DiscreteSAC(Agent):
         config = self.config
         envs = self.connect_env(config.n_envs)
         require_networks(self, envs, config, n_critics=2, actor_heads=1, target_actor=False)
-        self.actor = CategoricalActor(envs.observation_space, envs.action_space, config.hidden_sizes).to(self.device)
-        self.critic, self.critic_target = online_and_target(
-            lambda: Critics(envs.observation_space, envs.action_space, config.hidden_sizes, n_critics=2), self.device)
-        self.temperature = Temperature(config.alpha).to(self.device)
-        self.target_entropy = discrete_target_entropy(int(envs.action_space.n), config.target_entropy_ratio)
-        self.actor_optimizer = adam(self.actor.parameters(), lr=config.lr, device=self.device)
-        self.critic_optimizer = adam(self.critic.parameters(), lr=config.lr, device=self.device)
-        self.temperature_optimizer = adam(self.temperature.parameters(), lr=config.lr, device=self.device)
-        self.loop = OffPolicyLoop(self, envs, config, self.critic, None, self.critic_optimizer)
-        self.stats = RowStats("actor_loss", "alpha", "entropy")
-        self.components = {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
-                           "temperature": self.temperature, "actor_optimizer": self.actor_optimizer,
-                           "critic_optimizer": self.critic_optimizer,
-                           "temperature_optimizer": self.temperature_optimizer, **self.loop.components()}
+        actor = CategoricalActor(envs.observation_space, envs.action_space, config.hidden_sizes)
+        build_soft_actor_critic(self, envs, actor,
+                                discrete_target_entropy(int(envs.action_space.n), config.target_entropy_ratio))
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
 
@@ -124,13 +107,8 @@ class DiscreteSAC(Agent):
         probs, log_probs = dist.probs, dist.logits
         q_min = self.critic(batch["obs"], frozen=True).amin(0)
         expected_log_prob = (probs * log_probs).sum(-1)  # -H(pi(.|s)), exactly
-        steps = [(self.actor_optimizer, discrete_sac_actor_loss(probs, log_probs, q_min, alpha))]
-        if self.config.auto_alpha:  # the same backward pass: alpha is detached in the actor's loss, log pi here
-            steps.append((self.temperature_optimizer,
-                          temperature_loss(self.temperature.log_alpha, expected_log_prob, self.target_entropy)))
-        actor_loss = joint_step(steps)[0]
-        soft_update(self.critic_target, self.critic, self.config.tau)
-        self.stats.add(actor_loss=actor_loss, alpha=alpha, entropy=-expected_log_prob.detach().mean())
+        actor_and_temperature_step(self, discrete_sac_actor_loss(probs, log_probs, q_min, alpha), expected_log_prob,
+                                   alpha)
         return critic_loss
 
     def learn(self, total_steps: int) -> DiscreteSAC:
