@@ -32,16 +32,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor, nn
 
-from thorndike.config import check
+from thorndike.config import check, describe
+from thorndike.interaction import EvalResult
+from thorndike.lm.common import Completions, LMConfig, LMParts
+from thorndike.lm.model import generate
 from thorndike.lm.tasks import Task, extract_answer
 
 __all__ = ["HiddenRule", "PreferencePair", "perturbed_answers", "preference_pairs", "heldout_pairs",
-           "pairs_from_completions", "win_rate", "JUNK"]
+           "pairs_from_completions", "win_rate", "JUNK", "NUMERIC_TASKS", "PreferenceConfig", "PreferenceData",
+           "due", "pair_result"]
+
+# The tasks whose answers are whole numbers, which the hidden rule scores.
+NUMERIC_TASKS = ("addition", "word_problems")
 
 # Characters a junk suffix is made of: in the addition alphabet, and not digits, so a junk suffix leaves the number
 # the answer spells unchanged and only its length grows.
 JUNK = "+="
+# The most characters a perturbed answer has beyond the true answer's (a junk suffix of 1..3).
+MAX_EXTRA = 3
 
 
 @dataclass(frozen=True)
@@ -91,8 +101,9 @@ class HiddenRule:
 
 def perturbed_answers(answer: str, rng: random.Random, n: int) -> list[str]:
     """``n`` candidate answers (with repeats) made from the true ``answer`` by one of six perturbations, each equally
-    likely: unchanged; off by 1..3 (never below 0); one digit replaced by another; 1..3 junk characters
-    (:data:`JUNK`) appended; the last digit dropped (the answer itself when it has one digit); a digit appended."""
+    likely: unchanged; off by 1..3 (never below 0); one digit replaced by another; 1..:data:`MAX_EXTRA` junk
+    characters (:data:`JUNK`) appended; the last digit dropped (the answer itself when it has one digit); a digit
+    appended."""
     out = []
     value = int(answer)
     for _ in range(n):
@@ -107,7 +118,7 @@ def perturbed_answers(answer: str, rng: random.Random, n: int) -> list[str]:
             digit = rng.choice([d for d in "0123456789" if d != answer[i]])
             out.append(answer[:i] + digit + answer[i + 1:])
         elif kind == 3:
-            out.append(answer + "".join(rng.choice(JUNK) for _ in range(rng.randint(1, 3))))
+            out.append(answer + "".join(rng.choice(JUNK) for _ in range(rng.randint(1, MAX_EXTRA))))
         elif kind == 4:
             out.append(answer[:-1] if len(answer) > 1 else answer)
         else:
@@ -176,3 +187,110 @@ def win_rate(policy_completions: Sequence[str], reference_completions: Sequence[
         a, b = rule(prompt, mine), rule(prompt, theirs)
         total += 1.0 if a > b else 0.5 if a == b else 0.0
     return total / len(prompts)
+
+
+# ---- what the preference trainers share (reward_model, dpo, rlhf_ppo) ------------------------------------------------
+
+
+@dataclass
+class PreferenceConfig(LMConfig):
+    """The LM fields (:class:`~thorndike.lm.common.LMConfig`) and those of the hidden rule and its pairs."""
+
+    length_penalty: float = describe("the hidden rule's cost per answer character beyond the true answer's length",
+                                     0.5)
+    candidates: int = describe("perturbed answers drawn per prompt, of which one pair is labelled", 4, at_most=64)
+    heldout_pairs: int = describe("size of the fixed set of held-out pairs (test-split prompts) scored by the "
+                                  "held-out preference accuracy", 200, at_most=10_000)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.task in NUMERIC_TASKS, "task", self.task,
+              f"one of {list(NUMERIC_TASKS)} (the hidden rule scores whole-number answers)")
+        check(self.length_penalty >= 0, "length_penalty", self.length_penalty, ">= 0")
+        check(self.candidates >= 2, "candidates", self.candidates, "at least 2 (a pair)")
+        check(self.heldout_pairs >= 1, "heldout_pairs", self.heldout_pairs, "at least 1")
+        # Perturbed candidates run up to MAX_EXTRA characters past the longest answer, and every one must fit the
+        # model (a policy scores them): the default generation budget covers them and their EOS.
+        longest = self.build_task().max_answer_len + MAX_EXTRA + 1
+        if self.max_new_tokens is None:
+            self.max_new_tokens = longest
+        check(self.max_new_tokens >= longest, "max_new_tokens", self.max_new_tokens,
+              f"at least {longest} for the preference trainers (the longest perturbed answer and EOS), or None")
+
+
+def due(every: int, before: int, after: int) -> bool:
+    """Whether a multiple of ``every`` (> 0) lies in (before, after]: counted from step 0, so a resumed run measures
+    at the same steps as an uninterrupted one."""
+    return every > 0 and after // every != before // every
+
+
+class PreferenceData:
+    """The hidden rule of an LM trainer's task, its training pairs (drawn with the run's generator, so a seed fixes
+    them and a checkpoint's generator state resumes them), its fixed held-out pairs, and batching pairs for a model."""
+
+    def __init__(self, lm: LMParts, config: PreferenceConfig) -> None:
+        self.lm, self.config = lm, config
+        self.rule = HiddenRule(lm.task, config.length_penalty)
+        self._heldout: list[PreferencePair] | None = None
+
+    def sample(self, n: int, generator: torch.Generator) -> list[PreferencePair]:
+        """``n`` training pairs (training-split prompts)."""
+        return preference_pairs(self.lm.task, self.rule, n, generator, "train", self.config.candidates)
+
+    def heldout(self) -> list[PreferencePair]:
+        """The fixed held-out pairs (test-split prompts; seed 0, the same for every run)."""
+        if self._heldout is None:
+            self._heldout = heldout_pairs(self.lm.task, self.rule, self.config.heldout_pairs, 0,
+                                          self.config.candidates)
+        return self._heldout
+
+    def batch(self, pairs: Sequence[PreferencePair]) -> Completions:
+        """The pairs as ONE batch of 2B rows (one forward pass for both sides): rows 0..B-1 the prompts with their
+        chosen completions, rows B..2B-1 with their rejected ones, each ending in EOS."""
+        prompts = [p.prompt for p in pairs]
+        return self.lm.join(prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+
+    @torch.no_grad()
+    def heldout_scores(self, score: Callable[[Completions], Tensor], chunk: int = 256) -> tuple[Tensor, Tensor]:
+        """``score`` (a batch -> ``[rows]``) of the chosen and of the rejected completion of every held-out pair."""
+        pairs = self.heldout()
+        chosen, rejected = [], []
+        for start in range(0, len(pairs), chunk):
+            part = pairs[start:start + chunk]
+            scores = score(self.batch(part))
+            chosen.append(scores[:len(part)])
+            rejected.append(scores[len(part):])
+        return torch.cat(chosen), torch.cat(rejected)
+
+    @torch.no_grad()
+    def greedy_completions(self, model: nn.Module, prompts: list[str]) -> list[str]:
+        """``model``'s greedy completion of each prompt (the policy's or the frozen reference's)."""
+        tokenizer = self.lm.tokenizer
+        ids, mask = tokenizer.batch(prompts, device=self.lm.device)
+        was_training = model.training
+        model.eval()
+        try:
+            ids, _, completion = generate(model, ids, mask, self.lm.max_new_tokens, eos_id=tokenizer.eos_id,
+                                          pad_id=tokenizer.pad_id, greedy=True)
+        finally:
+            model.train(was_training)
+        return tokenizer.decode_batch(torch.where(completion, ids, tokenizer.pad_id))
+
+    def win_rate(self, policy: nn.Module, reference: nn.Module, n: int) -> float:
+        """:func:`win_rate` of ``policy``'s greedy completions against ``reference``'s on the first ``n`` held-out
+        prompts, judged by the hidden rule (0.5 when the two decode the same)."""
+        prompts = [e.prompt for e in self.lm.heldout(n)]
+        return win_rate(self.greedy_completions(policy, prompts), self.greedy_completions(reference, prompts),
+                        self.rule, prompts)
+
+    def hidden_score(self, prompts: Sequence[str], completions: Sequence[str]) -> float:
+        """The hidden rule's mean score of the completions."""
+        return sum(self.rule.scores(prompts, completions)) / max(len(prompts), 1)
+
+
+def pair_result(chosen: Tensor, rejected: Tensor) -> EvalResult:
+    """Held-out pair accuracy as an :class:`EvalResult`: per pair 1 (chosen scored strictly above rejected) or 0."""
+    correct = (chosen > rejected).float().tolist()
+    mean = sum(correct) / max(len(correct), 1)
+    std = math.sqrt(sum((c - mean) ** 2 for c in correct) / max(len(correct), 1))
+    return EvalResult(mean, std, correct, [1] * len(correct))
