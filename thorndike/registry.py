@@ -54,6 +54,9 @@ ALGORITHMS: dict[str, str] = {
     "hill_climbing": "thorndike.search.hill_climbing:HillClimbing",
     "param_cem": "thorndike.search.param_cem:ParamCEM",
     "es": "thorndike.search.es:ES",
+    # RL for language models (thorndike/lm/): no env; a task of thorndike.lm.tasks gives the prompts and rewards.
+    "sft": "thorndike.lm.sft:SFT",
+    "grpo": "thorndike.lm.grpo:GRPO",
 }
 
 
@@ -64,7 +67,7 @@ class Example:
     ``checkpoint_every=steps // 4``). The contract suite (tests/test_contract.py) runs every registered algorithm
     through its example, so registering an algorithm means giving it one here."""
 
-    env: str
+    env: str | None  # None: an algorithm that takes no env (the LM trainers)
     fields: dict[str, Any]
     steps: int
 
@@ -173,6 +176,12 @@ EXAMPLES: dict[str, Example] = {
                                          "extra_noise_iterations": 20, "max_episode_steps": 25}, 1600),
     # Likewise: one ES iteration is at most 8 * 25 = 200 steps per run, with Adam's moments to checkpoint.
     "es": Example("CartPole-v1", {"n_runs": 2, "population": 8, "max_episode_steps": 25}, 1600),
+    # The LM trainers on 1-digit addition with a 2-layer, 16-wide model: a step is one batch, 40 steps in rows of 5.
+    "sft": Example(None, {"task": "addition", "task_size": 1, "d_model": 16, "n_layers": 1, "n_heads": 2,
+                          "batch_size": 8, "eval_prompts": 8, "log_every": 5}, 40),
+    "grpo": Example(None, {"task": "addition", "task_size": 1, "d_model": 16, "n_layers": 1, "n_heads": 2,
+                           "batch_size": 2, "group_size": 4, "inner_epochs": 2, "eval_prompts": 8,
+                           "log_every": 5}, 40),
 }
 
 

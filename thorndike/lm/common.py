@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from thorndike.config import ConfigError, check, describe
+from thorndike.config import ConfigError, check, check_limits, describe
 from thorndike.interaction import EvalResult
 from thorndike.lm.model import HFCausalLM, TinyTransformer, TransformerConfig, generate
 from thorndike.lm.tasks import TASKS, Example, Task, make_task
@@ -83,6 +83,7 @@ class LMConfig:
                                      "model weights to start from, and the reference's; None: random weights", None)
 
     def __post_init__(self) -> None:
+        check_limits(self)  # a count above its bound is refused by its own name before any check below reads it
         check(isinstance(self.task, str) and self.task in TASKS, "task", self.task, f"one of {sorted(TASKS)}")
         try:
             task = build_task(self.task, self.task_size)
