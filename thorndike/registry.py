@@ -57,6 +57,10 @@ ALGORITHMS: dict[str, str] = {
     # RL for language models (thorndike/lm/): no env; a task of thorndike.lm.tasks gives the prompts and rewards.
     "sft": "thorndike.lm.sft:SFT",
     "grpo": "thorndike.lm.grpo:GRPO",
+    "reward_model": "thorndike.lm.reward_model:RewardModelAgent",
+    "dpo": "thorndike.lm.dpo:DPO",
+    "rlhf_ppo": "thorndike.lm.rlhf_ppo:RLHFPPO",
+    "scst": "thorndike.lm.scst:SCST",
 }
 
 
@@ -75,6 +79,10 @@ class Example:
 def _tabular(**fields: Any) -> Example:
     """A tabular learner on FrozenLake: steps count per run, so 400 is each run's budget, logged every 50."""
     return Example("FrozenLake-v1", {"n_runs": 2, "epsilon": 0.5, "log_every": 50, **fields}, 400)
+
+
+# The model of the LM trainers' examples: one block, 16 wide.
+_TINY_LM = {"d_model": 16, "n_layers": 1, "n_heads": 2}
 
 
 # Where a learner has variants with more state to carry (decaying epsilon, episode buffers, value curves), the
@@ -182,6 +190,19 @@ EXAMPLES: dict[str, Example] = {
     "grpo": Example(None, {"task": "addition", "task_size": 1, "d_model": 16, "n_layers": 1, "n_heads": 2,
                            "batch_size": 2, "group_size": 4, "inner_epochs": 2, "eval_prompts": 8,
                            "log_every": 5}, 40),
+    # The preference learners on 2-digit addition (the hidden rule needs a test split with more prompts than
+    # 1-digit addition's): 16 held-out pairs, 8 held-out prompts. rlhf_ppo's example has no reward model run to load
+    # (reward_from=None: the hidden rule is its reward) and uses every part that has state: the adaptive KL
+    # coefficient, two minibatches (the shuffles draw from the generator) and PPO-ptx.
+    "reward_model": Example(None, {"task": "addition", "task_size": 2, **_TINY_LM, "batch_size": 4,
+                                   "heldout_pairs": 16, "eval_prompts": 8, "log_every": 5}, 40),
+    "dpo": Example(None, {"task": "addition", "task_size": 2, **_TINY_LM, "batch_size": 4, "heldout_pairs": 16,
+                          "win_prompts": 8, "eval_prompts": 8, "log_every": 5, "heldout_every": 10}, 40),
+    "rlhf_ppo": Example(None, {"task": "addition", "task_size": 2, **_TINY_LM, "batch_size": 4, "minibatches": 2,
+                               "n_epochs": 2, "adaptive_kl": True, "kl_horizon": 100, "ptx_coef": 0.5,
+                               "ptx_batch_size": 4, "heldout_pairs": 16, "eval_prompts": 8, "log_every": 5}, 40),
+    "scst": Example(None, {"task": "addition", "task_size": 1, **_TINY_LM, "batch_size": 2, "samples": 3,
+                           "eval_prompts": 8, "log_every": 5}, 40),
 }
 
 

@@ -251,9 +251,11 @@ class PreferenceData:
         return self.lm.join(prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
 
     @torch.no_grad()
-    def heldout_scores(self, score: Callable[[Completions], Tensor], chunk: int = 256) -> tuple[Tensor, Tensor]:
-        """``score`` (a batch -> ``[rows]``) of the chosen and of the rejected completion of every held-out pair."""
-        pairs = self.heldout()
+    def heldout_scores(self, score: Callable[[Completions], Tensor], n: int | None = None,
+                       chunk: int = 256) -> tuple[Tensor, Tensor]:
+        """``score`` (a batch -> ``[rows]``) of the chosen and of the rejected completion of the first ``n`` held-out
+        pairs (all when None)."""
+        pairs = self.heldout()[:n]
         chosen, rejected = [], []
         for start in range(0, len(pairs), chunk):
             part = pairs[start:start + chunk]

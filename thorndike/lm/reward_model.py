@@ -142,16 +142,24 @@ class RewardModelAgent(Agent):
 
     def evaluate(self, episodes: int | None = None, deterministic: bool = True, seed: int | None = None,
                  **_: Any) -> EvalResult:
-        """HELD-OUT PAIR ACCURACY (the mean): the fraction of the fixed held-out pairs (test-split prompts) whose chosen
-        completion the model scores strictly above the rejected one; each return is 1 or 0. ``episodes`` is
-        ignored (the set's size is ``heldout_pairs``)."""
+        """HELD-OUT PAIR ACCURACY (the mean): the fraction of the first ``episodes`` of the fixed held-out pairs
+        (test-split prompts; all ``heldout_pairs`` when None) whose chosen completion the model scores strictly above
+        the rejected one; each return is 1 or 0."""
         was_training = self.reward.training
         self.reward.eval()
         try:
-            chosen, rejected = self.data.heldout_scores(lambda b: self.reward(b.ids, b.attention_mask))
+            chosen, rejected = self.data.heldout_scores(lambda b: self.reward(b.ids, b.attention_mask), episodes)
         finally:
             self.reward.train(was_training)
         return pair_result(chosen, rejected)
+
+    def complete(self, prompts: list[str] | str, greedy: bool = True, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int = 0) -> list[str]:
+        """The TRUNK's completions of ``prompts`` (the reward model is a causal LM with a scalar head; what the trunk
+        writes is the warm start's, drifted by training for scores: a check that the run saved and loaded whole, not
+        a policy)."""
+        generator = torch.Generator(self.device).manual_seed(seed)
+        return self.lm.complete(prompts, greedy, temperature, top_k, generator)
 
     def write_pictures(self, run_dir: Path) -> list[Path]:
         return [lm_curves(run_dir, run_dir / "curve.png", ("loss", "accuracy", "heldout/pair_accuracy",

@@ -117,7 +117,7 @@ class RLHFPPOConfig(PreferenceConfig):
     vf_coef: float = describe("weight of the value loss", 0.5)
     gamma: float = describe("discount over tokens", 1.0)
     gae_lambda: float = describe("GAE lambda over tokens", 0.95)
-    n_epochs: int = describe("PPO passes over each rollout", 4, at_most=1000)
+    n_epochs: int = describe("PPO passes over each rollout", 4, at_most=64)
     minibatches: int = describe("minibatches each pass splits the rollout into", 1, at_most=4096)
     normalize_advantages: bool = describe("standardise the advantages over the rollout's tokens", True)
     temperature: float = describe("sampling temperature of the rollouts", 1.0)
