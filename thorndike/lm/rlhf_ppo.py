@@ -304,20 +304,23 @@ class RLHFPPO(Agent):
         return self
 
     def heldout_columns(self, start: int) -> dict[str, float]:
-        """The hidden rule's mean score of the policy's greedy completions on held-out prompts, their exact-match
-        accuracy and the win rate against the reference's, when a multiple of ``heldout_every`` was passed."""
-        every = self.config.heldout_every
-        if every == 0:
+        """:meth:`heldout_metrics` when a multiple of ``heldout_every`` was passed this row (NaN otherwise)."""
+        if self.config.heldout_every == 0:
             return {}
-        columns = ("heldout/hidden_score", "heldout/accuracy", "heldout/win_rate")
-        if not due(every, start, self.global_step):
-            return dict.fromkeys(columns, float("nan"))
+        if not due(self.config.heldout_every, start, self.global_step):
+            return dict.fromkeys(("heldout/hidden_score", "heldout/accuracy", "heldout/win_rate"), float("nan"))
+        return self.heldout_metrics()
+
+    @torch.no_grad()
+    def heldout_metrics(self) -> dict[str, float]:
+        """On the first ``eval_prompts`` held-out prompts: the hidden rule's mean score of the policy's greedy
+        completions, their exact-match accuracy, and their win rate against the reference's."""
         prompts = [e.prompt for e in self.lm.heldout(self.config.eval_prompts)]
         mine = self.data.greedy_completions(self.lm.model, prompts)
         theirs = self.data.greedy_completions(self.reference, prompts)
         accuracy = sum(self.lm.task.is_correct(p, c) for p, c in zip(prompts, mine)) / len(prompts)
-        return dict(zip(columns, (self.data.hidden_score(prompts, mine), accuracy,
-                                  win_rate(mine, theirs, self.data.rule, prompts)), strict=True))
+        return {"heldout/hidden_score": self.data.hidden_score(prompts, mine), "heldout/accuracy": accuracy,
+                "heldout/win_rate": win_rate(mine, theirs, self.data.rule, prompts)}
 
     # ---- what the lifecycle and users ask of an LM ---------------------------------------------------------------
 
