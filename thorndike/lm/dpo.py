@@ -7,11 +7,13 @@ r = beta log(pi / pi_ref) + beta log Z(x): put into the Bradley-Terry likelihood
 
     L(theta) = -E log sigmoid(beta [(log pi(y_c|x) - log pi_ref(y_c|x)) - (log pi(y_r|x) - log pi_ref(y_r|x))])
 
-(:func:`~thorndike.lm.losses.dpo_loss`). A step is one Adam update on ``batch_size`` pairs labelled by the hidden rule
-(:mod:`thorndike.lm.preferences`). The log has the implicit rewards beta log(pi / pi_ref) of the chosen and rejected
-completions and their margin; the held-out columns have the preference accuracy of the implicit reward on held-out
-pairs and the WIN RATE of the policy's greedy completions against the reference's on held-out prompts, judged by the
-hidden rule (0.5: no better than the reference).
+(:func:`~thorndike.lm.losses.dpo_loss`); ``nll_coef`` > 0 adds the chosen completions' negative log-likelihood per
+token (DPO + NLL, Pang et al. 2024), since pure DPO only widens the margin and may do so by lowering the chosen's
+probability too, moving mass to completions no pair contains. A step is one Adam update on ``batch_size`` pairs
+labelled by the hidden rule (:mod:`thorndike.lm.preferences`). The log has the implicit rewards beta log(pi / pi_ref)
+of the chosen and rejected completions and their margin; the held-out columns have the preference accuracy of the
+implicit reward on held-out pairs and the WIN RATE of the policy's greedy completions against the reference's on
+held-out prompts, judged by the hidden rule (0.5: no better than the reference).
 """
 
 from __future__ import annotations
@@ -41,12 +43,16 @@ class DPOConfig(PreferenceConfig):
 
     beta: float = describe("DPO's beta: the strength of the implicit KL to the reference (smaller lets the policy "
                            "move further)", 0.1)
+    nll_coef: float = describe("weight of the chosen completions' negative log-likelihood per token added to the loss "
+                               "(DPO + NLL, Pang et al. 2024): keeps the chosen likely, where pure DPO (0) may lower "
+                               "both sides", 0.0)
     win_prompts: int = describe("held-out prompts on which the win rate against the reference is judged", 200,
                                 at_most=10_000)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.beta > 0, "beta", self.beta, "> 0")
+        check(self.nll_coef >= 0, "nll_coef", self.nll_coef, ">= 0 (0: pure DPO)")
         check(self.win_prompts >= 1, "win_prompts", self.win_prompts, "at least 1")
 
 
@@ -81,6 +87,9 @@ class DPO(Agent):
             ref_chosen, ref_rejected = pair_logprobs(self.reference, batch)
         beta = self.config.beta
         loss = dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta).mean()
+        if self.config.nll_coef > 0:  # the chosen completions' NLL per token (rows 0..B-1 of the pair batch)
+            tokens = batch.token_mask.chunk(2)[0].sum().clamp_min(1)
+            loss = loss + self.config.nll_coef * -policy_chosen.sum() / tokens
         chosen, rejected = dpo_implicit_rewards(policy_chosen.detach(), policy_rejected.detach(), ref_chosen,
                                                 ref_rejected, beta)
         return loss, chosen, rejected

@@ -46,6 +46,7 @@ __all__ = ["HiddenRule", "PreferencePair", "perturbed_answers", "preference_pair
 
 # The tasks whose answers are whole numbers, which the hidden rule scores.
 NUMERIC_TASKS = ("addition", "word_problems")
+PAIR_SOURCES = ("perturbed", "samples", "mixed")
 
 # Characters a junk suffix is made of: in the addition alphabet, and not digits, so a junk suffix leaves the number
 # the answer spells unchanged and only its length grows.
@@ -201,6 +202,9 @@ class PreferenceConfig(LMConfig):
     candidates: int = describe("perturbed answers drawn per prompt, of which one pair is labelled", 4, at_most=64)
     heldout_pairs: int = describe("size of the fixed set of held-out pairs (test-split prompts) scored by the "
                                   "held-out preference accuracy", 200, at_most=10_000)
+    pair_source: str = describe("where training pairs' completions come from: perturbed (perturbations of the true "
+                                "answer), samples (the frozen reference's samples, `candidates` per prompt, as "
+                                "when people compare a model's outputs) or mixed (half each)", "perturbed")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -209,6 +213,7 @@ class PreferenceConfig(LMConfig):
         check(self.length_penalty >= 0, "length_penalty", self.length_penalty, ">= 0")
         check(self.candidates >= 2, "candidates", self.candidates, "at least 2 (a pair)")
         check(self.heldout_pairs >= 1, "heldout_pairs", self.heldout_pairs, "at least 1")
+        check(self.pair_source in PAIR_SOURCES, "pair_source", self.pair_source, f"one of {list(PAIR_SOURCES)}")
         # Perturbed candidates run up to MAX_EXTRA characters past the longest answer, and every one must fit the
         # model (a policy scores them): the default generation budget covers them and their EOS.
         longest = self.build_task().max_answer_len + MAX_EXTRA + 1
@@ -234,8 +239,36 @@ class PreferenceData:
         self._heldout: list[PreferencePair] | None = None
 
     def sample(self, n: int, generator: torch.Generator) -> list[PreferencePair]:
-        """``n`` training pairs (training-split prompts)."""
-        return preference_pairs(self.lm.task, self.rule, n, generator, "train", self.config.candidates)
+        """``n`` training pairs (training-split prompts) from ``pair_source``: perturbed answers, the frozen
+        reference's samples (``lm.reference()``), or the first half of each."""
+        source = self.config.pair_source
+        perturbed = n if source == "perturbed" else n // 2 if source == "mixed" else 0
+        pairs = preference_pairs(self.lm.task, self.rule, perturbed, generator, "train", self.config.candidates)
+        return pairs + self.sampled_pairs(n - perturbed, generator) if n > perturbed else pairs
+
+    def sampled_pairs(self, n: int, generator: torch.Generator, temperature: float = 1.0) -> list[PreferencePair]:
+        """``n`` pairs of the frozen reference's own samples (``candidates`` per training prompt), labelled by the
+        rule; a prompt whose samples all score the same gives none, so more prompts are drawn until ``n``."""
+        model, tokenizer = self.lm.reference(), self.lm.tokenizer
+        rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item()))
+        k = self.config.candidates
+        pairs: list[PreferencePair] = []
+        for _ in range(100):
+            if len(pairs) >= n:
+                break
+            prompts = [e.prompt for e in self.lm.sample_examples(n, generator)]
+            repeated = [p for p in prompts for _ in range(k)]
+            ids, mask = tokenizer.batch(repeated, device=self.lm.device)
+            ids, _, completion = generate(model, ids, mask, self.lm.max_new_tokens, eos_id=tokenizer.eos_id,
+                                          pad_id=tokenizer.pad_id, temperature=temperature, generator=generator)
+            texts = tokenizer.decode_batch(torch.where(completion, ids, tokenizer.pad_id))
+            for i, prompt in enumerate(prompts):
+                # a sample cut at the generation budget has no EOS, and with one would not fit the model: left out
+                fits = [t for t in texts[i * k:(i + 1) * k] if len(t) < self.lm.max_new_tokens]
+                pairs += pairs_from_completions(prompt, fits, self.rule, rng)
+        check(len(pairs) >= n, "pair_source", self.config.pair_source,
+              f"able to give {n} pairs: the reference's samples scored alike on almost every prompt")
+        return pairs[:n]
 
     def heldout(self) -> list[PreferencePair]:
         """The fixed held-out pairs (test-split prompts; seed 0, the same for every run)."""

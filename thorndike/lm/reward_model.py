@@ -93,6 +93,8 @@ class RewardModelAgent(Agent):
         self.reward = RewardModel(self.lm.model, self.config.d_model).to(self.device)
         self.optimizer = torch.optim.Adam(self.reward.parameters(), lr=self.config.lr)
         self.components = {**self.lm.components(), "reward_head": self.reward.head, "optimizer": self.optimizer}
+        if self.config.pair_source != "perturbed":  # the frozen warm start whose samples make pairs
+            self.components["reference"] = self.lm.reference()
 
     def learn(self, total_steps: int) -> RewardModelAgent:
         config = self.config
