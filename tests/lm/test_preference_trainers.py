@@ -70,6 +70,21 @@ def test_dpo_loss_falls_and_margin_rises(tmp_path: Path):
     assert 0.0 <= progress["heldout/pair_accuracy"][-1] <= 1.0 and 0.0 <= progress["heldout/win_rate"][-1] <= 1.0
 
 
+def test_pairs_from_the_references_samples(tmp_path: Path):
+    from thorndike.lm.tasks import split_of
+
+    agent = th.make("dpo", **SMALL, pair_source="mixed", candidates=4, seed=0, run_root=str(tmp_path), **QUIET)
+    pairs = agent.data.sample(16, agent.generator)
+    assert len(pairs) == 16 and all(split_of(p.prompt) == "train" for p in pairs)
+    rule = agent.data.rule
+    assert all(rule(p.prompt, p.chosen) > rule(p.prompt, p.rejected) for p in pairs)
+    # every pair fits the model (the batch would be refused otherwise), and the sampled half is the reference's:
+    # a random model's samples are rarely a number near the answer, the perturbed half always starts with digits
+    agent.pair_loss(agent.data.batch(pairs))
+    assert all(p.chosen[:1].isdigit() for p in pairs[:8])
+    assert not all(p.chosen[:1].isdigit() and p.rejected[:1].isdigit() for p in pairs[8:])
+
+
 def test_rlhf_ppo_scores_completions_with_a_saved_reward_model(tmp_path: Path):
     reward_run = th.make("reward_model", **SMALL, batch_size=8, heldout_pairs=16, log_every=5, seed=0,
                          run_root=str(tmp_path), **QUIET).learn(10)
