@@ -2,14 +2,17 @@
 the comparisons labelled by the hidden rule of ``thorndike.lm.preferences`` (closeness of the answer to the true sum,
 minus 0.5 per character beyond its length), which no trainer ever calls.
 
-1. ``sft``: the warm start (and every later run's frozen reference), on 2-digit addition demonstrations.
-2. ``reward_model``: from the SFT weights, Bradley-Terry on pairs of perturbed answers labelled by the hidden rule;
-   held-out pair accuracy on test-split prompts.
+1. ``sft``: the warm start (and every later run's frozen reference), on 2-digit addition demonstrations of which
+   ``NOISE`` (30%) end in 1-3 junk characters (``+`` and ``=``): the flawed supervised data whose flaw the hidden rule
+   penalises (and which the trainers must learn from the comparisons, never from the rule).
+2. ``reward_model``: from the SFT weights, Bradley-Terry on pairs labelled by the hidden rule, half perturbed answers
+   and half the SFT model's own samples (``pair_source="mixed"``); held-out pair accuracy on test-split prompts.
 3. ``rlhf_ppo``: from the SFT weights, PPO against the LEARNED reward model (its score at the last token), a per-token
    KL penalty to the SFT reference and PPO-ptx. Claim: the HIDDEN score of the policy's completions rises while the
    KL to the reference stays bounded. A second run without the KL penalty (kl_coef=0) shows what the penalty bounds.
-4. ``dpo``: from the SFT weights, on the same kind of pairs. Claim: the win rate of the policy's greedy completions
-   against the reference's on held-out prompts, judged by the hidden rule, rises above 0.5.
+4. ``dpo``: from the SFT weights, on pairs of the SFT model's own samples (``pair_source="samples"``). Claim: the
+   win rate of the policy's greedy completions against the reference's on held-out prompts, judged by the hidden
+   rule, rises above 0.5.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lm_preferences.py [--seed 0] [--scale 1.0]
 
@@ -28,6 +31,37 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 MODEL = dict(task="addition", task_size=2, d_model=64, n_layers=2, n_heads=4, max_new_tokens=7)
 QUIET = dict(progress=False, tensorboard=False, pictures=False)
+NOISE = 0.3
+KL_COEF = 0.2
+TARGET_KL = 0.4
+# The RLHF-PPO runs: a fixed KL penalty, one adapted towards TARGET_KL nats per completion (Ziegler et al.), none.
+PPO_RUNS = {"kl": dict(kl_coef=KL_COEF),
+            "adaptive": dict(kl_coef=KL_COEF, adaptive_kl=True, target_kl=TARGET_KL, kl_horizon=1000),
+            "no_kl": dict(kl_coef=0.0)}
+STYLES = {"kl": ("C0", f"kl_coef={KL_COEF}"), "adaptive": ("C1", f"adaptive kl_coef, target {TARGET_KL}"),
+          "no_kl": ("C3", "kl_coef=0 (no penalty)")}
+
+
+def noisy_demonstrations(agent, noise: float):
+    """``agent.demonstrations`` (an ``sft`` agent's) with a fraction ``noise`` of the demonstrations ending in 1-3
+    junk characters, drawn with the agent's generator (so the run stays reproducible)."""
+    import torch
+
+    from thorndike.lm.preferences import JUNK, MAX_EXTRA
+
+    def demonstrations(n: int):
+        examples = agent.lm.sample_examples(n, agent.generator)
+        draws = torch.rand(n, 2, generator=agent.generator).tolist()
+        completions = []
+        for example, (u, v) in zip(examples, draws):
+            text = agent.lm.task.demonstration(example)
+            if u < noise:
+                junk = 1 + int(v * MAX_EXTRA)
+                text += "".join(JUNK[(i + int(v * 997)) % len(JUNK)] for i in range(junk))
+            completions.append(text)
+        return agent.lm.join([e.prompt for e in examples], completions)
+
+    return demonstrations
 
 
 def columns(run_dir: Path, *names: str) -> dict[str, list[list[float]]]:
@@ -50,21 +84,23 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     steps = {name: max(int(n * args.scale), 10) for name, n in
-             dict(sft=1000, reward_model=1000, rlhf_ppo=200, dpo=400).items()}
+             dict(sft=1000, reward_model=1000, rlhf_ppo=300, dpo=400).items()}
     root = tempfile.mkdtemp(prefix="thorndike-lm-preferences-")
     common = dict(seed=args.seed, run_root=root, **MODEL, **QUIET)
     results: dict = {"seed": args.seed, "steps": steps, "model": MODEL}
     timings = {}
 
     start = time.perf_counter()
-    sft = th.make("sft", batch_size=64, lr=3e-3, log_every=100, eval_prompts=200, **common).learn(steps["sft"])
+    sft = th.make("sft", batch_size=64, lr=3e-3, log_every=100, eval_prompts=200, **common)
+    sft.demonstrations = noisy_demonstrations(sft, NOISE)
+    sft.learn(steps["sft"])
     timings["sft"] = time.perf_counter() - start
     results["sft_heldout_accuracy"] = sft.evaluate().mean
     print(f"sft: held-out accuracy {results['sft_heldout_accuracy']:.3f} ({timings['sft']:.0f} s)", flush=True)
 
     start = time.perf_counter()
     reward = th.make("reward_model", init_from=str(sft.run_dir), batch_size=32, lr=1e-3, log_every=50,
-                     heldout_every=100, heldout_pairs=400, **common)
+                     heldout_every=100, heldout_pairs=400, pair_source="mixed", **common)
     results["reward_model_pair_accuracy_before"] = reward.evaluate().mean
     reward.learn(steps["reward_model"])
     timings["reward_model"] = time.perf_counter() - start
@@ -74,16 +110,16 @@ def main() -> None:
           f"({timings['reward_model']:.0f} s)", flush=True)
 
     ppo_runs = {}
-    for label, kl in (("kl", dict(kl_coef=0.1)), ("no_kl", dict(kl_coef=0.0))):
+    for label, kl in PPO_RUNS.items():
         start = time.perf_counter()
-        ppo = th.make("rlhf_ppo", init_from=str(sft.run_dir), reward_from=str(reward.run_dir), batch_size=32,
-                      lr=3e-4, n_epochs=4, minibatches=2, ptx_coef=0.2, ptx_batch_size=32, log_every=10,
-                      heldout_every=20, eval_prompts=200, **kl, **common)
+        ppo = th.make("rlhf_ppo", init_from=str(sft.run_dir), reward_from=str(reward.run_dir), batch_size=64,
+                      lr=5e-5, n_epochs=2, ptx_coef=0.2, ptx_batch_size=32, log_every=10, heldout_every=25,
+                      eval_prompts=200, **kl, **common)
         before = ppo.heldout_metrics()  # the policy is the reference: its held-out hidden score at step 0
         ppo.learn(steps["rlhf_ppo"])
         timings[f"rlhf_ppo_{label}"] = time.perf_counter() - start
-        curve = columns(ppo.run_dir, "hidden_score", "reward", "kl", "heldout/hidden_score", "heldout/accuracy",
-                        "heldout/win_rate")
+        curve = columns(ppo.run_dir, "hidden_score", "reward", "kl", "kl_coef", "heldout/hidden_score",
+                        "heldout/accuracy", "heldout/win_rate")
         curve["heldout/hidden_score"].insert(0, [0.0, before["heldout/hidden_score"]])
         ppo_runs[label] = {"curve": curve, "final": {k: v[-1][1] for k, v in curve.items()},
                            "start": {"heldout/hidden_score": before["heldout/hidden_score"],
@@ -95,8 +131,9 @@ def main() -> None:
     results["rlhf_ppo"] = ppo_runs
 
     start = time.perf_counter()
-    dpo = th.make("dpo", init_from=str(sft.run_dir), batch_size=32, lr=3e-4, beta=0.1, log_every=20,
-                  heldout_every=40, heldout_pairs=400, win_prompts=400, eval_prompts=200, **common)
+    dpo = th.make("dpo", init_from=str(sft.run_dir), batch_size=32, lr=1e-4, beta=0.1, nll_coef=1.0,
+                  log_every=20, heldout_every=40, heldout_pairs=400, win_prompts=400, eval_prompts=200,
+                  pair_source="samples", **common)
     dpo.learn(steps["dpo"])
     timings["dpo"] = time.perf_counter() - start
     curve = columns(dpo.run_dir, "loss", "margin", "heldout/pair_accuracy", "heldout/win_rate", "heldout/accuracy",
@@ -120,9 +157,8 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.8), dpi=110)
-    styles = {"kl": ("C0", "kl_coef=0.1"), "no_kl": ("C3", "kl_coef=0 (no penalty)")}
     for label, run in results["rlhf_ppo"].items():
-        color, name = styles[label]
+        color, name = STYLES[label]
         axes[0].plot(*zip(*run["curve"]["heldout/hidden_score"]), "-o", color=color, markersize=3,
                      label=f"{name}: held-out greedy")
         axes[0].plot(*zip(*run["curve"]["hidden_score"]), ":", color=color, label=f"{name}: training samples")
@@ -150,7 +186,6 @@ def plot(results: dict, path: Path) -> None:
 
 
 def write_markdown(results: dict, path: Path) -> None:
-    kl, no_kl = results["rlhf_ppo"]["kl"], results["rlhf_ppo"]["no_kl"]
     dpo = results["dpo"]["final"]
     lines = [
         "# Preference learning on addition (benchmarks/lm_preferences.py)",
@@ -165,25 +200,28 @@ def write_markdown(results: dict, path: Path) -> None:
         "| --- | --- | --- |",
         f"| SFT warm start | held-out exact-match accuracy {results['sft_heldout_accuracy']:.3f} | "
         f"{results['wall_s']['sft']} |",
-        f"| reward model (from SFT) | held-out pair accuracy {results['reward_model_pair_accuracy_before']:.3f} -> "
+        f"| reward model (from SFT, mixed pairs) | held-out pair accuracy "
+        f"{results['reward_model_pair_accuracy_before']:.3f} (zero head: every pair a tie) -> "
         f"{results['reward_model_pair_accuracy']:.3f} | {results['wall_s']['reward_model']} |",
     ]
-    for label, run in (("kl_coef=0.1", kl), ("kl_coef=0", no_kl)):
-        key = "rlhf_ppo_kl" if run is kl else "rlhf_ppo_no_kl"
+    for label, run in results["rlhf_ppo"].items():
         lines.append(
-            f"| RLHF-PPO, {label}, ptx_coef=0.2 | held-out hidden score {run['start']['heldout/hidden_score']:.3f} "
-            f"-> {run['final']['heldout/hidden_score']:.3f}; training samples' hidden score "
-            f"{run['start']['hidden_score']:.3f} -> {run['final']['hidden_score']:.3f}; KL per completion "
-            f"{run['start']['kl']:.3f} -> {run['final']['kl']:.3f} (max {run['max_kl']:.3f}); held-out accuracy "
-            f"{run['final']['heldout/accuracy']:.3f}; win rate vs reference {run['final']['heldout/win_rate']:.3f} "
-            f"| {results['wall_s'][key]} |")
+            f"| RLHF-PPO, {STYLES[label][1]}, ptx_coef=0.2 | held-out hidden score "
+            f"{run['start']['heldout/hidden_score']:.3f} -> {run['final']['heldout/hidden_score']:.3f} (best "
+            f"{max(v for _, v in run['curve']['heldout/hidden_score']):.3f}); training samples' hidden score "
+            f"{run['start']['hidden_score']:.3f} (first 10 steps) -> {run['final']['hidden_score']:.3f}; KL per "
+            f"completion {run['start']['kl']:.3f} -> {run['final']['kl']:.3f} (max {run['max_kl']:.3f}; final kl_coef "
+            f"{run['final']['kl_coef']:.3f}); held-out accuracy {run['final']['heldout/accuracy']:.3f}; win rate vs "
+            f"reference {run['final']['heldout/win_rate']:.3f} | {results['wall_s'][f'rlhf_ppo_{label}']} |")
     lines += [
-        f"| DPO (beta 0.1) | held-out win rate vs reference 0.5 -> {dpo['heldout/win_rate']:.3f}; held-out pair "
-        f"accuracy of the implicit reward {dpo['heldout/pair_accuracy']:.3f}; held-out accuracy "
+        f"| DPO (beta 0.1, nll_coef 1) | held-out win rate vs reference 0.5 -> {dpo['heldout/win_rate']:.3f}; "
+        f"held-out pair accuracy of the implicit reward {dpo['heldout/pair_accuracy']:.3f}; held-out accuracy "
         f"{dpo['heldout/accuracy']:.3f}; hidden score {dpo['heldout/hidden_score']:.3f} | {results['wall_s']['dpo']} |",
         "",
         "Held-out: greedy completions of the 200 (DPO: 400) fixed test-split prompts, which no trainer saw; the "
-        "win rate counts a tie as one half, so 0.5 is 'no better than the reference'.",
+        "win rate counts a tie as one half, so 0.5 is 'no better than the reference'. Held-out pairs (the reward "
+        "model's and DPO's pair accuracy) are perturbed answers on test-split prompts. The SFT data had "
+        f"{NOISE:.0%} of its demonstrations end in 1-3 junk characters, which the hidden rule penalises.",
     ]
     path.write_text("\n".join(lines) + "\n")
 
