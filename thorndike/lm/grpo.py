@@ -36,7 +36,7 @@ from torch import Tensor
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.interaction import EvalResult
-from thorndike.lm.common import LMConfig, LMParts, evaluate_heldout, heldout_columns, lm_curves, refuse_env
+from thorndike.lm.common import Completions, LMConfig, LMParts, evaluate_heldout, heldout_columns, lm_curves, refuse_env
 from thorndike.lm.losses import clipped_fraction, clipped_token_objective, group_advantages, masked_mean, per_token_kl
 from thorndike.lm.model import sequence_logprobs
 
@@ -103,46 +103,55 @@ class GRPO(Agent):
         self.optimizer = self.lm.optimizer()
         self.components = {**self.lm.components(), "reference": self.reference, "optimizer": self.optimizer}
 
+    def collect(self) -> tuple[Completions, Tensor]:
+        """G completions of each of ``batch_size`` training prompts, sampled with the run's generator, and their
+        rewards from the task's verifier ``[P * G]``."""
+        config, lm = self.config, self.lm
+        prompts = [e.prompt for e in lm.sample_examples(config.batch_size, self.generator)]
+        batch = lm.sample(prompts, config.group_size, self.generator, config.temperature)
+        return batch, lm.rewards(batch, exact=config.reward == "exact")
+
+    def update(self, batch: Completions, rewards: Tensor) -> dict[str, Tensor]:
+        """``inner_epochs`` steps of GRPO's loss on one sampled batch; the statistics of the last (0-dim tensors)."""
+        config, lm = self.config, self.lm
+        # targets: advantages within each prompt's group; the reference's log-probabilities
+        advantages = grpo_advantages(rewards, config.group_size)
+        mask = batch.token_mask
+        with torch.no_grad():
+            ref_logp = sequence_logprobs(self.reference, batch.ids, batch.attention_mask, batch.completion_mask)
+        # pi_old is the policy that sampled the batch: its log-probabilities are the first epoch's, detached (the
+        # ratio starts at exactly 1, so the first step is the plain policy gradient)
+        old_logp = None
+        for _ in range(config.inner_epochs):
+            logp, entropy = sequence_logprobs(lm.model, batch.ids, batch.attention_mask, batch.completion_mask,
+                                              with_entropy=True)
+            if old_logp is None:
+                old_logp = logp.detach()
+            loss, kl = grpo_loss(logp, old_logp, ref_logp, advantages, mask, config.clip, config.kl_coef)
+            lm.clip_and_step(self.optimizer, loss)
+        return {"loss": loss.detach(), "kl": kl.detach(),
+                "clip_fraction": clipped_fraction(logp.detach(), old_logp, mask, config.clip),
+                "entropy": masked_mean(entropy.detach(), mask)}
+
     def learn(self, total_steps: int) -> GRPO:
         config, lm = self.config, self.lm
         with self.session(total_steps) as run:
             while run.running():
                 start = self.global_step
-                totals: dict[str, list[Tensor]] = {k: [] for k in ("reward", "accuracy", "kl", "clip_fraction",
-                                                                   "entropy", "loss", "flat_groups")}
+                totals: dict[str, list[Tensor]] = {}
                 for _ in range(self.steps_this_iteration(config.log_every)):
-                    # collect: G completions of each of batch_size training prompts, scored by the verifier
-                    prompts = [e.prompt for e in lm.sample_examples(config.batch_size, self.generator)]
-                    batch = lm.sample(prompts, config.group_size, self.generator, config.temperature)
-                    rewards = lm.rewards(batch, exact=config.reward == "exact")
-                    # targets: advantages within each prompt's group; the reference's log-probabilities
-                    advantages = grpo_advantages(rewards, config.group_size)
-                    mask = batch.token_mask
-                    with torch.no_grad():
-                        ref_logp = sequence_logprobs(self.reference, batch.ids, batch.attention_mask,
-                                                     batch.completion_mask)
-                    # update: inner epochs on the batch; pi_old is the policy before the first (its log-probs are
-                    # the first epoch's, detached: the ratio starts at exactly 1)
-                    old_logp = None
-                    for _ in range(config.inner_epochs):
-                        logp, entropy = sequence_logprobs(lm.model, batch.ids, batch.attention_mask,
-                                                          batch.completion_mask, with_entropy=True)
-                        if old_logp is None:
-                            old_logp = logp.detach()
-                        loss, kl = grpo_loss(logp, old_logp, ref_logp, advantages, mask, config.clip, config.kl_coef)
-                        lm.clip_and_step(self.optimizer, loss)
-                    totals["reward"].append(rewards.mean())
-                    totals["accuracy"].append(lm.rewards(batch, exact=True).mean())
-                    totals["kl"].append(kl.detach())
-                    totals["clip_fraction"].append(clipped_fraction(logp.detach(), old_logp, mask, config.clip))
-                    totals["entropy"].append(masked_mean(entropy.detach(), mask))
-                    totals["loss"].append(loss.detach())
-                    totals["flat_groups"].append((rewards.view(-1, config.group_size).std(-1) == 0).float().mean())
+                    batch, rewards = self.collect()
+                    stats = self.update(batch, rewards)
+                    stats["reward"] = rewards.mean()
+                    stats["accuracy"] = lm.rewards(batch, exact=True).mean()
+                    stats["flat_groups"] = (rewards.view(-1, config.group_size).std(-1) == 0).float().mean()
+                    for key, value in stats.items():
+                        totals.setdefault(key, []).append(value)
                     self.global_step += 1
-                stats = {key: torch.stack(values).mean() for key, values in totals.items()}
-                self.check_finite("GRPO loss", stats["loss"])
+                means = {key: torch.stack(values).mean() for key, values in totals.items()}
+                self.check_finite("GRPO loss", means["loss"])
                 # log: what the sampled batches earned, how far the policy moved, the held-out accuracy when due
-                run.log({**{key: float(value) for key, value in stats.items()},
+                run.log({**{key: float(value) for key, value in means.items()},
                          **heldout_columns(lm, start, self.global_step)})
         return self
 
