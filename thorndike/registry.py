@@ -249,7 +249,8 @@ def alternatives(name: str, observation_space: gym.Space, action_space: gym.Spac
 
 
 def tuned_config(algo: str, env: Any) -> dict[str, Any]:
-    """Tuned hyperparameters for ``algo`` on ``env`` from ``thorndike/configs/<algo>.yaml`` (empty if none)."""
+    """Tuned hyperparameters for ``algo`` on ``env`` from ``thorndike/configs/<algo>.yaml`` (empty if none); ``env`` is
+    the task's name for the LM trainers."""
     path = CONFIG_DIR / f"{algo}.yaml"
     if not isinstance(env, str) or not path.exists():
         return {}
@@ -312,13 +313,23 @@ def make(algo: str, env: Any = None, seed: int = 0, config: str | Path | None = 
     if env is None and cls.action_spaces:
         raise ValueError(f"{cls.name} learns by acting in an env: pass env=... (a Gymnasium id such as "
                          "'CartPole-v1', 'package.module:function', a callable or a TabularMDP)")
-    values = tuned_config(cls.name, env) if tuned else {}
+    # Tuned tables are keyed by env id, or, for an algorithm without env (the LM trainers), by task name.
+    key = env if cls.action_spaces else fields.get("task", _default(cls.Config, "task"))
+    values = tuned_config(cls.name, key) if tuned else {}
     if config is not None:
         values.update(read_config_file(config))
     values.update(fields)
     config_values, option_values = split_fields(cls, values)
     return cls(env, build_config(cls.Config, config_values), seed=seed,
                options=build_config(RunOptions, option_values), env_kwargs=env_kwargs, wrappers=wrappers)
+
+
+def _default(config_cls: type, name: str) -> Any:
+    """A Config field's default (None when it has no such field)."""
+    for f in dataclasses.fields(config_cls):
+        if f.name == name:
+            return f.default
+    return None
 
 
 def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Agent:
