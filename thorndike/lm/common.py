@@ -144,6 +144,14 @@ class Completions:
     def token_mask(self) -> Tensor:
         return self.completion_mask[:, 1:]
 
+    def select(self, rows: Tensor) -> Completions:
+        """The rows ``rows`` (indices, or a boolean mask over the rows) of this batch."""
+        if rows.dtype == torch.bool:
+            rows = rows.nonzero().squeeze(-1)
+        index = rows.tolist()
+        return Completions(self.ids[rows], self.attention_mask[rows], self.completion_mask[rows],
+                           [self.prompts[i] for i in index], [self.texts[i] for i in index])
+
 
 class TokenizerState:
     """The tokenizer as a checkpoint component: it is rebuilt from the task, so loading checks that the saved one

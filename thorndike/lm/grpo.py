@@ -57,6 +57,9 @@ class GRPOConfig(LMConfig):
     reward: str = describe("the verifier's reward: partial (the task's partial credit) or exact (1 for an exact "
                            "match, else 0)", "partial")
     temperature: float = describe("sampling temperature of the training completions", 1.0)
+    skip_flat_groups: bool = describe("update only on the groups whose rewards differ (DAPO's dynamic sampling): a "
+                                      "group of equal rewards has zero advantages, so it adds no policy gradient, "
+                                      "only its KL term and the cost of its forward and backward passes", False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -141,10 +144,16 @@ class GRPO(Agent):
                 totals: dict[str, list[Tensor]] = {}
                 for _ in range(self.steps_this_iteration(config.log_every)):
                     batch, rewards = self.collect()
-                    stats = self.update(batch, rewards)
+                    flat = rewards.view(-1, config.group_size).std(-1) == 0
+                    if config.skip_flat_groups:  # one host sync per step: which rows to keep
+                        keep = (~flat).repeat_interleave(config.group_size)
+                        stats = self.update(batch.select(keep), rewards[keep]) if bool(keep.any()) else \
+                            {k: torch.zeros(()) for k in ("loss", "kl", "clip_fraction", "entropy")}
+                    else:
+                        stats = self.update(batch, rewards)
                     stats["reward"] = rewards.mean()
                     stats["accuracy"] = lm.rewards(batch, exact=True).mean()
-                    stats["flat_groups"] = (rewards.view(-1, config.group_size).std(-1) == 0).float().mean()
+                    stats["flat_groups"] = flat.float().mean()
                     for key, value in stats.items():
                         totals.setdefault(key, []).append(value)
                     self.global_step += 1
