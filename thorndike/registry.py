@@ -180,7 +180,8 @@ EXAMPLES: dict[str, Example] = {
     "sft": Example(None, {"task": "addition", "task_size": 1, "d_model": 16, "n_layers": 1, "n_heads": 2,
                           "batch_size": 8, "eval_prompts": 8, "log_every": 5}, 40),
     "grpo": Example(None, {"task": "addition", "task_size": 1, "d_model": 16, "n_layers": 1, "n_heads": 2,
-                           "batch_size": 2, "group_size": 4, "inner_epochs": 2, "eval_prompts": 8,
+                           "batch_size": 2, "group_size": 4, "inner_epochs": 2, "eval_prompts": 8, "kl_coef": 0.0,
+                           "skip_flat_groups": True,
                            "log_every": 5}, 40),
 }
 

@@ -26,6 +26,7 @@ A step is one round: ``batch_size`` training prompts, ``group_size`` completions
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,14 +115,18 @@ class GRPO(Agent):
         batch = lm.sample(prompts, config.group_size, self.generator, config.temperature)
         return batch, lm.rewards(batch, exact=config.reward == "exact")
 
-    def update(self, batch: Completions, rewards: Tensor) -> dict[str, Tensor]:
-        """``inner_epochs`` steps of GRPO's loss on one sampled batch; the statistics of the last (0-dim tensors)."""
+    def update(self, batch: Completions, rewards: Tensor, measure_kl: bool = True) -> dict[str, Tensor]:
+        """``inner_epochs`` steps of GRPO's loss on one sampled batch; the statistics of the last (0-dim tensors).
+        With ``kl_coef = 0`` the reference's forward pass is made only when ``measure_kl`` (for the log); the KL
+        statistic is then NaN otherwise."""
         config, lm = self.config, self.lm
         # targets: advantages within each prompt's group; the reference's log-probabilities
         advantages = grpo_advantages(rewards, config.group_size)
         mask = batch.token_mask
-        with torch.no_grad():
-            ref_logp = sequence_logprobs(self.reference, batch.ids, batch.attention_mask, batch.completion_mask)
+        ref_logp = None
+        if config.kl_coef > 0 or measure_kl:  # without the KL term the reference is needed only for the log
+            with torch.no_grad():
+                ref_logp = sequence_logprobs(self.reference, batch.ids, batch.attention_mask, batch.completion_mask)
         # pi_old is the policy that sampled the batch: its log-probabilities are the first epoch's, detached (the
         # ratio starts at exactly 1, so the first step is the plain policy gradient)
         old_logp = None
@@ -130,9 +135,10 @@ class GRPO(Agent):
                                               with_entropy=True)
             if old_logp is None:
                 old_logp = logp.detach()
-            loss, kl = grpo_loss(logp, old_logp, ref_logp, advantages, mask, config.clip, config.kl_coef)
+            loss, kl = grpo_loss(logp, old_logp, old_logp if ref_logp is None else ref_logp, advantages, mask,
+                                 config.clip, config.kl_coef)
             lm.clip_and_step(self.optimizer, loss)
-        return {"loss": loss.detach(), "kl": kl.detach(),
+        return {"loss": loss.detach(), "kl": kl.detach() if ref_logp is not None else torch.tensor(math.nan),
                 "clip_fraction": clipped_fraction(logp.detach(), old_logp, mask, config.clip),
                 "entropy": masked_mean(entropy.detach(), mask)}
 
@@ -142,22 +148,26 @@ class GRPO(Agent):
             while run.running():
                 start = self.global_step
                 totals: dict[str, list[Tensor]] = {}
-                for _ in range(self.steps_this_iteration(config.log_every)):
+                steps = self.steps_this_iteration(config.log_every)
+                for step in range(steps):
                     batch, rewards = self.collect()
+                    last = step == steps - 1  # the row's KL is measured on its last batch when kl_coef is 0
                     flat = rewards.view(-1, config.group_size).std(-1) == 0
                     if config.skip_flat_groups:  # one host sync per step: which rows to keep
                         keep = (~flat).repeat_interleave(config.group_size)
-                        stats = self.update(batch.select(keep), rewards[keep]) if bool(keep.any()) else \
-                            {k: torch.zeros(()) for k in ("loss", "kl", "clip_fraction", "entropy")}
+                        stats = self.update(batch.select(keep), rewards[keep], last) if bool(keep.any()) else \
+                            {"loss": torch.zeros(()), "kl": torch.tensor(math.nan),  # no update this step
+                             "clip_fraction": torch.zeros(()), "entropy": torch.tensor(math.nan)}
                     else:
-                        stats = self.update(batch, rewards)
+                        stats = self.update(batch, rewards, last)
                     stats["reward"] = rewards.mean()
                     stats["accuracy"] = lm.rewards(batch, exact=True).mean()
                     stats["flat_groups"] = flat.float().mean()
                     for key, value in stats.items():
                         totals.setdefault(key, []).append(value)
                     self.global_step += 1
-                means = {key: torch.stack(values).mean() for key, values in totals.items()}
+                # nanmean: steps without a measured KL (or without an update: every group flat) are left out
+                means = {key: torch.stack(values).nanmean() for key, values in totals.items()}
                 self.check_finite("GRPO loss", means["loss"])
                 # log: what the sampled batches earned, how far the policy moved, the held-out accuracy when due
                 run.log({**{key: float(value) for key, value in means.items()},
