@@ -29,7 +29,7 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 TARGET, SFT_CEILING = 0.95, 0.50
-SFT_STOP, SFT_EVERY, GRPO_EVERY = 0.40, 100, 25
+SFT_STOP, SFT_EVERY, GRPO_EVERY = 0.40, 100, 20
 QUIET = dict(progress=False, tensorboard=False, pictures=False)
 
 
@@ -65,7 +65,7 @@ class StopAt:
         return None
 
 
-def run(seed: int, run_root: str, budget_s: float) -> dict[str, Any]:
+def run(seed: int, run_root: str, budget_s: float, grpo_every: int) -> dict[str, Any]:
     import torch
 
     import thorndike as th
@@ -83,7 +83,7 @@ def run(seed: int, run_root: str, budget_s: float) -> dict[str, Any]:
     warm = below[-1]
     warm_path = checkpoint_path(sft.run_dir / "checkpoints", int(warm["step"]))
 
-    grpo = th.make("grpo", seed=seed, task="addition", init_from=str(warm_path), heldout_every=GRPO_EVERY,
+    grpo = th.make("grpo", seed=seed, task="addition", init_from=str(warm_path), heldout_every=grpo_every,
                    run_root=run_root, **QUIET)
     start_accuracy = grpo.lm.evaluate()["accuracy"]
     grpo.learn(1_000_000, callbacks=[StopAt(TARGET, strict=True, seconds=budget_s)])
@@ -131,12 +131,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=float, default=600.0, help="seconds of GRPO training per seed")
     parser.add_argument("--name", default="lm_grpo_addition")
+    parser.add_argument("--grpo-every", type=int, default=GRPO_EVERY, help="GRPO steps between held-out evaluations")
     args = parser.parse_args()
     load_before = os.getloadavg()
     run_root = tempfile.mkdtemp(prefix="thorndike-lm-grpo-")
     results = []
     for seed in args.seeds:
-        result = run(seed, run_root, args.budget)
+        result = run(seed, run_root, args.budget, args.grpo_every)
         print(json.dumps({k: v for k, v in result.items() if k not in ("curve", "grpo_config", "sft_config")}),
               flush=True)
         results.append(result)

@@ -20,7 +20,7 @@ TINY = dict(task="addition", task_size=1, d_model=32, n_layers=2, n_heads=2, **Q
 
 
 def make(algo: str, tmp_path: Path, seed: int = 0, **fields) -> th.Agent:
-    return th.make(algo, seed=seed, run_root=str(tmp_path), **{**TINY, **fields})
+    return th.make(algo, seed=seed, run_root=str(tmp_path), tuned=False, **{**TINY, **fields})
 
 
 # ---- the shared parts -----------------------------------------------------------------------------------------------
