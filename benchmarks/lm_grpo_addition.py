@@ -155,7 +155,7 @@ def main() -> None:
         "",
         f"`benchmarks/lm_grpo_addition.py --seeds {' '.join(map(str, args.seeds))} --budget {args.budget:g}`: per "
         f"seed, SFT stopped at the first held-out evaluation >= {SFT_STOP:.0%} (the warm start is the last "
-        f"evaluated checkpoint below {SFT_CEILING:.0%}), then GRPO with the task's partial-credit verifier until the "
+        f"evaluated checkpoint below {SFT_CEILING:.0%}), then GRPO with the task's verifier as the reward until the "
         f"held-out greedy exact-match accuracy (200 fixed test-split prompts) exceeds {TARGET:.0%} or "
         f"{args.budget:g} s of GRPO training pass. One torch thread per run, seeds one after another, on a "
         f"{os.cpu_count()}-core machine shared with other jobs: load average (1, 5, 15 min) "
