@@ -217,3 +217,18 @@ def _column(run_dir: Path, name: str) -> list[str]:
 
     with open(run_dir / "progress.csv", newline="") as f:
         return [row[name] for row in csv.DictReader(f)]
+
+
+def test_skip_flat_groups_makes_no_update_when_every_group_is_flat(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    for skip in (True, False):
+        agent = make("grpo", tmp_path, batch_size=2, group_size=4, log_every=5, skip_flat_groups=skip, kl_coef=0.1)
+        monkeypatch.setattr(agent.lm, "rewards", lambda batch, exact=False: torch.full((len(batch.texts),), 0.5))
+        before = {k: v.clone() for k, v in agent.lm.model.state_dict().items()}
+        agent.learn(5)
+        (row,) = [float(v) for v in _column(agent.run_dir, "flat_groups")]
+        assert row == 1.0
+        stepped = bool(agent.optimizer.state)
+        assert stepped is not skip  # skipped: not even Adam's step count moves
+        if skip:
+            assert all(torch.equal(before[k], v) for k, v in agent.lm.model.state_dict().items())
