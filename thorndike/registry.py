@@ -188,7 +188,8 @@ EXAMPLES: dict[str, Example] = {
     "sft": Example(None, {"task": "addition", "task_size": 1, "d_model": 16, "n_layers": 1, "n_heads": 2,
                           "batch_size": 8, "eval_prompts": 8, "log_every": 5}, 40),
     "grpo": Example(None, {"task": "addition", "task_size": 1, "d_model": 16, "n_layers": 1, "n_heads": 2,
-                           "batch_size": 2, "group_size": 4, "inner_epochs": 2, "eval_prompts": 8,
+                           "batch_size": 2, "group_size": 4, "inner_epochs": 2, "eval_prompts": 8, "kl_coef": 0.0,
+                           "skip_flat_groups": True,
                            "log_every": 5}, 40),
     # The preference learners on 2-digit addition (the hidden rule needs a test split with more prompts than
     # 1-digit addition's): 16 held-out pairs, 8 held-out prompts. rlhf_ppo's example has no reward model run to load
@@ -270,7 +271,8 @@ def alternatives(name: str, observation_space: gym.Space, action_space: gym.Spac
 
 
 def tuned_config(algo: str, env: Any) -> dict[str, Any]:
-    """Tuned hyperparameters for ``algo`` on ``env`` from ``thorndike/configs/<algo>.yaml`` (empty if none)."""
+    """Tuned hyperparameters for ``algo`` on ``env`` from ``thorndike/configs/<algo>.yaml`` (empty if none); ``env`` is
+    the task's name for the LM trainers."""
     path = CONFIG_DIR / f"{algo}.yaml"
     if not isinstance(env, str) or not path.exists():
         return {}
@@ -333,13 +335,23 @@ def make(algo: str, env: Any = None, seed: int = 0, config: str | Path | None = 
     if env is None and cls.action_spaces:
         raise ValueError(f"{cls.name} learns by acting in an env: pass env=... (a Gymnasium id such as "
                          "'CartPole-v1', 'package.module:function', a callable or a TabularMDP)")
-    values = tuned_config(cls.name, env) if tuned else {}
+    # Tuned tables are keyed by env id, or, for an algorithm without env (the LM trainers), by task name.
+    key = env if cls.action_spaces else fields.get("task", _default(cls.Config, "task"))
+    values = tuned_config(cls.name, key) if tuned else {}
     if config is not None:
         values.update(read_config_file(config))
     values.update(fields)
     config_values, option_values = split_fields(cls, values)
     return cls(env, build_config(cls.Config, config_values), seed=seed,
                options=build_config(RunOptions, option_values), env_kwargs=env_kwargs, wrappers=wrappers)
+
+
+def _default(config_cls: type, name: str) -> Any:
+    """A Config field's default (None when it has no such field)."""
+    for f in dataclasses.fields(config_cls):
+        if f.name == name:
+            return f.default
+    return None
 
 
 def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Agent:

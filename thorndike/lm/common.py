@@ -21,7 +21,6 @@ construction reads ``init_from``.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +142,14 @@ class Completions:
     @property
     def token_mask(self) -> Tensor:
         return self.completion_mask[:, 1:]
+
+    def select(self, rows: Tensor) -> Completions:
+        """The rows ``rows`` (indices, or a boolean mask over the rows) of this batch."""
+        if rows.dtype == torch.bool:
+            rows = rows.nonzero().squeeze(-1)
+        index = rows.tolist()
+        return Completions(self.ids[rows], self.attention_mask[rows], self.completion_mask[rows],
+                           [self.prompts[i] for i in index], [self.texts[i] for i in index])
 
 
 class TokenizerState:
@@ -393,11 +400,6 @@ def load_warm_start(model: nn.Module, path: str, tokenizer: CharTokenizer) -> No
         raise ConfigError(f"invalid config: init_from={path!r} holds a model of another shape; set the model fields "
                           f"as that run had them: {fields}")
     model.load_state_dict(weights)
-
-
-def config_record(config: Any) -> dict[str, Any]:
-    """The config as a plain dict (what ``config.yaml`` and checkpoints hold)."""
-    return dataclasses.asdict(config)
 
 
 def lm_curves(run_dir: str | Path, path: str | Path, columns: tuple[str, ...]) -> Path:

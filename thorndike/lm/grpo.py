@@ -26,6 +26,7 @@ A step is one round: ``batch_size`` training prompts, ``group_size`` completions
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from torch import Tensor
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.interaction import EvalResult
-from thorndike.lm.common import LMConfig, LMParts, evaluate_heldout, heldout_columns, lm_curves, refuse_env
+from thorndike.lm.common import Completions, LMConfig, LMParts, evaluate_heldout, heldout_columns, lm_curves, refuse_env
 from thorndike.lm.losses import clipped_fraction, clipped_token_objective, group_advantages, masked_mean, per_token_kl
 from thorndike.lm.model import sequence_logprobs
 
@@ -57,6 +58,9 @@ class GRPOConfig(LMConfig):
     reward: str = describe("the verifier's reward: partial (the task's partial credit) or exact (1 for an exact "
                            "match, else 0)", "partial")
     temperature: float = describe("sampling temperature of the training completions", 1.0)
+    skip_flat_groups: bool = describe("update only on the groups whose rewards differ (DAPO's dynamic sampling): a "
+                                      "group of equal rewards has zero advantages, so it adds no policy gradient, "
+                                      "only its KL term and the cost of its forward and backward passes", False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -103,46 +107,70 @@ class GRPO(Agent):
         self.optimizer = self.lm.optimizer()
         self.components = {**self.lm.components(), "reference": self.reference, "optimizer": self.optimizer}
 
+    def collect(self) -> tuple[Completions, Tensor]:
+        """G completions of each of ``batch_size`` training prompts, sampled with the run's generator, and their
+        rewards from the task's verifier ``[P * G]``."""
+        config, lm = self.config, self.lm
+        prompts = [e.prompt for e in lm.sample_examples(config.batch_size, self.generator)]
+        batch = lm.sample(prompts, config.group_size, self.generator, config.temperature)
+        return batch, lm.rewards(batch, exact=config.reward == "exact")
+
+    def update(self, batch: Completions, rewards: Tensor, measure_kl: bool = True) -> dict[str, Tensor]:
+        """``inner_epochs`` steps of GRPO's loss on one sampled batch; the statistics of the last (0-dim tensors).
+        With ``kl_coef = 0`` the reference's forward pass is made only when ``measure_kl`` (for the log); the KL
+        statistic is then NaN otherwise."""
+        config, lm = self.config, self.lm
+        # targets: advantages within each prompt's group; the reference's log-probabilities
+        advantages = grpo_advantages(rewards, config.group_size)
+        mask = batch.token_mask
+        ref_logp = None
+        if config.kl_coef > 0 or measure_kl:  # without the KL term the reference is needed only for the log
+            with torch.no_grad():
+                ref_logp = sequence_logprobs(self.reference, batch.ids, batch.attention_mask, batch.completion_mask)
+        # pi_old is the policy that sampled the batch: its log-probabilities are the first epoch's, detached (the
+        # ratio starts at exactly 1, so the first step is the plain policy gradient)
+        old_logp = None
+        for _ in range(config.inner_epochs):
+            logp, entropy = sequence_logprobs(lm.model, batch.ids, batch.attention_mask, batch.completion_mask,
+                                              with_entropy=True)
+            if old_logp is None:
+                old_logp = logp.detach()
+            loss, kl = grpo_loss(logp, old_logp, old_logp if ref_logp is None else ref_logp, advantages, mask,
+                                 config.clip, config.kl_coef)
+            lm.clip_and_step(self.optimizer, loss)
+        return {"loss": loss.detach(), "kl": kl.detach() if ref_logp is not None else torch.tensor(math.nan),
+                "clip_fraction": clipped_fraction(logp.detach(), old_logp, mask, config.clip),
+                "entropy": masked_mean(entropy.detach(), mask)}
+
     def learn(self, total_steps: int) -> GRPO:
         config, lm = self.config, self.lm
         with self.session(total_steps) as run:
             while run.running():
                 start = self.global_step
-                totals: dict[str, list[Tensor]] = {k: [] for k in ("reward", "accuracy", "kl", "clip_fraction",
-                                                                   "entropy", "loss", "flat_groups")}
-                for _ in range(self.steps_this_iteration(config.log_every)):
-                    # collect: G completions of each of batch_size training prompts, scored by the verifier
-                    prompts = [e.prompt for e in lm.sample_examples(config.batch_size, self.generator)]
-                    batch = lm.sample(prompts, config.group_size, self.generator, config.temperature)
-                    rewards = lm.rewards(batch, exact=config.reward == "exact")
-                    # targets: advantages within each prompt's group; the reference's log-probabilities
-                    advantages = grpo_advantages(rewards, config.group_size)
-                    mask = batch.token_mask
-                    with torch.no_grad():
-                        ref_logp = sequence_logprobs(self.reference, batch.ids, batch.attention_mask,
-                                                     batch.completion_mask)
-                    # update: inner epochs on the batch; pi_old is the policy before the first (its log-probs are
-                    # the first epoch's, detached: the ratio starts at exactly 1)
-                    old_logp = None
-                    for _ in range(config.inner_epochs):
-                        logp, entropy = sequence_logprobs(lm.model, batch.ids, batch.attention_mask,
-                                                          batch.completion_mask, with_entropy=True)
-                        if old_logp is None:
-                            old_logp = logp.detach()
-                        loss, kl = grpo_loss(logp, old_logp, ref_logp, advantages, mask, config.clip, config.kl_coef)
-                        lm.clip_and_step(self.optimizer, loss)
-                    totals["reward"].append(rewards.mean())
-                    totals["accuracy"].append(lm.rewards(batch, exact=True).mean())
-                    totals["kl"].append(kl.detach())
-                    totals["clip_fraction"].append(clipped_fraction(logp.detach(), old_logp, mask, config.clip))
-                    totals["entropy"].append(masked_mean(entropy.detach(), mask))
-                    totals["loss"].append(loss.detach())
-                    totals["flat_groups"].append((rewards.view(-1, config.group_size).std(-1) == 0).float().mean())
+                totals: dict[str, list[Tensor]] = {}
+                steps = self.steps_this_iteration(config.log_every)
+                for step in range(steps):
+                    batch, rewards = self.collect()
+                    last = step == steps - 1  # the row's KL is measured on its last batch when kl_coef is 0
+                    flat = rewards.view(-1, config.group_size).std(-1) == 0
+                    if config.skip_flat_groups:  # one host sync per step: which rows to keep
+                        keep = (~flat).repeat_interleave(config.group_size)
+                        stats = self.update(batch.select(keep), rewards[keep], last) if bool(keep.any()) else \
+                            {"loss": torch.zeros(()), "kl": torch.tensor(math.nan),  # no update this step
+                             "clip_fraction": torch.zeros(()), "entropy": torch.tensor(math.nan)}
+                    else:
+                        stats = self.update(batch, rewards, last)
+                    stats["reward"] = rewards.mean()
+                    stats["accuracy"] = lm.rewards(batch, exact=True).mean()
+                    stats["flat_groups"] = flat.float().mean()
+                    for key, value in stats.items():
+                        totals.setdefault(key, []).append(value)
                     self.global_step += 1
-                stats = {key: torch.stack(values).mean() for key, values in totals.items()}
-                self.check_finite("GRPO loss", stats["loss"])
+                # nanmean: steps without a measured KL (or without an update: every group flat) are left out
+                means = {key: torch.stack(values).nanmean() for key, values in totals.items()}
+                self.check_finite("GRPO loss", means["loss"])
                 # log: what the sampled batches earned, how far the policy moved, the held-out accuracy when due
-                run.log({**{key: float(value) for key, value in stats.items()},
+                run.log({**{key: float(value) for key, value in means.items()},
                          **heldout_columns(lm, start, self.global_step)})
         return self
 
