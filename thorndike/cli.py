@@ -172,6 +172,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def report(agent: Any) -> int:
     """The end of a training command: where the run is and how its policy does."""
     print(f"run folder: {agent.run_dir}")
+    summary = getattr(agent, "summary", None)
+    if summary is not None:  # an algorithm judged in its own terms (the reward model: held-out pair accuracy)
+        print(f"evaluation: {summary()}")
+        return 0
     if hasattr(agent, "complete"):  # a language model: its held-out exact-match accuracy
         print(f"evaluation: {heldout_summary(agent)}")
         return 0

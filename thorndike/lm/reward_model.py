@@ -155,6 +155,12 @@ class RewardModelAgent(Agent):
             self.reward.train(was_training)
         return pair_result(chosen, rejected)
 
+    def summary(self) -> str:
+        """What the command line reports after training: the held-out pair accuracy."""
+        result = self.evaluate()
+        return (f"held-out pair accuracy {result.mean:.3f} ({len(result.returns)} pairs on test-split prompts of "
+                f"{self.lm.task.name}, labelled by the hidden rule)")
+
     def complete(self, prompts: list[str] | str, greedy: bool = True, temperature: float = 1.0,
                  top_k: int | None = None, seed: int = 0) -> list[str]:
         """The TRUNK's completions of ``prompts`` (the reward model is a causal LM with a scalar head; what the trunk
