@@ -189,8 +189,8 @@ class RLHFPPO(Agent):
         self.value_head = nn.Linear(config.d_model, 1).to(self.device)
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
-        self.parameters = list(self.lm.model.parameters()) + list(self.value_head.parameters())
-        self.optimizer = torch.optim.Adam(self.parameters, lr=config.lr)
+        self.trained = list(self.lm.model.parameters()) + list(self.value_head.parameters())
+        self.optimizer = torch.optim.Adam(self.trained, lr=config.lr)
         self.kl_coef = KLController(config.kl_coef)
         self.reward_model = (None if config.reward_from is None else
                              load_reward_model(config.reward_from, self.lm.tokenizer, self.device))
@@ -263,7 +263,7 @@ class RLHFPPO(Agent):
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(self.parameters, config.max_grad_norm)
+                    torch.nn.utils.clip_grad_norm_(self.trained, config.max_grad_norm)
                 self.optimizer.step()
                 with torch.no_grad():
                     log_ratio = torch.where(part_mask, logp - old_logp, torch.zeros_like(logp))
