@@ -109,7 +109,7 @@ class RLHFPPOConfig(PreferenceConfig):
     adaptive_kl: bool = describe("adapt kl_coef towards target_kl (Ziegler et al. 2019's proportional controller)",
                                  False)
     target_kl: float = describe("adaptive_kl's target: the mean KL of a completion to the reference, in nats", 1.0)
-    kl_horizon: int = describe("adaptive_kl's horizon: the completions over which kl_coef may change by 20%",
+    kl_horizon: int = describe("adaptive_kl's horizon: the completions over which kl_coef may change by a fifth",
                                10_000)
     kl_estimator: str = describe(f"the per-token KL in the reward: one of {list(KL_ESTIMATORS)} (k1 = log pi - "
                                  "log pi_ref, Ziegler et al.'s)", "k1")
