@@ -13,6 +13,7 @@ minus 0.5 per character beyond its length), which no trainer ever calls.
 4. ``dpo``: from the SFT weights, on pairs of the SFT model's own samples (``pair_source="samples"``). Claim: the
    win rate of the policy's greedy completions against the reference's on held-out prompts, judged by the hidden
    rule, rises above 0.5.
+5. ``scst`` (for reference, no preferences): from the SFT weights, with the task's verifier as the reward.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/lm_preferences.py [--seed 0] [--scale 1.0]
 
@@ -84,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     steps = {name: max(int(n * args.scale), 10) for name, n in
-             dict(sft=1000, reward_model=1000, rlhf_ppo=300, dpo=400).items()}
+             dict(sft=1000, reward_model=1000, rlhf_ppo=300, dpo=400, scst=200).items()}
     root = tempfile.mkdtemp(prefix="thorndike-lm-preferences-")
     common = dict(seed=args.seed, run_root=root, **MODEL, **QUIET)
     results: dict = {"seed": args.seed, "steps": steps, "model": MODEL}
@@ -142,6 +143,18 @@ def main() -> None:
     results["dpo"] = {"curve": curve, "final": {k: v[-1][1] for k, v in curve.items()}}
     print(f"dpo: held-out win rate {results['dpo']['final']['heldout/win_rate']:.3f}, pair accuracy "
           f"{results['dpo']['final']['heldout/pair_accuracy']:.3f} ({timings['dpo']:.0f} s)", flush=True)
+    # SCST from the same warm start, with the task's verifier (partial credit) as the reward: no preferences at all,
+    # a reference point for what RL on a programmatic reward does in a similar budget.
+    start = time.perf_counter()
+    scst = th.make("scst", init_from=str(sft.run_dir), batch_size=32, samples=4, lr=1e-4, log_every=25,
+                   heldout_every=50, eval_prompts=200, **common)
+    scst.learn(steps["scst"])
+    timings["scst"] = time.perf_counter() - start
+    curve = columns(scst.run_dir, "reward/sample", "reward/greedy", "heldout/accuracy")
+    results["scst"] = {"curve": curve, "final": {k: v[-1][1] for k, v in curve.items()},
+                       "heldout_accuracy": scst.evaluate().mean}
+    print(f"scst: held-out accuracy {results['sft_heldout_accuracy']:.3f} -> {results['scst']['heldout_accuracy']:.3f} "
+          f"({timings['scst']:.0f} s)", flush=True)
     results["wall_s"] = {k: round(v, 1) for k, v in timings.items()}
 
     RESULTS.mkdir(exist_ok=True)
@@ -217,6 +230,10 @@ def write_markdown(results: dict, path: Path) -> None:
         f"| DPO (beta 0.1, nll_coef 1) | held-out win rate vs reference 0.5 -> {dpo['heldout/win_rate']:.3f}; "
         f"held-out pair accuracy of the implicit reward {dpo['heldout/pair_accuracy']:.3f}; held-out accuracy "
         f"{dpo['heldout/accuracy']:.3f}; hidden score {dpo['heldout/hidden_score']:.3f} | {results['wall_s']['dpo']} |",
+        f"| SCST (the verifier's partial credit as reward, no preferences; for reference) | held-out exact-match "
+        f"accuracy {results['sft_heldout_accuracy']:.3f} -> {results['scst']['heldout_accuracy']:.3f}; greedy "
+        f"training reward {results['scst']['final']['reward/greedy']:.3f}, sampled "
+        f"{results['scst']['final']['reward/sample']:.3f} | {results['wall_s']['scst']} |",
         "",
         "Held-out: greedy completions of the 200 (DPO: 400) fixed test-split prompts, which no trainer saw; the "
         "win rate counts a tie as one half, so 0.5 is 'no better than the reference'. Held-out pairs (the reward "
