@@ -77,7 +77,7 @@ class LMConfig:
                                  200, at_most=10_000)
     log_every: int = describe("steps per row of progress.csv", 10, at_most=100_000)
     heldout_every: int = describe("steps between held-out evaluations logged in progress.csv (heldout/accuracy, "
-                                  "heldout/reward); 0: none during learn", 0, at_most=2**40)
+                                  "heldout/reward); 0: none during learn", 0)
     init_from: str | None = describe("warm start: a run folder or checkpoint of an earlier LM run (e.g. sft) whose "
                                      "model weights to start from, and the reference's; None: random weights", None)
 
