@@ -227,7 +227,7 @@ class LMParts:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = (torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
-                if self.config.max_grad_norm > 0 else torch.zeros(()))
+                if self.config.max_grad_norm > 0 else loss.new_zeros(()))
         optimizer.step()
         return norm
 
