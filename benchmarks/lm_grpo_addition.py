@@ -29,7 +29,7 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 TARGET, SFT_CEILING = 0.95, 0.50
-SFT_STOP, SFT_EVERY, GRPO_EVERY = 0.40, 100, 20
+SFT_STOP, SFT_EVERY, GRPO_EVERY = 0.45, 100, 20
 QUIET = dict(progress=False, tensorboard=False, pictures=False)
 
 

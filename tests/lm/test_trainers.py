@@ -232,3 +232,13 @@ def test_skip_flat_groups_makes_no_update_when_every_group_is_flat(tmp_path: Pat
         assert stepped is not skip  # skipped: not even Adam's step count moves
         if skip:
             assert all(torch.equal(before[k], v) for k, v in agent.lm.model.state_dict().items())
+
+
+def test_the_gpt2_backbone_trains_saves_and_loads(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    agent = make("grpo", tmp_path, backbone="gpt2", d_model=16, n_layers=1, n_heads=2, batch_size=2, group_size=4,
+                 log_every=2, kl_coef=0.1).learn(4)
+    assert type(agent.lm.model).__name__ == "HFCausalLM" and agent.lm.model.max_len == agent.lm.max_len
+    loaded = th.load(agent.run_dir / "final.pt")
+    prompts = ["1+2=", "7+8="]
+    assert loaded.complete(prompts) == agent.complete(prompts)

@@ -77,7 +77,7 @@ class LMConfig:
                                  200, at_most=10_000)
     log_every: int = describe("steps per row of progress.csv", 10, at_most=100_000)
     heldout_every: int = describe("steps between held-out evaluations logged in progress.csv (heldout/accuracy, "
-                                  "heldout/reward); 0: none during learn", 0, at_most=2**40)
+                                  "heldout/reward); 0: none during learn", 0)
     init_from: str | None = describe("warm start: a run folder or checkpoint of an earlier LM run (e.g. sft) whose "
                                      "model weights to start from, and the reference's; None: random weights", None)
 
@@ -227,7 +227,7 @@ class LMParts:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = (torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
-                if self.config.max_grad_norm > 0 else torch.zeros(()))
+                if self.config.max_grad_norm > 0 else loss.new_zeros(()))
         optimizer.step()
         return norm
 

@@ -138,7 +138,7 @@ class GRPO(Agent):
             loss, kl = grpo_loss(logp, old_logp, old_logp if ref_logp is None else ref_logp, advantages, mask,
                                  config.clip, config.kl_coef)
             lm.clip_and_step(self.optimizer, loss)
-        return {"loss": loss.detach(), "kl": kl.detach() if ref_logp is not None else torch.tensor(math.nan),
+        return {"loss": loss.detach(), "kl": kl.detach() if ref_logp is not None else loss.new_tensor(math.nan),
                 "clip_fraction": clipped_fraction(logp.detach(), old_logp, mask, config.clip),
                 "entropy": masked_mean(entropy.detach(), mask)}
 
@@ -156,8 +156,8 @@ class GRPO(Agent):
                     if config.skip_flat_groups:  # one host sync per step: which rows to keep
                         keep = (~flat).repeat_interleave(config.group_size)
                         stats = self.update(batch.select(keep), rewards[keep], last) if bool(keep.any()) else \
-                            {"loss": torch.zeros(()), "kl": torch.tensor(math.nan),  # no update this step
-                             "clip_fraction": torch.zeros(()), "entropy": torch.tensor(math.nan)}
+                            {"loss": rewards.new_zeros(()), "kl": rewards.new_tensor(math.nan),  # no update
+                             "clip_fraction": rewards.new_zeros(()), "entropy": rewards.new_tensor(math.nan)}
                     else:
                         stats = self.update(batch, rewards, last)
                     stats["reward"] = rewards.mean()
