@@ -52,7 +52,7 @@ def noisy_demonstrations(agent, noise: float):
 
     def demonstrations(n: int):
         examples = agent.lm.sample_examples(n, agent.generator)
-        draws = torch.rand(n, 2, generator=agent.generator).tolist()
+        draws = torch.rand(n, 2, generator=agent.generator, device=agent.generator.device).tolist()
         completions = []
         for example, (u, v) in zip(examples, draws):
             text = agent.lm.task.demonstration(example)

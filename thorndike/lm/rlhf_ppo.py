@@ -289,7 +289,7 @@ class RLHFPPO(Agent):
                     kl = masked_sum(rollout.kl, rollout.batch.token_mask, -1).mean()  # per completion
                     stats.update({"reward": rollout.scores.mean(), "kl": kl,
                                   "length": rollout.batch.token_mask.sum(-1).float().mean(),
-                                  "kl_coef": torch.tensor(self.kl_coef.value)})
+                                  "kl_coef": torch.tensor(self.kl_coef.value, device=self.device)})
                     if config.adaptive_kl:  # one host sync per rollout
                         self.kl_coef.value = adaptive_kl_coef(self.kl_coef.value, float(kl), config.target_kl,
                                                               config.batch_size, config.kl_horizon)
