@@ -33,9 +33,14 @@ from thorndike.core.diagnostics import EnvOutputError, NonFiniteError
 from thorndike.registry import ALGORITHMS, EXAMPLES, algorithms_supporting, example, get_algorithm
 
 NAMES = sorted(ALGORITHMS)
+# The algorithms that take no env (the LM trainers): their example's env is None. They keep the same contract, with
+# greedy completions where the others act, and "passing an env is refused" where the others refuse spaces.
+ENVLESS = [name for name in NAMES if EXAMPLES[name].env is None]
+ENV_NAMES = [name for name in NAMES if name not in ENVLESS]
 QUIET = dict(progress=False, tensorboard=False, pictures=False)
 
 algorithm_names = pytest.mark.parametrize("name", NAMES, ids=NAMES)
+env_algorithm_names = pytest.mark.parametrize("name", ENV_NAMES, ids=ENV_NAMES)
 
 
 def make_example(name: str, run_root: Path, seed: int = 0, **options: Any) -> Any:
@@ -83,7 +88,8 @@ def test_every_registered_algorithm_has_an_example_and_nothing_else_does() -> No
     assert sorted(EXAMPLES) == NAMES
     for name in NAMES:
         ex = example(name)
-        assert isinstance(ex.env, str) and ex.steps >= 4
+        assert (isinstance(ex.env, str) or (ex.env is None and get_algorithm(name).action_spaces == ())) \
+            and ex.steps >= 4
         with pytest.raises(ValueError):  # no typo hides in the example's fields
             th.make(name, env=ex.env, **ex.fields, **QUIET, no_such_field=1)
 
@@ -116,12 +122,27 @@ def observation_batch(env: str) -> torch.Tensor:
     return th.envs.make(env, n_envs=8, seed=123).reset(seed=123)
 
 
+def probe_prompts(agent: Any, n: int = 8) -> list[str]:
+    """A fixed batch of the agent's task's prompts (the env-less algorithms' observation batch)."""
+    import random
+
+    return [e.prompt for e in agent.lm.task.sample_prompts(n, random.Random(123), split="test")]
+
+
 @algorithm_names
 def test_save_then_load_acts_the_same(tmp_path: Path, name: str) -> None:
     ex = example(name)
     agent = make_example(name, tmp_path).learn(ex.steps)
     loaded = th.load(agent.save(tmp_path / "agent.pt"))
     assert type(loaded) is type(agent) and loaded.global_step == agent.global_step
+    if ex.env is None:  # an LM: the same greedy completions, and the same samples from the same seed
+        prompts = probe_prompts(agent)
+        completions = agent.complete(prompts, greedy=True)
+        assert len(completions) == 8 and all(isinstance(c, str) for c in completions)
+        assert loaded.complete(prompts, greedy=True) == completions
+        assert loaded.complete(prompts, greedy=False, seed=5) == agent.complete(prompts, greedy=False, seed=5)
+        assert same_state(loaded.state_dict()["components"], agent.state_dict()["components"])
+        return
     batch = observation_batch(ex.env)
     actions = agent.act(batch, deterministic=True)
     assert isinstance(actions, torch.Tensor) and len(actions) == 8
@@ -483,7 +504,16 @@ def test_algorithms_supporting_asks_each_class() -> None:
     assert cartpole == sorted(cartpole)
 
 
-@algorithm_names
+@pytest.mark.parametrize("name", ENVLESS, ids=ENVLESS)
+def test_an_algorithm_without_env_refuses_one(tmp_path: Path, name: str) -> None:
+    # For an algorithm that takes no env, "unsupported spaces" is any env: passing one is one clear error, by name.
+    assert not any(supports(name, env) for env in PROBE_ENVS.values())
+    for env in ("CartPole-v1", CoinFlips):
+        with pytest.raises(ValueError, match=rf"^{name} learns from .*not from an env: make it without env="):
+            th.make(name, env=env, run_root=str(tmp_path), **QUIET)
+
+
+@env_algorithm_names
 def test_unsupported_spaces_name_the_algorithms_that_support_them(tmp_path: Path, name: str) -> None:
     unsupported = [probe for probe, env in PROBE_ENVS.items() if not supports(name, env)]
     assert unsupported, f"{name} supports every probe env, even MultiBinary actions"
@@ -580,7 +610,7 @@ def run_faulty(name: str, run_root: Path, kinds: dict[str, str], fault: str) -> 
     return agent, stopped.value
 
 
-@algorithm_names
+@env_algorithm_names
 def test_bad_env_data_stops_the_run_naming_step_and_copy(tmp_path: Path, name: str) -> None:
     # A NaN reward, a NaN (or out-of-range) final observation and a NaN (or out-of-range: -1 and 99) observation from
     # env copy 1 stop the run with an error naming the step and the copy, never a NaN table, a wrapped index or a NaN
@@ -613,7 +643,7 @@ def _leaves(state: Any) -> list[torch.Tensor]:
     return []
 
 
-@algorithm_names
+@env_algorithm_names
 def test_a_failing_env_stops_the_run_naming_step_and_copy(tmp_path: Path, name: str) -> None:
     # An observation of the wrong shape, a string observation and an exception inside the env's step are one
     # EnvOutputError naming the step and the env copy (not NumPy's "all input arrays must have the same shape" or a

@@ -1,4 +1,4 @@
-"""The thorndike command: demo, train, eval, plan, plot, tune, list.
+"""The thorndike command: demo, train, eval, sample, plan, plot, tune, list.
 
 Flags for ``train`` are built from the algorithm's Config dataclass and :class:`RunOptions`, so every field
 (``--lr``, ``--n-envs``, ``--checkpoint-every``, ...) can be set from the command line.
@@ -97,9 +97,11 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     import thorndike as th
     from thorndike.registry import get_algorithm
 
-    if not args.algo or not args.env:
+    if not args.algo:
         raise ConfigError("train needs ALGO and --env (or --resume RUN)")
     cls = get_algorithm(args.algo)
+    if not args.env and cls.action_spaces:
+        raise ConfigError(f"train {cls.name} needs --env (or --resume RUN)")
     fields = _parse_fields(cls, rest)
     env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
     wrappers = [parse_wrapper(w) for w in args.wrappers]
@@ -169,17 +171,35 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def report(agent: Any) -> int:
     """The end of a training command: where the run is and how its policy does."""
-    result = agent.evaluate(episodes=10)
     print(f"run folder: {agent.run_dir}")
+    summary = getattr(agent, "summary", None)
+    if summary is not None:  # an algorithm judged in its own terms (the reward model: held-out pair accuracy)
+        print(f"evaluation: {summary()}")
+        return 0
+    if hasattr(agent, "complete"):  # a language model: its held-out exact-match accuracy
+        print(f"evaluation: {heldout_summary(agent)}")
+        return 0
+    result = agent.evaluate(episodes=10)
     print(f"evaluation: {result}")
     return 0
+
+
+def heldout_summary(agent: Any, prompts: int | None = None) -> str:
+    """A language model's greedy exact-match accuracy and mean reward on its task's fixed held-out set."""
+    result = agent.lm.evaluate(prompts)
+    return (f"held-out exact-match accuracy {result['accuracy']:.3f} (greedy, {len(result['correct'])} test-split "
+            f"prompts of {agent.config.task}), mean reward {result['reward']:.3f}")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     import thorndike as th
 
     agent = th.load(args.path)
-    result = agent.evaluate(episodes=args.episodes, deterministic=not args.stochastic)
+    if hasattr(agent, "complete"):  # a language model: held-out accuracy (all eval_prompts unless --episodes)
+        print(f"{agent.name} on {agent.config.task}: {heldout_summary(agent, args.episodes)}")
+        return 0
+    result = agent.evaluate(episodes=10 if args.episodes is None else args.episodes,
+                            deterministic=not args.stochastic)
     print(f"{agent.name} on {agent.env_spec}: {result}")
     print("returns:", ", ".join(f"{r:.1f}" for r in result.returns))
     if args.video:
@@ -188,6 +208,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
         path = Path(args.path)
         folder = (path if path.is_dir() else path.parent) / "videos"
         print(f"video: {record_video(agent, folder / f'eval.{args.video_format}')}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """``sample RUN --prompt "12+34="``: a trained language model's greedy completion of each prompt, and
+    ``--samples K`` sampled ones at ``--temperature``."""
+    import thorndike as th
+
+    agent = th.load(args.run)
+    if not hasattr(agent, "complete"):
+        raise ValueError(f"{args.run} is a {agent.name} run, not a language model's: sample takes runs of the LM "
+                         "trainers (sft, grpo, ...)")
+    for prompt in args.prompt:
+        greedy = agent.complete([prompt], greedy=True)[0]
+        verdict = ""
+        try:
+            verdict = " (correct)" if agent.lm.task.is_correct(prompt, greedy) else \
+                f" (wrong: the answer is {agent.lm.task.answer(prompt)})"
+        except ValueError:  # a prompt the task could not have made: no reference answer
+            pass
+        print(f"{prompt}{greedy}{verdict}")
+        if args.samples:
+            samples = agent.complete([prompt] * args.samples, greedy=False, temperature=args.temperature,
+                                     seed=args.seed)
+            for text in samples:
+                print(f"  sample: {prompt}{text}")
     return 0
 
 
@@ -463,11 +509,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate a saved agent or run folder")
     ev.add_argument("path")
-    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--episodes", type=int, default=None,
+                    help="episodes to play (default 10); a language model: held-out prompts (default eval_prompts)")
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
     ev.add_argument("--video", action="store_true", help="also write a video of one episode (videos/eval.mp4)")
     ev.add_argument("--video-format", choices=("mp4", "gif"), default="mp4",
                     help="the --video format: mp4 (H.264, default) or gif")
+
+    sample = sub.add_parser("sample", help="print a trained language model's completions of prompts")
+    sample.add_argument("run", help="a run folder or checkpoint of an LM trainer (sft, grpo, ...)")
+    sample.add_argument("--prompt", nargs="+", required=True, help='one or more prompts, e.g. --prompt "12+34="')
+    sample.add_argument("--samples", type=int, default=0, help="also print this many sampled completions each")
+    sample.add_argument("--temperature", type=float, default=1.0, help="temperature of the sampled completions")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the sampled completions")
 
     plan = sub.add_parser("plan", help="solve a tabular problem exactly; print its values, write pictures")
     plan.add_argument("env", help=", ".join(PLANNING_PROBLEMS) + ", or a Gymnasium id with a tabular model "
@@ -550,8 +604,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_tune(args, rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        commands = {"demo": cmd_demo, "eval": cmd_eval, "plan": cmd_plan, "plot": cmd_plot, "list": cmd_list,
-                    "check": cmd_check}
+        commands = {"demo": cmd_demo, "eval": cmd_eval, "sample": cmd_sample, "plan": cmd_plan, "plot": cmd_plot,
+                    "list": cmd_list, "check": cmd_check}
         return commands[args.command](args)
     except (ConfigError, ValueError, FileNotFoundError, CheckpointError, MissingDependencyError) as err:
         if debug:

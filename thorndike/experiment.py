@@ -88,7 +88,9 @@ class Experiment:
     @classmethod
     def create(cls, make: dict[str, Any], steps: int, seeds: list[int], run_root: str | Path) -> Experiment:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        name = "-".join([make["algo"], str(make["env"]), stamp, "seeds"]).replace("/", "_")
+        # an algorithm without env (the LM trainers) is named by its task, as its runs are by nothing but the seed
+        label = make["env"] if make["env"] is not None else make.get("fields", {}).get("task", "")
+        name = "-".join(p for p in [make["algo"], str(label), stamp, "seeds"] if p).replace("/", "_")
         folder = Path(run_root) / name
         for attempt in range(1, 1000):
             try:

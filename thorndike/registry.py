@@ -54,6 +54,13 @@ ALGORITHMS: dict[str, str] = {
     "hill_climbing": "thorndike.search.hill_climbing:HillClimbing",
     "param_cem": "thorndike.search.param_cem:ParamCEM",
     "es": "thorndike.search.es:ES",
+    # RL for language models (thorndike/lm/): no env; a task of thorndike.lm.tasks gives the prompts and rewards.
+    "sft": "thorndike.lm.sft:SFT",
+    "grpo": "thorndike.lm.grpo:GRPO",
+    "reward_model": "thorndike.lm.reward_model:RewardModelAgent",
+    "dpo": "thorndike.lm.dpo:DPO",
+    "rlhf_ppo": "thorndike.lm.rlhf_ppo:RLHFPPO",
+    "scst": "thorndike.lm.scst:SCST",
 }
 
 
@@ -64,7 +71,7 @@ class Example:
     ``checkpoint_every=steps // 4``). The contract suite (tests/test_contract.py) runs every registered algorithm
     through its example, so registering an algorithm means giving it one here."""
 
-    env: str
+    env: str | None  # None: an algorithm that takes no env (the LM trainers)
     fields: dict[str, Any]
     steps: int
 
@@ -72,6 +79,10 @@ class Example:
 def _tabular(**fields: Any) -> Example:
     """A tabular learner on FrozenLake: steps count per run, so 400 is each run's budget, logged every 50."""
     return Example("FrozenLake-v1", {"n_runs": 2, "epsilon": 0.5, "log_every": 50, **fields}, 400)
+
+
+# The model of the LM trainers' examples: one block, 16 wide.
+_TINY_LM = {"d_model": 16, "n_layers": 1, "n_heads": 2}
 
 
 # Where a learner has variants with more state to carry (decaying epsilon, episode buffers, value curves), the
@@ -173,6 +184,26 @@ EXAMPLES: dict[str, Example] = {
                                          "extra_noise_iterations": 20, "max_episode_steps": 25}, 1600),
     # Likewise: one ES iteration is at most 8 * 25 = 200 steps per run, with Adam's moments to checkpoint.
     "es": Example("CartPole-v1", {"n_runs": 2, "population": 8, "max_episode_steps": 25}, 1600),
+    # The LM trainers on 1-digit addition with a 2-layer, 16-wide model: a step is one batch, 40 steps in rows of 5.
+    "sft": Example(None, {"task": "addition", "task_size": 1, "d_model": 16, "n_layers": 1, "n_heads": 2,
+                          "batch_size": 8, "eval_prompts": 8, "log_every": 5}, 40),
+    "grpo": Example(None, {"task": "addition", "task_size": 1, "d_model": 16, "n_layers": 1, "n_heads": 2,
+                           "batch_size": 2, "group_size": 4, "inner_epochs": 2, "eval_prompts": 8, "kl_coef": 0.0,
+                           "skip_flat_groups": True,
+                           "log_every": 5}, 40),
+    # The preference learners on 2-digit addition (the hidden rule needs a test split with more prompts than
+    # 1-digit addition's): 16 held-out pairs, 8 held-out prompts. rlhf_ppo's example has no reward model run to load
+    # (reward_from=None: the hidden rule is its reward) and uses every part that has state: the adaptive KL
+    # coefficient, two minibatches (the shuffles draw from the generator) and PPO-ptx.
+    "reward_model": Example(None, {"task": "addition", "task_size": 2, **_TINY_LM, "batch_size": 4,
+                                   "heldout_pairs": 16, "eval_prompts": 8, "log_every": 5}, 40),
+    "dpo": Example(None, {"task": "addition", "task_size": 2, **_TINY_LM, "batch_size": 4, "heldout_pairs": 16,
+                          "win_prompts": 8, "eval_prompts": 8, "log_every": 5, "heldout_every": 10}, 40),
+    "rlhf_ppo": Example(None, {"task": "addition", "task_size": 2, **_TINY_LM, "batch_size": 4, "minibatches": 2,
+                               "n_epochs": 2, "adaptive_kl": True, "kl_horizon": 100, "ptx_coef": 0.5,
+                               "ptx_batch_size": 4, "heldout_pairs": 16, "eval_prompts": 8, "log_every": 5}, 40),
+    "scst": Example(None, {"task": "addition", "task_size": 1, **_TINY_LM, "batch_size": 2, "samples": 3,
+                           "eval_prompts": 8, "log_every": 5}, 40),
 }
 
 
@@ -240,7 +271,8 @@ def alternatives(name: str, observation_space: gym.Space, action_space: gym.Spac
 
 
 def tuned_config(algo: str, env: Any) -> dict[str, Any]:
-    """Tuned hyperparameters for ``algo`` on ``env`` from ``thorndike/configs/<algo>.yaml`` (empty if none)."""
+    """Tuned hyperparameters for ``algo`` on ``env`` from ``thorndike/configs/<algo>.yaml`` (empty if none); ``env`` is
+    the task's name for the LM trainers."""
     path = CONFIG_DIR / f"{algo}.yaml"
     if not isinstance(env, str) or not path.exists():
         return {}
@@ -303,13 +335,23 @@ def make(algo: str, env: Any = None, seed: int = 0, config: str | Path | None = 
     if env is None and cls.action_spaces:
         raise ValueError(f"{cls.name} learns by acting in an env: pass env=... (a Gymnasium id such as "
                          "'CartPole-v1', 'package.module:function', a callable or a TabularMDP)")
-    values = tuned_config(cls.name, env) if tuned else {}
+    # Tuned tables are keyed by env id, or, for an algorithm without env (the LM trainers), by task name.
+    key = env if cls.action_spaces else fields.get("task", _default(cls.Config, "task"))
+    values = tuned_config(cls.name, key) if tuned else {}
     if config is not None:
         values.update(read_config_file(config))
     values.update(fields)
     config_values, option_values = split_fields(cls, values)
     return cls(env, build_config(cls.Config, config_values), seed=seed,
                options=build_config(RunOptions, option_values), env_kwargs=env_kwargs, wrappers=wrappers)
+
+
+def _default(config_cls: type, name: str) -> Any:
+    """A Config field's default (None when it has no such field)."""
+    for f in dataclasses.fields(config_cls):
+        if f.name == name:
+            return f.default
+    return None
 
 
 def _from_state(state: dict[str, Any], env: Any, options: dict[str, Any]) -> Agent:
