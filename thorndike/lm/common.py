@@ -2,10 +2,10 @@
 tokenizer and the model from them, the warm start from an earlier run, the frozen reference, batching prompts with
 completions, sampling groups of completions, and the held-out evaluation.
 
-Composition, not a class tree: a trainer (``sft``, ``grpo``, ``dpo``, ...) is an :class:`~thorndike.agent.Agent`
-whose ``Config`` extends :class:`LMConfig` and whose ``build`` makes one :class:`LMParts`; it delegates
-``evaluate`` and ``complete`` to it (:func:`evaluate_heldout`, :meth:`LMParts.complete`) and registers
-``self.lm.components()`` (the model and the tokenizer) with its own optimiser in ``self.components``.
+Mostly composition: a trainer (``sft``, ``grpo``, ``dpo``, ...) is an :class:`LMAgent` (the family base, one level
+below :class:`~thorndike.agent.Agent`, which answers ``evaluate`` and ``complete`` from ``self.lm``) whose ``Config``
+extends :class:`LMConfig` and whose ``build`` makes one :class:`LMParts` and registers ``self.lm.components()`` (the
+model and the tokenizer) with its own optimiser in ``self.components``.
 
 A training STEP of an LM trainer is one batch: one optimiser update on ``batch_size`` examples (SFT, DPO, the reward
 model) or one round of sampling completions for ``batch_size`` prompts and updating on them (GRPO, PPO, SCST).
@@ -29,14 +29,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from thorndike.agent import Agent
 from thorndike.config import ConfigError, check, check_limits, describe
 from thorndike.interaction import EvalResult
 from thorndike.lm.model import HFCausalLM, TinyTransformer, TransformerConfig, generate
 from thorndike.lm.tasks import TASKS, Example, Task, make_task
 from thorndike.lm.tokenizer import CharTokenizer
 
-__all__ = ["Completions", "LMConfig", "LMParts", "TASK_SIZE", "build_task", "evaluate_heldout", "heldout_columns",
-           "lm_curves", "load_warm_start", "refuse_env"]
+__all__ = ["Completions", "LMAgent", "LMConfig", "LMParts", "TASK_SIZE", "build_task", "evaluate_heldout",
+           "heldout_columns", "lm_curves", "load_warm_start", "refuse_env"]
 
 # The one parameter of each task that ``task_size`` sets (None keeps the task's default).
 TASK_SIZE = {"addition": "digits", "sorting": "length", "parentheses": "max_len", "word_problems": "max_number"}
@@ -335,6 +336,29 @@ def evaluate_heldout(lm: LMParts, episodes: int | None = None) -> EvalResult:
     std = math.sqrt(sum((r - mean) ** 2 for r in returns) / max(len(returns), 1))
     return EvalResult(mean, std, returns, [int(n) for n in result["lengths"]])
 
+
+
+class LMAgent(Agent):
+    """The family base of the LM trainers (one level below the lifecycle, as ``OnPolicyAgent`` is): an agent with no
+    env whose ``self.lm`` (an :class:`LMParts`, made in ``build``) answers ``evaluate`` and ``complete``. Each
+    trainer keeps its own build, loop and pictures; the reward model overrides ``evaluate`` (pair accuracy)."""
+
+    action_spaces = ()
+    lm: LMParts
+
+    def evaluate(self, episodes: int | None = None, deterministic: bool = True, seed: int | None = None,
+                 **_: Any) -> EvalResult:
+        """Greedy exact-match ACCURACY (the mean) on the first ``episodes`` prompts of the fixed held-out set
+        (``eval_prompts`` when None); each return is 1 (correct) or 0."""
+        return evaluate_heldout(self.lm, episodes)
+
+    def complete(self, prompts: list[str] | str, greedy: bool = True, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int = 0) -> list[str]:
+        """The model's completions of ``prompts``: greedy, or sampled with a generator seeded by ``seed``, which
+        leaves the training stream alone. (The reward model's are its trunk's: a check that a run saved and loaded
+        whole, not a policy.)"""
+        generator = torch.Generator(self.device).manual_seed(seed)
+        return self.lm.complete(prompts, greedy, temperature, top_k, generator)
 
 def heldout_columns(lm: LMParts, before: int, after: int) -> dict[str, float]:
     """The held-out accuracy and mean reward for the row of ``progress.csv`` that ends at step ``after`` (the last

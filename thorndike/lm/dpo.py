@@ -20,15 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from thorndike.agent import Agent
 from thorndike.config import check, describe
-from thorndike.interaction import EvalResult
-from thorndike.lm.common import Completions, LMParts, evaluate_heldout, lm_curves, refuse_env
+from thorndike.lm.common import Completions, LMAgent, LMParts, lm_curves, refuse_env
 from thorndike.lm.losses import dpo_implicit_rewards, dpo_loss, preference_accuracy, sequence_logprob
 from thorndike.lm.model import sequence_logprobs
 from thorndike.lm.preferences import PreferenceConfig, PreferenceData, due, win_rate
@@ -65,12 +62,11 @@ def pair_logprobs(model: nn.Module, batch: Completions) -> tuple[Tensor, Tensor]
     return chosen, rejected
 
 
-class DPO(Agent):
+class DPO(LMAgent):
     """Direct preference optimisation: the Bradley-Terry loss of the implicit reward beta log(pi / pi_ref)."""
 
     name = "dpo"
     Config = DPOConfig
-    action_spaces = ()
 
     def build(self) -> None:
         refuse_env(self)
@@ -152,17 +148,6 @@ class DPO(Agent):
                 accuracy, self.data.hidden_score(prompts, mine))
 
     # ---- what the lifecycle and users ask of an LM ---------------------------------------------------------------
-
-    def evaluate(self, episodes: int | None = None, deterministic: bool = True, seed: int | None = None,
-                 **_: Any) -> EvalResult:
-        """Greedy exact-match ACCURACY (the mean) on the first ``episodes`` prompts of the fixed held-out set."""
-        return evaluate_heldout(self.lm, episodes)
-
-    def complete(self, prompts: list[str] | str, greedy: bool = True, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0) -> list[str]:
-        """The policy's completions of ``prompts`` (greedy, or sampled with a generator seeded by ``seed``)."""
-        generator = torch.Generator(self.device).manual_seed(seed)
-        return self.lm.complete(prompts, greedy, temperature, top_k, generator)
 
     def write_pictures(self, run_dir: Path) -> list[Path]:
         return [lm_curves(run_dir, run_dir / "curve.png", ("loss", "margin", "heldout/pair_accuracy",

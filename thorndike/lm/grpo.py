@@ -29,15 +29,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from thorndike.agent import Agent
 from thorndike.config import check, describe
-from thorndike.interaction import EvalResult
-from thorndike.lm.common import Completions, LMConfig, LMParts, evaluate_heldout, heldout_columns, lm_curves, refuse_env
+from thorndike.lm.common import (
+    Completions,
+    LMAgent,
+    LMConfig,
+    LMParts,
+    heldout_columns,
+    lm_curves,
+    refuse_env,
+)
 from thorndike.lm.losses import clipped_fraction, clipped_token_objective, group_advantages, masked_mean, per_token_kl
 from thorndike.lm.model import sequence_logprobs
 
@@ -92,13 +97,12 @@ def grpo_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor, advantages: Tens
     return -per_completion.mean(), masked_mean(kl, mask)
 
 
-class GRPO(Agent):
+class GRPO(LMAgent):
     """GRPO on a task's verifier (RLVR): G samples per prompt, group-normalised advantages, clipped per-token ratio,
     k3 KL to the reference, no critic."""
 
     name = "grpo"
     Config = GRPOConfig
-    action_spaces = ()
 
     def build(self) -> None:
         refuse_env(self)
@@ -175,19 +179,6 @@ class GRPO(Agent):
         return self
 
     # ---- what the lifecycle and users ask of an LM ---------------------------------------------------------------
-
-    def evaluate(self, episodes: int | None = None, deterministic: bool = True, seed: int | None = None,
-                 **_: Any) -> EvalResult:
-        """Greedy exact-match ACCURACY (the mean) on the first ``episodes`` prompts of the fixed held-out set
-        (``eval_prompts`` when None); each return is 1 (correct) or 0."""
-        return evaluate_heldout(self.lm, episodes)
-
-    def complete(self, prompts: list[str] | str, greedy: bool = True, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0) -> list[str]:
-        """The model's completions of ``prompts`` (greedy, or sampled with a generator seeded by ``seed``, which
-        leaves the training stream alone)."""
-        generator = torch.Generator(self.device).manual_seed(seed)
-        return self.lm.complete(prompts, greedy, temperature, top_k, generator)
 
     def write_pictures(self, run_dir: Path) -> list[Path]:
         return [lm_curves(run_dir, run_dir / "curve.png", ("reward", "heldout/accuracy", "kl", "eval_mean"))]

@@ -20,10 +20,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from thorndike.agent import Agent
 from thorndike.config import ConfigError
 from thorndike.interaction import EvalResult
-from thorndike.lm.common import Completions, LMParts, lm_curves, read_model_state, refuse_env
+from thorndike.lm.common import Completions, LMAgent, LMParts, lm_curves, read_model_state, refuse_env
 from thorndike.lm.losses import bradley_terry_loss, preference_accuracy
 from thorndike.lm.preferences import PreferenceConfig, PreferenceData, due, pair_result
 
@@ -79,12 +78,11 @@ def reward_loss(reward: RewardModel, batch: Completions) -> tuple[Tensor, Tensor
     return bradley_terry_loss(chosen, rejected).mean(), chosen, rejected
 
 
-class RewardModelAgent(Agent):
+class RewardModelAgent(LMAgent):
     """Reward model: a scalar head on the transformer, fitted to preference pairs with the Bradley-Terry loss."""
 
     name = "reward_model"
     Config = RewardModelConfig
-    action_spaces = ()
 
     def build(self) -> None:
         refuse_env(self)
@@ -160,14 +158,6 @@ class RewardModelAgent(Agent):
         result = self.evaluate()
         return (f"held-out pair accuracy {result.mean:.3f} ({len(result.returns)} pairs on test-split prompts of "
                 f"{self.lm.task.name}, labelled by the hidden rule)")
-
-    def complete(self, prompts: list[str] | str, greedy: bool = True, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0) -> list[str]:
-        """The TRUNK's completions of ``prompts`` (the reward model is a causal LM with a scalar head; what the trunk
-        writes is the warm start's, drifted by training for scores: a check that the run saved and loaded whole, not
-        a policy)."""
-        generator = torch.Generator(self.device).manual_seed(seed)
-        return self.lm.complete(prompts, greedy, temperature, top_k, generator)
 
     def write_pictures(self, run_dir: Path) -> list[Path]:
         return [lm_curves(run_dir, run_dir / "curve.png", ("loss", "accuracy", "heldout/pair_accuracy",

@@ -27,11 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.core.returns import gae
-from thorndike.interaction import EvalResult
-from thorndike.lm.common import Completions, LMParts, evaluate_heldout, lm_curves, refuse_env
+from thorndike.lm.common import Completions, LMAgent, LMParts, lm_curves, refuse_env
 from thorndike.lm.losses import (
     KL_ESTIMATORS,
     clipped_fraction,
@@ -172,12 +170,11 @@ class Rollout:
     kl: Tensor  # per token, [B, T]
 
 
-class RLHFPPO(Agent):
+class RLHFPPO(LMAgent):
     """RLHF-PPO: PPO on sequences against a learned reward model, per-token KL penalty to the reference, PPO-ptx."""
 
     name = "rlhf_ppo"
     Config = RLHFPPOConfig
-    action_spaces = ()
 
     def build(self) -> None:
         refuse_env(self)
@@ -323,17 +320,6 @@ class RLHFPPO(Agent):
                 "heldout/win_rate": win_rate(mine, theirs, self.data.rule, prompts)}
 
     # ---- what the lifecycle and users ask of an LM ---------------------------------------------------------------
-
-    def evaluate(self, episodes: int | None = None, deterministic: bool = True, seed: int | None = None,
-                 **_: Any) -> EvalResult:
-        """Greedy exact-match ACCURACY (the mean) on the first ``episodes`` prompts of the fixed held-out set."""
-        return evaluate_heldout(self.lm, episodes)
-
-    def complete(self, prompts: list[str] | str, greedy: bool = True, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0) -> list[str]:
-        """The policy's completions of ``prompts`` (greedy, or sampled with a generator seeded by ``seed``)."""
-        generator = torch.Generator(self.device).manual_seed(seed)
-        return self.lm.complete(prompts, greedy, temperature, top_k, generator)
 
     def write_pictures(self, run_dir: Path) -> list[Path]:
         return [lm_curves(run_dir, run_dir / "curve.png", ("hidden_score", "reward", "kl", "heldout/hidden_score"))]

@@ -19,15 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from thorndike.agent import Agent
 from thorndike.config import check, describe
-from thorndike.interaction import EvalResult
-from thorndike.lm.common import LMConfig, LMParts, evaluate_heldout, heldout_columns, lm_curves, refuse_env
+from thorndike.lm.common import LMAgent, LMConfig, LMParts, heldout_columns, lm_curves, refuse_env
 from thorndike.lm.losses import masked_mean, sequence_logprob
 from thorndike.lm.model import sequence_logprobs
 
@@ -68,12 +65,11 @@ class SCSTConfig(LMConfig):
         check(0 < self.temperature <= 10, "temperature", self.temperature, "in (0, 10]")
 
 
-class SCST(Agent):
+class SCST(LMAgent):
     """Self-critical sequence training: REINFORCE with the greedy decode's reward as the baseline."""
 
     name = "scst"
     Config = SCSTConfig
-    action_spaces = ()
 
     def build(self) -> None:
         refuse_env(self)
@@ -117,17 +113,6 @@ class SCST(Agent):
         return self
 
     # ---- what the lifecycle and users ask of an LM ---------------------------------------------------------------
-
-    def evaluate(self, episodes: int | None = None, deterministic: bool = True, seed: int | None = None,
-                 **_: Any) -> EvalResult:
-        """Greedy exact-match ACCURACY (the mean) on the first ``episodes`` prompts of the fixed held-out set."""
-        return evaluate_heldout(self.lm, episodes)
-
-    def complete(self, prompts: list[str] | str, greedy: bool = True, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0) -> list[str]:
-        """The model's completions of ``prompts`` (greedy, or sampled with a generator seeded by ``seed``)."""
-        generator = torch.Generator(self.device).manual_seed(seed)
-        return self.lm.complete(prompts, greedy, temperature, top_k, generator)
 
     def write_pictures(self, run_dir: Path) -> list[Path]:
         return [lm_curves(run_dir, run_dir / "curve.png", ("reward/sample", "reward/greedy", "heldout/accuracy",

@@ -18,18 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from thorndike.agent import Agent
-from thorndike.interaction import EvalResult
 from thorndike.lm.common import (
     Completions,
+    LMAgent,
     LMConfig,
     LMParts,
-    evaluate_heldout,
     heldout_columns,
     lm_curves,
     refuse_env,
@@ -52,12 +49,11 @@ def sft_loss(model: nn.Module, batch: Completions) -> Tensor:
     return -masked_mean(logp, batch.token_mask)
 
 
-class SFT(Agent):
+class SFT(LMAgent):
     """Supervised fine-tuning on a task's demonstrations (the warm start of RL for language models)."""
 
     name = "sft"
     Config = SFTConfig
-    action_spaces = ()
 
     def build(self) -> None:
         refuse_env(self)
@@ -88,19 +84,6 @@ class SFT(Agent):
         return self
 
     # ---- what the lifecycle and users ask of an LM ---------------------------------------------------------------
-
-    def evaluate(self, episodes: int | None = None, deterministic: bool = True, seed: int | None = None,
-                 **_: Any) -> EvalResult:
-        """Greedy exact-match ACCURACY (the mean) on the first ``episodes`` prompts of the fixed held-out set
-        (``eval_prompts`` when None); each return is 1 (correct) or 0."""
-        return evaluate_heldout(self.lm, episodes)
-
-    def complete(self, prompts: list[str] | str, greedy: bool = True, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0) -> list[str]:
-        """The model's completions of ``prompts`` (greedy, or sampled with a generator seeded by ``seed``, which
-        leaves the training stream alone)."""
-        generator = torch.Generator(self.device).manual_seed(seed)
-        return self.lm.complete(prompts, greedy, temperature, top_k, generator)
 
     def write_pictures(self, run_dir: Path) -> list[Path]:
         return [lm_curves(run_dir, run_dir / "curve.png", ("loss", "heldout/accuracy", "eval_mean"))]
