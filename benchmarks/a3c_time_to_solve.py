@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 import thorndike as th
+from thorndike.experiment import parse_seeds
 from thorndike.registry import tuned_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -98,16 +99,13 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def seeds(text: str) -> list[int]:
-    return [int(s) for s in text.split(",") if s]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=seeds, default=list(range(10)))
+    parser.add_argument("--seeds", type=lambda text: parse_seeds([text]), default=list(range(10)))
     parser.add_argument("--budget", type=int, default=200_000)
     parser.add_argument("--eval-every", type=int, default=5_000)
-    parser.add_argument("--sb3", type=seeds, default=[], help="seeds for SB3's A2C (none by default)")
+    parser.add_argument("--sb3", type=lambda text: parse_seeds([text]), default=[],
+                        help="seeds for SB3's A2C (none by default)")
     parser.add_argument("--sb3-budget", type=int, default=500_000)
     parser.add_argument("--out", default="a3c_time_to_solve")
     args = parser.parse_args()

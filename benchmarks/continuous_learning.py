@@ -27,18 +27,11 @@ from typing import Any
 
 import yaml
 
+from thorndike.experiment import parse_seeds
+
 RESULTS = Path(__file__).parent / "results"
 DEFAULTS = {"sac": ("Pendulum-v1", 20_000, -200.0), "td3": ("Pendulum-v1", 20_000, -200.0),
             "ddpg": ("Pendulum-v1", 30_000, -300.0), "sac_discrete": ("CartPole-v1", 50_000, 475.0)}
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-9`` or ``0,3,5``."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds.extend(range(int(lo), int(hi or lo) + 1))
-    return seeds
 
 
 def run_seed(algo: str, env: str, seed: int, steps: int, eval_every: int, eval_episodes: int,
@@ -79,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     env, steps = args.env or env, args.steps or steps
     threshold = threshold if args.threshold is None else args.threshold
     fields = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds([args.seeds])
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:
         futures = [pool.submit(run_seed, args.algo, env, s, steps, args.eval_every, args.eval_episodes, fields)

@@ -20,13 +20,9 @@ import torch
 import yaml
 
 import thorndike as th
+from thorndike.experiment import parse_seeds
 
 THRESHOLD = 475.0
-
-
-def seeds(text: str) -> list[int]:
-    first, _, last = text.partition("-")
-    return list(range(int(first), int(last or first) + 1))
 
 
 def main() -> None:
@@ -44,7 +40,7 @@ def main() -> None:
         algo, _, field = key.partition(".")
         overrides.setdefault(algo, {})[field] = yaml.safe_load(value)
     for algo in args.algos.split(","):
-        for seed in seeds(args.seeds):
+        for seed in parse_seeds([args.seeds]):
             with tempfile.TemporaryDirectory() as root:
                 agent = th.make(algo, env="CartPole-v1", seed=seed, run_root=root, progress=False, tensorboard=False,
                                 pictures=False, **overrides.get(algo, {}))

@@ -32,18 +32,11 @@ from typing import Any
 
 import yaml
 
+from thorndike.experiment import parse_seeds
+
 RESULTS = Path(__file__).parent / "results"
 ENV = "CartPole-v1"
 THRESHOLD = 475.0
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-9`` or ``0,3,5`` or ``10-19,25``."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds.extend(range(int(lo), int(hi or lo) + 1))
-    return seeds
 
 
 def parse_pairs(items: list[str]) -> dict[str, Any]:
@@ -156,7 +149,7 @@ def main() -> None:
         plot(json.loads((out / f"{stem}.json").read_text()), out / f"{stem}.png")
         return
     fields = parse_pairs(args.fields)
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds([args.seeds])
     run_root = tempfile.mkdtemp(prefix="thorndike-dqn-learning-")
     began = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:

@@ -50,6 +50,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import thorndike as th
 from thorndike.core.logger import read_progress
+from thorndike.experiment import parse_seeds
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENV_ID = "CartPole-v1"
@@ -191,14 +192,6 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds.extend(range(int(lo), int(hi or lo) + 1))
-    return seeds
-
-
 def write(runs: list[dict[str, Any]], args: argparse.Namespace, command: str, load_before: tuple[float, ...],
           out: Path) -> str:
     """The JSON, Markdown and PNG of the runs so far (written after every seed, so a cut run keeps its seeds)."""
@@ -255,7 +248,7 @@ def main() -> None:
     load_before = os.getloadavg()
     warm_up(run_root)
     runs = []
-    for k, seed in enumerate(parse_seeds(args.seeds)):
+    for k, seed in enumerate(parse_seeds([args.seeds])):
         order = contenders[k % len(contenders):] + contenders[:k % len(contenders)]
         for c in order:
             runs.append(throughput(c, seed, args.throughput_steps, run_root))

@@ -34,6 +34,7 @@ import yaml
 
 import thorndike as th
 from thorndike.callbacks import Callback
+from thorndike.experiment import parse_seeds
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"CartPole-v1": 475.0, "Pendulum-v1": -300.0}
@@ -43,16 +44,6 @@ COLORS = {"trpo": "tab:blue", "vpg": "tab:orange", "a2c": "tab:green", "ppo": "t
 def parse_value(text: str) -> object:
     """A field's value read as YAML: ``0.5`` a float, ``true`` a bool, ``[64, 64]`` a list, else the string."""
     return yaml.safe_load(text)
-
-
-def parse_seeds(items: list[str]) -> list[int]:
-    """``0 1 2`` or ``0-9`` or ``10-19 25``."""
-    seeds: list[int] = []
-    for item in items:
-        for part in item.split(","):
-            lo, _, hi = part.partition("-")
-            seeds.extend(range(int(lo), int(hi or lo) + 1))
-    return seeds
 
 
 def parse_steps(items: list[str], algos: list[str]) -> dict[str, int]:

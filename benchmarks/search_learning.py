@@ -42,6 +42,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import thorndike as th  # noqa: E402
+from thorndike.experiment import parse_seeds  # noqa: E402
 from thorndike.registry import ALGORITHMS  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -61,15 +62,6 @@ ENVS: dict[str, dict[str, Any]] = {
                                  "budget": {"hill_climbing": 1000, "param_cem": 1000, "es": 1000, "approx_cem": 1000},
                                  "eval_every": {"hill_climbing": 50, "param_cem": 50, "es": 50, "approx_cem": 50}},
 }
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-9`` or ``0,3,5`` or ``10-19,25``."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds.extend(range(int(lo), int(hi or lo) + 1))
-    return seeds
 
 
 def parse_pairs(items: list[str]) -> dict[str, Any]:
@@ -230,7 +222,7 @@ def main() -> None:
     for key, value in parse_pairs(args.fields).items():
         method, _, field = key.partition(".")
         overrides.setdefault(method, {})[field] = value
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds([args.seeds])
     run_root = tempfile.mkdtemp(prefix="thorndike-search-learning-")
     payload: dict[str, Any] = {"command": " ".join(["python", *sys.argv]), "env": args.env,
                                "threshold": spec["threshold"], "eval_episodes": args.eval_episodes,
