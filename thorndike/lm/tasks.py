@@ -31,6 +31,7 @@ import inspect
 import random
 import re
 import string
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -108,7 +109,7 @@ def _number(rng: random.Random, digits: int) -> int:
     return rng.randint(0 if length == 1 else 10 ** (length - 1), 10**length - 1)
 
 
-class Task:
+class Task(ABC):
     """The base of the tasks: each is a dataclass of its own parameters (validated in ``__post_init__``) that
     defines ``name``, ``alphabet``, ``max_prompt_len``, ``max_answer_len``, ``generate(rng)`` (one example of either
     split) and ``answer(prompt)`` (the reference answer, computed from the prompt alone; a ``ValueError`` for a
@@ -121,11 +122,13 @@ class Task:
     # How many draws sample_prompts may make per prompt asked for before it decides the split is (nearly) empty.
     max_draws_per_prompt = 1000
 
+    @abstractmethod
     def generate(self, rng: random.Random) -> Example:
-        raise NotImplementedError
+        """One example of either split, drawn with ``rng``."""
 
+    @abstractmethod
     def answer(self, prompt: str) -> str:
-        raise NotImplementedError
+        """The reference answer of ``prompt``, computed from the prompt alone."""
 
     def sample_prompts(self, n: int, generator: torch.Generator | random.Random, split: str = "train"
                        ) -> list[Example]:
