@@ -118,8 +118,8 @@ class SelfAttention(nn.Module):
                 past: tuple[Tensor, Tensor] | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         batch, length, width = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if rotary is not None:
-            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        if rotary is not None:  # on contiguous copies: the elementwise rotation of permuted views is ~4x slower on CPU
+            q, k = apply_rotary(q.contiguous(), *rotary), apply_rotary(k.contiguous(), *rotary)
         if past is not None:
             k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
