@@ -68,7 +68,7 @@ def _importance_weights(actions: Tensor, propensities: Tensor, target_probs: Ten
         raise ValueError(f"{int(bad.sum())} of {n} logging propensities are not > 0 (first at row "
                          f"{int(bad.nonzero()[0, 0])}): importance weights pi / mu are undefined there; the logging "
                          "policy must give every logged action a positive probability")
-    if bool(((target_probs < 0) | ((target_probs.sum(1) - 1).abs() > 1e-6)).any()):
+    if bool((target_probs < 0).any() | ((target_probs.sum(1) - 1).abs() > 1e-6).any()):
         raise ValueError("target_probs must be probabilities: non-negative rows that sum to 1")
     return target_probs.double().gather(1, actions[:, None]).squeeze(1) / propensities.double()
 
