@@ -16,6 +16,7 @@ from thorndike.bandits import (
     LinUCBConfig,
     UCBConfig,
     play,
+    ridge_regression,
     sherman_morrison_update,
 )
 from thorndike.config import ConfigError
@@ -92,6 +93,16 @@ def test_sherman_morrison_matches_the_inverse():
         a = a + torch.outer(x, x)
         a_inv = sherman_morrison_update(a_inv, x)
     assert torch.allclose(a_inv @ a, torch.eye(6, dtype=torch.float64), atol=1e-9)
+
+
+def test_linucb_theta_is_the_ridge_regression_of_its_rows():
+    """After a run, each run's A^-1 b (Sherman-Morrison, one row at a time) equals the ridge fit of the rows it saw."""
+    world = recommendation_world()
+    agent = LinUCB(world.joint_features(), LinUCBConfig(ridge=2.0), n_runs=2)
+    run = play(world, agent, 200, n_runs=2, seed=3)
+    for r in range(2):
+        x = world.joint_features()[run.contexts[r], run.actions[r]]
+        assert torch.allclose(agent.theta[r, 0], ridge_regression(x, run.rewards[r], ridge=2.0), atol=1e-9)
 
 
 def test_linucb_regret_is_well_below_epsilon_greedys():

@@ -6,7 +6,7 @@ The world they play is :mod:`thorndike.envs.recommendation_bandit`; the notes' `
 """
 
 from thorndike.bandits.epsilon_greedy import EpsilonGreedy, EpsilonGreedyConfig
-from thorndike.bandits.linucb import LinUCB, LinUCBConfig, linucb_scores, sherman_morrison_update
+from thorndike.bandits.linucb import LinUCB, LinUCBConfig, linucb_scores, ridge_regression, sherman_morrison_update
 from thorndike.bandits.logging_policy import LoggedData, feature_q_policy, log_interactions
 from thorndike.bandits.off_policy_evaluation import (
     OffPolicyEstimate,
@@ -35,5 +35,6 @@ __all__ = [
     "log_interactions",
     "mean_estimate",
     "play",
+    "ridge_regression",
     "sherman_morrison_update",
 ]

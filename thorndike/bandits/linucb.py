@@ -29,7 +29,7 @@ from torch import Tensor
 from thorndike.config import check, check_limits, describe
 from thorndike.core.exploration import greedy_probs, sample
 
-__all__ = ["LinUCB", "LinUCBConfig", "linucb_scores", "sherman_morrison_update"]
+__all__ = ["LinUCB", "LinUCBConfig", "linucb_scores", "ridge_regression", "sherman_morrison_update"]
 
 
 @dataclass
@@ -51,6 +51,14 @@ def sherman_morrison_update(a_inv: Tensor, x: Tensor) -> Tensor:
     u = (a_inv @ x.unsqueeze(-1)).squeeze(-1)  # A^-1 x
     denominator = 1.0 + (x * u).sum(-1)
     return a_inv - u.unsqueeze(-1) * u.unsqueeze(-2) / denominator[..., None, None]
+
+
+def ridge_regression(x: Tensor, y: Tensor, ridge: float = 1.0) -> Tensor:
+    """theta = (ridge I + X^T X)^-1 X^T y from rows ``x`` ``[N, d]`` and targets ``y`` ``[N]`` in one solve: what
+    LinUCB's A and b hold after the same rows, computed from scratch (and a reward model fitted on logged data)."""
+    x, y = x.double(), y.double()
+    a = ridge * torch.eye(x.shape[1], dtype=torch.float64) + x.T @ x
+    return torch.linalg.solve(a, x.T @ y)
 
 
 def linucb_scores(a_inv: Tensor, b: Tensor, x: Tensor, alpha: float) -> Tensor:
