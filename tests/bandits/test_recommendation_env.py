@@ -107,3 +107,8 @@ def test_dqn_takes_the_bandit_through_make(tmp_path):
     env = agent.envs._venv.envs[0].unwrapped
     largest_gap = float((env.world.best_value[:, None] - env.world.expected).amax())
     assert env.steps == 200 and 0.0 < env.total_regret < 200 * largest_gap
+
+
+def test_the_env_passes_thorndikes_env_checker():
+    report = th.envs.check("thorndike/RecommendationBandit-v0", steps=100)
+    assert "all checks passed" in str(report)
