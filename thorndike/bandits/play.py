@@ -40,8 +40,9 @@ class BanditRun(NamedTuple):
 
 def play(world: RecommendationWorld, agent: BanditAgent, steps: int, n_runs: int, seed: int = 0) -> BanditRun:
     """``steps`` rounds of: a user arrives in each of ``n_runs`` runs, the agent recommends, the reward comes back
-    and the agent learns from it. Contexts and rewards are drawn from a generator seeded with ``seed``; the agent's
-    own randomness from a second one (``seed + 1``), so two agents on the same seed face the same users."""
+    and the agent learns from it. Contexts come from a generator seeded with ``seed``, the agent's own randomness
+    from ``seed + 1`` and the users' reward noise from ``seed + 2`` (one standard normal per user, whatever the item),
+    so two agents on the same seed face the same users with the same noise."""
     users = torch.Generator().manual_seed(seed)
     choices = torch.Generator().manual_seed(seed + 1)
     contexts = world.sample_contexts((steps, n_runs), users)
