@@ -100,13 +100,13 @@ def test_gymnasium_env_one_step_episodes_and_regret_tally():
 
 def test_dqn_takes_the_bandit_through_make(tmp_path):
     """One-step episodes end with terminated, so DQN's target is the reward alone whatever gamma."""
-    agent = th.make("dqn", env="thorndike/RecommendationBandit-v0", seed=0, learning_starts=50, train_freq=1,
-                    batch_size=16, hidden_sizes=(16,), log_every=100, run_root=str(tmp_path), progress=False,
+    agent = th.make("dqn", env="thorndike/RecommendationBandit-v0", seed=0, learning_starts=40, train_freq=1,
+                    batch_size=16, hidden_sizes=(16,), log_every=60, run_root=str(tmp_path), progress=False,
                     pictures=False, eval_every=0)
-    agent.learn(200)
+    agent.learn(120)
     env = agent.envs._venv.envs[0].unwrapped
     largest_gap = float((env.world.best_value[:, None] - env.world.expected).amax())
-    assert env.steps == 200 and 0.0 < env.total_regret < 200 * largest_gap
+    assert env.steps == 120 and 0.0 < env.total_regret < 120 * largest_gap
 
 
 def test_the_env_passes_thorndikes_env_checker():
