@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import gymnasium as gym
 import pytest
@@ -112,3 +113,16 @@ def test_dqn_takes_the_bandit_through_make(tmp_path):
 def test_the_env_passes_thorndikes_env_checker():
     report = th.envs.check("thorndike/RecommendationBandit-v0", steps=100)
     assert "all checks passed" in str(report)
+
+
+def test_a_pickled_env_goes_on_identically():
+    """Checkpoints pickle the env copies; the copy's generator state travels with it, so a resumed run meets the
+    same users and rewards."""
+    env = RecommendationBandit()
+    env.reset(seed=3)
+    for _ in range(5):
+        env.step(1)
+    copy = pickle.loads(pickle.dumps(env))
+    for _ in range(5):
+        assert env.step(2)[1:] == copy.step(2)[1:] and env.reset()[1] == copy.reset()[1]
+    assert env.total_regret == copy.total_regret
