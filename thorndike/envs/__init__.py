@@ -387,4 +387,5 @@ def require_tabular_model(env: EnvSpec | TabularMDP, env_kwargs: Mapping[str, An
     return builder()
 
 
-from thorndike.envs import batched, classic  # noqa: E402,F401  (registers the native envs and the classic ids)
+# Importing these registers the native envs, the classic ids and thorndike/RecommendationBandit-v0.
+from thorndike.envs import batched, classic, recommendation_bandit  # noqa: E402,F401
