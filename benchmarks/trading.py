@@ -243,8 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     counts = {k: sum(r["passes"][k] for r in rows) for k in rows[0]["passes"]}
     held_out = [r for r in rows if r["seed"] not in tuned]
     counts_held = {k: sum(r["passes"][k] for r in held_out) for k in rows[0]["passes"]}
-    summary = {"name": name, "command": command, "seeds": seeds, "tuned_on": sorted(tuned), "trading_steps": args.trading_steps,
-               "portfolio_steps": args.portfolio_steps, "eval_episodes": args.eval_episodes,
+    summary = {"name": name, "command": command, "seeds": seeds, "tuned_on": sorted(tuned),
+               "trading_steps": args.trading_steps, "portfolio_steps": args.portfolio_steps,
+               "eval_episodes": args.eval_episodes,
                "mean_reverting": MEAN_REVERTING, "random_walk": RANDOM_WALK, "portfolio": PORTFOLIO,
                "ppo_trading": PPO_TRADING, "ppo_portfolio": PPO_PORTFOLIO, "passes": counts,
                "passes_held_out": counts_held, "rows": rows}
@@ -285,7 +286,8 @@ def report(summary: dict[str, Any], args: argparse.Namespace) -> str:
                      f"{m['agent']['turnover_per_step']:.3f} | {m['agent']['cost_per_episode']:.4f} | "
                      f"{m['wall_s']:.0f} |")
     lines += ["", "## Driftless random walk (GBM, mu 0, sigma 0.01 per step)", "",
-              "| seed | agent turnover/step | random | always switching | agent return | buy-and-hold | flat | train s |",
+              "| seed | agent turnover/step | random | always switching | agent return | buy-and-hold | flat "
+              "| train s |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         m = r["random_walk"]

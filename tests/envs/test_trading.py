@@ -169,3 +169,15 @@ def test_trading_env_refuses_bad_arguments() -> None:
         TradingEnv(window=1)
     with pytest.raises(ValueError, match="actions must be"):
         TradingEnv(actions="binary")
+
+
+def test_ppo_trains_on_trading_by_id_and_loads_with_its_env_kwargs(tmp_path) -> None:
+    kwargs = {"process": "ou", "process_params": {"theta": 0.2, "sigma": 0.02}, "n_steps": 20, "window": 4}
+    agent = th.make("ppo", env="thorndike/Trading-v0", env_kwargs=kwargs, seed=0, run_root=tmp_path, n_envs=2,
+                    n_steps=32, progress=False, tensorboard=False, pictures=False)
+    agent.learn(128)
+    loaded = th.load(agent.run_dir / "final.pt")
+    assert loaded.env_setup.kwargs == kwargs  # the nested process_params survive config.yaml and the checkpoint
+    batch = torch.randn(16, 5)
+    assert torch.equal(loaded.act(batch), agent.act(batch))
+    assert loaded.envs.single_observation_space.shape == (5,)
