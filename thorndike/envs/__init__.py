@@ -387,5 +387,6 @@ def require_tabular_model(env: EnvSpec | TabularMDP, env_kwargs: Mapping[str, An
     return builder()
 
 
-# Importing these registers the native envs, the classic ids and thorndike/RecommendationBandit-v0.
-from thorndike.envs import batched, classic, recommendation_bandit  # noqa: E402,F401
+# Importing these registers the native envs, the classic ids, the finance ids (thorndike/Trading-v0, ...) and
+# thorndike/RecommendationBandit-v0.
+from thorndike.envs import batched, classic, finance, recommendation_bandit  # noqa: E402,F401
