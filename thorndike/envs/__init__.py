@@ -387,4 +387,4 @@ def require_tabular_model(env: EnvSpec | TabularMDP, env_kwargs: Mapping[str, An
     return builder()
 
 
-from thorndike.envs import batched, classic  # noqa: E402,F401  (registers the native envs and the classic ids)
+from thorndike.envs import batched, classic, finance  # noqa: E402,F401  (registers the native envs, the classic and finance ids)
