@@ -144,3 +144,24 @@ def test_an_agent_is_scored_through_its_act(tmp_path):
 def test_bad_parameters_are_named(bad, match):
     with pytest.raises(ValueError, match=match):
         LiquidationParams(**bad)
+
+
+def test_control_estimator_is_exact_for_static_schedules_and_agrees_with_sample_for_adaptive_ones():
+    lam = 1e-6
+    s = almgren_chriss(**MARKET, lam=lam)
+    paths = simulate(schedule_policy(s.holdings), 200, seed=4, lam=lam)
+    estimate, se = paths.objective("control")
+    assert estimate == pytest.approx(s.objective(lam), rel=1e-9) and se < 1e-6 * estimate
+    np.testing.assert_allclose(paths.cost, paths.impact + paths.noise)
+
+    # a policy that reacts to the last move (sells more after a rise): both estimators target the same number
+    def adaptive(obs: torch.Tensor) -> torch.Tensor:
+        return (0.2 + 0.1 * obs[:, 2:3]).clamp(0.0, 1.0)
+
+    paths = simulate(adaptive, 40_000, seed=5, lam=lam)
+    assert paths.risk.std() > 0.05 * paths.risk.mean()  # it is adaptive: the risk differs from path to path
+    gap = paths.influence("sample") - paths.influence("control")
+    assert abs(gap.mean()) < 4 * gap.std() / math.sqrt(gap.numel())
+    assert paths.objective("control")[1] < 0.5 * paths.objective("sample")[1]
+    with pytest.raises(ValueError, match="estimator"):
+        paths.objective("bootstrap")

@@ -224,22 +224,53 @@ class BatchedLiquidation(BatchedEnv):
 
 
 class PathCosts(NamedTuple):
-    """What :func:`simulate` measured, float64, one entry per path: the cost C (implementation shortfall, in the
-    price's units times shares), the risk penalty lam sigma^2 tau sum x_k^2, the holdings x_0..x_N, and the return
-    the env paid (float32 rewards summed)."""
+    """What :func:`simulate` measured, float64, one entry per path.
 
-    cost: Tensor
-    penalty: Tensor
+    The cost splits as ``C = impact + noise``: ``impact = sum_k [(eta / tau) n_k^2 + gamma x_k n_k]`` (what the
+    trades cost through the impacts) and ``noise = -sigma sqrt(tau) sum_k x_k xi_k`` (the price moves' effect on what
+    is still held). ``risk = sigma^2 tau sum_k x_k^2``; the env's penalty is ``lam * risk``. ``returns`` are the
+    env's float32 rewards summed, ``holdings`` x_0..x_N in shares."""
+
+    impact: Tensor
+    noise: Tensor
+    risk: Tensor
     holdings: Tensor
     returns: Tensor
     lam: float
 
-    def objective(self) -> tuple[float, float]:
-        """(estimate, standard error) of E[C] + lam Var[C] from the sample mean and variance of C.
+    @property
+    def cost(self) -> Tensor:
+        """The implementation shortfall C of each path."""
+        return self.impact + self.noise
 
-        The standard error is the delta method's: the estimate is the mean of psi_i = C_i + lam (C_i - mean)^2
-        up to O(1/n), so its error is std(psi) / sqrt(n)."""
-        psi = _influence(self.cost, self.lam)
+    @property
+    def penalty(self) -> Tensor:
+        """The env's risk penalty lam sigma^2 tau sum x_k^2 of each path."""
+        return self.lam * self.risk
+
+    def influence(self, estimator: str = "sample") -> Tensor:
+        """Per-path terms psi_i whose mean estimates E[C] + lam Var[C], to first order in 1/n (so std(psi) / sqrt(n)
+        is the estimate's standard error, and two policies on the same paths compare through psi_a - psi_b):
+
+        - ``"sample"``: psi = C + lam (C - mean C)^2, the sample mean plus lam times the sample variance.
+        - ``"control"``: the noise term has mean 0 and E[noise^2] = E[risk] for any policy that decides x_k before
+          seeing xi_k (the draws are independent of the past), so E[C] = E[impact] and
+          Var[C] = E[risk] + Var[impact] + 2 Cov(impact, noise): psi = impact + lam (risk + (impact - mean)^2
+          + 2 (impact - mean)(noise - mean)). Same expectation, far less noise: for a static schedule impact and
+          risk are the same on every path, so psi is the analytic E[C] + lam Var[C] exactly.
+        """
+        if estimator == "sample":
+            centred = self.cost - self.cost.mean()
+            return self.cost + self.lam * centred.square()
+        if estimator == "control":
+            impact = self.impact - self.impact.mean()
+            noise = self.noise - self.noise.mean()
+            return self.impact + self.lam * (self.risk + impact.square() + 2 * impact * noise)
+        raise ValueError(f"estimator must be 'sample' or 'control', got {estimator!r}")
+
+    def objective(self, estimator: str = "sample") -> tuple[float, float]:
+        """(estimate, standard error) of E[C] + lam Var[C] (see :meth:`influence`)."""
+        psi = self.influence(estimator)
         return float(psi.mean()), float(psi.std() / math.sqrt(psi.numel()))
 
     def mean_cost(self) -> tuple[float, float]:
@@ -252,16 +283,12 @@ class PathCosts(NamedTuple):
         return float(centred_sq.mean()), float(centred_sq.std() / math.sqrt(centred_sq.numel()))
 
 
-def _influence(cost: Tensor, lam: float) -> Tensor:
-    return cost + lam * (cost - cost.mean()).square()
-
-
-def paired_difference(a: PathCosts, b: PathCosts) -> tuple[float, float]:
+def paired_difference(a: PathCosts, b: PathCosts, estimator: str = "sample") -> tuple[float, float]:
     """(estimate, standard error) of objective(a) - objective(b) for two policies played on the same paths: the
     mean of the paired influence differences, whose spread excludes the noise both share."""
     if a.cost.shape != b.cost.shape:
         raise ValueError("paired_difference needs the two policies played on the same paths (same n_paths)")
-    diff = _influence(a.cost, a.lam) - _influence(b.cost, b.lam)
+    diff = a.influence(estimator) - b.influence(estimator)
     return float(diff.mean()), float(diff.std() / math.sqrt(diff.numel()))
 
 
@@ -289,27 +316,29 @@ def simulate(policy: Policy, n_paths: int, seed: int, **params: Any) -> PathCost
     actions), so two policies' results are paired path by path.
 
     The cost is rebuilt from the states in float64 (C_k = (eta / tau) n_k^2 - x_k sigma sqrt(tau) z_k with the
-    observed move z_k), independent of the float32 rewards, which are summed into ``returns`` for comparison."""
+    observed move z_k = xi_k - gamma n_k / (sigma sqrt(tau))), independent of the float32 rewards, which are summed
+    into ``returns`` for comparison."""
     env = BatchedLiquidation(n_paths, dtype=torch.float64, **params)
     p = env.params
     if p.n_returns == 0:
         raise ValueError("simulate reads the price moves from the state: use n_returns >= 1")
     state = env.begin_episodes(seed)
-    cost = torch.zeros(n_paths, dtype=torch.float64)
-    penalty = torch.zeros(n_paths, dtype=torch.float64)
-    returns = torch.zeros(n_paths, dtype=torch.float64)
+    impact, noise, risk, returns = (torch.zeros(n_paths, dtype=torch.float64) for _ in range(4))
     holdings = [state[:, 0].clone()]
+    step_sd = p.sigma * math.sqrt(p.tau)
     for _ in range(p.N):
         actions = policy(env.observe(state).to(torch.float32)).to(torch.float64)
         next_state, reward, _ = env.continue_episodes(state, actions)
         sold = (state[:, 0] - next_state[:, 0]) * p.X
         left = next_state[:, 0] * p.X
-        cost += p.eta / p.tau * sold.square() - left * p.sigma * math.sqrt(p.tau) * next_state[:, 2]
-        penalty += p.lam * p.sigma**2 * p.tau * left.square()
+        xi = next_state[:, 2] + p.gamma * sold / step_sd  # the observed move less the permanent impact
+        impact += p.eta / p.tau * sold.square() + p.gamma * left * sold
+        noise -= step_sd * left * xi
+        risk += p.sigma**2 * p.tau * left.square()
         returns += reward.double()
         holdings.append(next_state[:, 0].clone())
         state = next_state
-    return PathCosts(cost, penalty, torch.stack(holdings, 1) * p.X, returns, p.lam)
+    return PathCosts(impact, noise, risk, torch.stack(holdings, 1) * p.X, returns, p.lam)
 
 
 def _gym_entry(**params: Any) -> OptimalLiquidationEnv:
