@@ -1,4 +1,4 @@
-"""Optimal liquidation (issue #19): SAC against the Almgren-Chriss optimum and TWAP, over several risk aversions.
+"""Optimal liquidation (issue #19): PPO or SAC against the Almgren-Chriss optimum and TWAP, for several risk aversions.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/liquidation.py [--lams 3e-8 3e-7 1e-6] [--seeds 0-4] [--steps 30000]
         [--eval-paths 10000] [--eval-seed 12345] [--workers 1] [--set field=value ...] [--tag NAME]
@@ -6,8 +6,8 @@
 The market is :class:`thorndike.envs.finance.LiquidationParams`' default: the Almgren & Chriss (2000) example (sell
 X = 1e6 shares at S_0 = $50 with sigma = 0.95 $/share/day^1/2, i.e. 30% a year, permanent impact gamma = 2.5e-7,
 temporary impact eta = 2.5e-6, in T = 5 days), traded in N = 10 steps of half a day. For each risk aversion lam and
-seed, ``th.make("sac", env="thorndike/OptimalLiquidation-v0", env_kwargs={"lam": lam}, seed=s)`` (the tuned values
-of ``thorndike/configs/sac.yaml``) trains for ``--steps`` env steps; its deterministic policy, the closed-form
+seed, ``th.make(algo, env="thorndike/OptimalLiquidation-v0", env_kwargs={"lam": lam}, seed=s)`` (the tuned values
+of ``thorndike/configs/<algo>.yaml``) trains for ``--steps`` env steps; its deterministic policy, the closed-form
 schedule and TWAP then play the same ``--eval-paths`` price paths (the same seed, so the comparison is paired).
 
 Two estimates of E[C] + lam Var[C] are reported per policy (see ``PathCosts.influence``): ``sample`` (the sample mean
@@ -37,6 +37,7 @@ from thorndike.experiment import parse_seeds
 
 RESULTS = Path(__file__).parent / "results"
 ENV_ID = "thorndike/OptimalLiquidation-v0"
+ALGO = "ppo"
 GAP = 0.02  # within 2% of the optimum
 Z = 2.0  # "beats TWAP": the paired difference is more than Z standard errors below 0
 
@@ -52,7 +53,7 @@ def score(policy: Any, lam: float, paths: int, seed: int) -> dict[str, Any]:
             "sd_holdings": (costs.holdings.std(0) / costs.holdings[0, 0]).tolist()}
 
 
-def run_seed(lam: float, seed: int, steps: int, eval_paths: int, eval_seed: int, fields: dict[str, Any]
+def run_seed(algo: str, lam: float, seed: int, steps: int, eval_paths: int, eval_seed: int, fields: dict[str, Any]
              ) -> dict[str, Any]:
     """Train one seed for one lam, then score it, the closed form and TWAP on the same paths."""
     import torch
@@ -64,7 +65,7 @@ def run_seed(lam: float, seed: int, steps: int, eval_paths: int, eval_seed: int,
     p = LiquidationParams(lam=lam)
     with tempfile.TemporaryDirectory() as root:
         started = time.perf_counter()
-        agent = th.make("sac", env=ENV_ID, env_kwargs={"lam": lam}, seed=seed, run_root=root, threads=1,
+        agent = th.make(algo, env=ENV_ID, env_kwargs={"lam": lam}, seed=seed, run_root=root, threads=1,
                         progress=False, tensorboard=False, pictures=False, checkpoint_every=2**62, **fields)
         agent.learn(steps)
         wall = time.perf_counter() - started
@@ -87,7 +88,7 @@ def run_seed(lam: float, seed: int, steps: int, eval_paths: int, eval_seed: int,
     return row
 
 
-def figure(rows: list[dict[str, Any]], lams: list[float], path: Path) -> None:
+def figure(rows: list[dict[str, Any]], lams: list[float], path: Path, algo: str) -> None:
     """Per lam: the learned (each seed), optimal and TWAP inventory trajectories; then every agent's (Var, E) on
     the efficient frontier."""
     import matplotlib
@@ -104,7 +105,7 @@ def figure(rows: list[dict[str, Any]], lams: list[float], path: Path) -> None:
         mine = [r for r in rows if r["lam"] == lam]
         for i, r in enumerate(mine):
             ax.plot(t, r["agent"]["mean_holdings"], color="tab:blue", alpha=0.6, lw=1,
-                    label="SAC (mean over paths), each seed" if i == 0 else None)
+                    label=f"{algo.upper()} (mean over paths), each seed" if i == 0 else None)
         ax.plot(t, mine[0]["optimum_holdings"], "k--", lw=2, label="Almgren-Chriss")
         ax.plot(t, twap(1.0, p.N), color="tab:orange", lw=1.5, label="TWAP")
         ax.set_title(f"lam = {lam:g} (kappa T = {mine[0]['kappa_T']:.2f})")
@@ -122,7 +123,7 @@ def figure(rows: list[dict[str, Any]], lams: list[float], path: Path) -> None:
         ax.plot(ac["variance"][0] / 1e12, ac["mean_cost"][0] / 1e6, markers[lam], mfc="none", mec="k", ms=11,
                 label=f"AC, lam={lam:g}")
         ax.plot([r["agent"]["variance"][0] / 1e12 for r in mine], [r["agent"]["mean_cost"][0] / 1e6 for r in mine],
-                markers[lam], color="tab:blue", alpha=0.7, ls="none", label=f"SAC seeds, lam={lam:g}")
+                markers[lam], color="tab:blue", alpha=0.7, ls="none", label=f"{algo.upper()} seeds, lam={lam:g}")
     twap_row = rows[0]["twap"]
     ax.plot(twap_row["variance"][0] / 1e12, twap_row["mean_cost"][0] / 1e6, "o", color="tab:orange",
             label="TWAP")
@@ -137,6 +138,7 @@ def figure(rows: list[dict[str, Any]], lams: list[float], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algo", default=ALGO, choices=["ppo", "sac"])
     parser.add_argument("--lams", nargs="+", type=float, default=[3e-8, 3e-7, 1e-6])
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--steps", type=int, default=30_000)
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = parse_seeds([args.seeds])
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:
-        futures = [pool.submit(run_seed, lam, s, args.steps, args.eval_paths, args.eval_seed, fields)
+        futures = [pool.submit(run_seed, args.algo, lam, s, args.steps, args.eval_paths, args.eval_seed, fields)
                    for lam in args.lams for s in seeds]
         for future in futures:
             r = future.result()
@@ -164,11 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     command = "PYTHONPATH=$PWD .venv/bin/python benchmarks/liquidation.py " + " ".join(sys.argv[1:])
     name = f"liquidation{'_' + args.tag if args.tag else ''}"
     RESULTS.mkdir(exist_ok=True)
-    figure(rows, args.lams, RESULTS / f"{name}.png")
-    summary = {"command": command, "steps": args.steps, "eval_paths": args.eval_paths, "eval_seed": args.eval_seed,
-               "fields": fields, "criteria": {"gap": GAP, "z": Z}, "rows": rows}
+    figure(rows, args.lams, RESULTS / f"{name}.png", args.algo)
+    summary = {"algo": args.algo, "command": command, "steps": args.steps, "eval_paths": args.eval_paths,
+               "eval_seed": args.eval_seed, "fields": fields, "criteria": {"gap": GAP, "z": Z}, "rows": rows}
     (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
-    lines = [f"# SAC on optimal liquidation: {sum(r['passes'] for r in rows)}/{len(rows)} runs within {GAP:.0%} of "
+    passed = sum(r["passes"] for r in rows)
+    lines = [f"# {args.algo.upper()} on optimal liquidation: {passed}/{len(rows)} runs within {GAP:.0%} of "
              f"the Almgren-Chriss optimum and beating TWAP", "", f"`{command}`", "",
              f"Objective E[C] + lam Var[C] in $ over {args.eval_paths:,} paired paths (eval seed {args.eval_seed}); "
              "'control' and 'sample' are the two estimators (see the script's docstring); +/- one standard error. "

@@ -3,7 +3,7 @@ frontier, and an RL agent scored against them on the same price paths.
 
 Run it as a script (``--quick`` is the few-second version the test suite runs):
 
-    .venv/bin/python docs/tutorials/liquidation.py [--quick] [--lam 1e-6] [--steps 30000] [--out runs/tutorial-liq]
+    .venv/bin/python docs/tutorials/liquidation.py [--quick] [--lam 1e-6] [--steps 3000000] [--out runs/tutorial-liq]
 
 It writes ``liquidation.png`` into ``--out``: the schedules (closed form, the notes' cosh formula, TWAP, VWAP and the
 agent's) and the efficient frontier with each schedule's (Var[C], E[C]).
@@ -71,14 +71,14 @@ from thorndike.envs.finance import (  # noqa: E402
 # and chooses the fraction of the remaining shares to sell. Its reward is minus each step's shortfall and risk
 # penalty, so for a fixed schedule the expected return is -(E[C] + lam Var[C]) / scale. ``simulate`` plays a policy
 # on many paths seeded alike, so the agent, the closed form and TWAP are compared path by path.
-# ``benchmarks/liquidation.py`` trains SAC for three risk aversions and several seeds; here one short run.
+# ``benchmarks/liquidation.py`` trains PPO for three risk aversions and several seeds; here one short run.
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tiny training budget (what the test suite runs)")
     parser.add_argument("--lam", type=float, default=1e-6)
-    parser.add_argument("--steps", type=int, default=30_000)
+    parser.add_argument("--steps", type=int, default=3_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/tutorial-liq")
     args = parser.parse_args(argv)
@@ -103,10 +103,11 @@ def main(argv: list[str] | None = None) -> str:
     wrong = notes_holdings(t_fine, p.X, p.T, ac.kappa)
     print(f"the notes' cosh schedule still holds {wrong[-1] / p.X:.1%} of X at T")
 
-    quick = {"hidden_sizes": (32, 32), "batch_size": 64, "learning_starts": 100, "log_every": 100}
-    steps = 600 if args.quick else args.steps
-    agent = th.make("sac", env=LIQUIDATION_ID, env_kwargs={"lam": lam}, seed=args.seed, run_root=str(out),
-                    progress=False, tensorboard=False, pictures=False, **(quick if args.quick else {}))
+    # PPO with the tuned values of thorndike/configs/ppo.yaml: 256 native env copies, one 10-step episode each per
+    # rollout; --quick stops after 20 rollouts
+    steps = 51_200 if args.quick else args.steps
+    agent = th.make("ppo", env=LIQUIDATION_ID, env_kwargs={"lam": lam}, seed=args.seed, run_root=str(out),
+                    progress=False, tensorboard=False, pictures=False)
     agent.learn(steps)
     paths = 2_000 if args.quick else 10_000
     learned = simulate(lambda obs: agent.act(obs), paths, seed=1, lam=lam)
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> str:
     estimate, se = learned.objective("control")
     vs_ac, vs_ac_se = paired_difference(learned, closed, "control")
     vs_twap, vs_twap_se = paired_difference(learned, flat, "control")
-    print(f"SAC after {steps:,} steps: objective {estimate:,.0f} +/- {se:,.0f} ({estimate / ac.objective(lam) - 1:+.2%}"
+    print(f"PPO after {steps:,} steps: objective {estimate:,.0f} +/- {se:,.0f} ({estimate / ac.objective(lam) - 1:+.2%}"
           f" vs the optimum); agent - AC {vs_ac:+,.0f} +/- {vs_ac_se:,.0f}, agent - TWAP {vs_twap:+,.0f} +/- "
           f"{vs_twap_se:,.0f} on the same {paths:,} paths")
 
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> str:
     ax.plot(t_fine, wrong / p.X, "r:", label="notes' cosh formula (never reaches 0)")
     for name, holdings in schedules.items():
         ax.plot(ac.times, holdings / p.X, "-", lw=1, label=name)
-    ax.plot(ac.times, learned.holdings.mean(0) / p.X, "b--s", ms=3, label=f"SAC, {steps:,} steps (mean over paths)")
+    ax.plot(ac.times, learned.holdings.mean(0) / p.X, "b--s", ms=3, label=f"PPO, {steps:,} steps (mean over paths)")
     ax.set(xlabel="time (days)", ylabel="inventory (fraction of X)", title=f"schedules at lam = {lam:g}")
     ax.legend(fontsize=7)
     lams = np.concatenate([[0.0], np.geomspace(1e-8, 1e-4, 200)])
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> str:
     for name, holdings in schedules.items():
         e, v = schedule_cost(holdings, *cost_args)
         ax_front.plot(v / 1e12, e / 1e6, "o", label=name)
-    ax_front.plot(learned.variance()[0] / 1e12, learned.mean_cost()[0] / 1e6, "bs", label="SAC (sample over paths)")
+    ax_front.plot(learned.variance()[0] / 1e12, learned.mean_cost()[0] / 1e6, "bs", label="PPO (sample over paths)")
     ax_front.set(xlabel="Var[C] ($^2 x 1e12)", ylabel="E[C] ($ x 1e6)", title="cost against risk", xscale="log")
     ax_front.legend(fontsize=7)
     for axis in (ax, ax_front):
