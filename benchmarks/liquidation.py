@@ -89,8 +89,9 @@ def run_seed(algo: str, lam: float, seed: int, steps: int, eval_paths: int, eval
 
 
 def figure(rows: list[dict[str, Any]], lams: list[float], path: Path, algo: str) -> None:
-    """Per lam: the learned (each seed), optimal and TWAP inventory trajectories; then every agent's (Var, E) on
-    the efficient frontier."""
+    """Top row, per lam: the learned (each seed, mean over paths), optimal and TWAP inventory trajectories; bottom
+    row: the same minus TWAP's (near the TWAP limit the curves overlap); last column: every agent's (Var, E) on the
+    efficient frontier."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,22 +100,35 @@ def figure(rows: list[dict[str, Any]], lams: list[float], path: Path, algo: str)
     from thorndike.envs.finance import LiquidationParams, efficient_frontier, twap
 
     p = LiquidationParams()
-    fig, axes = plt.subplots(1, len(lams) + 1, figsize=(4.2 * (len(lams) + 1), 3.8))
+    n = len(lams)
+    fig = plt.figure(figsize=(4.3 * (n + 1), 7.6))
+    grid = fig.add_gridspec(2, n + 1)
     t = np.linspace(0, p.T, p.N + 1)
-    for ax, lam in zip(axes, lams):
+    flat = twap(1.0, p.N)
+    for i, lam in enumerate(lams):
         mine = [r for r in rows if r["lam"] == lam]
-        for i, r in enumerate(mine):
-            ax.plot(t, r["agent"]["mean_holdings"], color="tab:blue", alpha=0.6, lw=1,
-                    label=f"{algo.upper()} (mean over paths), each seed" if i == 0 else None)
-        ax.plot(t, mine[0]["optimum_holdings"], "k--", lw=2, label="Almgren-Chriss")
-        ax.plot(t, twap(1.0, p.N), color="tab:orange", lw=1.5, label="TWAP")
-        ax.set_title(f"lam = {lam:g} (kappa T = {mine[0]['kappa_T']:.2f})")
-        ax.set_xlabel("time (days)")
+        ax, ax_diff = fig.add_subplot(grid[0, i]), fig.add_subplot(grid[1, i])
+        for j, r in enumerate(mine):
+            label = f"{algo.upper()} seeds (mean over paths)" if j == 0 else None
+            ax.plot(t, r["agent"]["mean_holdings"], color="tab:blue", alpha=0.6, lw=1, label=label)
+            ax_diff.plot(t, np.array(r["agent"]["mean_holdings"]) - flat, color="tab:blue", alpha=0.6, lw=1,
+                         label=label)
+        optimum = np.array(mine[0]["optimum_holdings"])
+        ax.plot(t, optimum, "k--", lw=2, label="Almgren-Chriss")
+        ax.plot(t, flat, color="tab:orange", lw=1.5, label="TWAP")
+        ax_diff.plot(t, optimum - flat, "k--", lw=2, label="Almgren-Chriss")
+        ax_diff.axhline(0.0, color="tab:orange", lw=1.5, label="TWAP")
+        passed = sum(r["passes"] for r in mine)
+        ax.set_title(f"lam = {lam:g}, kappa T = {mine[0]['kappa_T']:.2f}: {passed}/{len(mine)} pass")
         ax.set_ylabel("inventory (fraction of X)")
-        ax.legend(fontsize=7)
-    ax = axes[-1]
-    grid = np.geomspace(min(lams) / 10, max(lams) * 10, 200)
-    front = efficient_frontier(p.X, p.T, p.N, p.sigma, p.eta, p.gamma, np.concatenate([[0.0], grid]))
+        ax_diff.set_ylabel("inventory minus TWAP's")
+        ax_diff.set_xlabel("time (days)")
+        for axis in (ax, ax_diff):
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7)
+    ax = fig.add_subplot(grid[:, n])
+    lam_grid = np.geomspace(min(lams) / 10, max(lams) * 10, 200)
+    front = efficient_frontier(p.X, p.T, p.N, p.sigma, p.eta, p.gamma, np.concatenate([[0.0], lam_grid]))
     ax.plot(front.variance / 1e12, front.expected_cost / 1e6, "k-", lw=1, label="efficient frontier")
     markers = dict(zip(lams, "o^s*Dv"))
     for lam in lams:
@@ -125,14 +139,14 @@ def figure(rows: list[dict[str, Any]], lams: list[float], path: Path, algo: str)
         ax.plot([r["agent"]["variance"][0] / 1e12 for r in mine], [r["agent"]["mean_cost"][0] / 1e6 for r in mine],
                 markers[lam], color="tab:blue", alpha=0.7, ls="none", label=f"{algo.upper()} seeds, lam={lam:g}")
     twap_row = rows[0]["twap"]
-    ax.plot(twap_row["variance"][0] / 1e12, twap_row["mean_cost"][0] / 1e6, "o", color="tab:orange",
-            label="TWAP")
-    ax.set_xlabel("Var[C] ($^2 x 1e12, sample over paths)")
+    ax.plot(twap_row["variance"][0] / 1e12, twap_row["mean_cost"][0] / 1e6, "o", color="tab:orange", label="TWAP")
+    ax.set_xlabel("Var[C] ($^2 x 1e12, sample over the paths)")
     ax.set_ylabel("E[C] ($ x 1e6, sample mean)")
     ax.set_title("agents on the efficient frontier")
-    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -147,7 +161,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--tag", default="")
+    parser.add_argument("--replot", action="store_true", help="redraw the figure from the results' JSON, no runs")
     args = parser.parse_args(argv)
+    name = f"liquidation{'_' + args.tag if args.tag else ''}"
+    if args.replot:
+        saved = json.loads((RESULTS / f"{name}.json").read_text())
+        lams = sorted({r["lam"] for r in saved["rows"]})
+        figure(saved["rows"], lams, RESULTS / f"{name}.png", saved["algo"])
+        return
     fields = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
     seeds = parse_seeds([args.seeds])
     rows = []
@@ -164,7 +185,6 @@ def main(argv: list[str] | None = None) -> None:
                   f"vs TWAP {d:+,.0f} +/- {se:,.0f}: {'PASS' if r['passes'] else 'fail'} ({r['wall_s']:.0f} s)",
                   flush=True)
     command = "PYTHONPATH=$PWD .venv/bin/python benchmarks/liquidation.py " + " ".join(sys.argv[1:])
-    name = f"liquidation{'_' + args.tag if args.tag else ''}"
     RESULTS.mkdir(exist_ok=True)
     figure(rows, args.lams, RESULTS / f"{name}.png", args.algo)
     summary = {"algo": args.algo, "command": command, "steps": args.steps, "eval_paths": args.eval_paths,
