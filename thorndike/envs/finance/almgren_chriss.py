@@ -23,7 +23,11 @@ kappa of ``2 (cosh(kappa tau) - 1) / tau^2 = lam sigma^2 / eta_tilde``; as ``tau
 The notes' schedule ``x(t) = x_0 cosh(kappa (T - t)) / cosh(kappa T)`` (L2713) and rate
 ``shares_left kappa tanh(kappa time_left)`` (L2738-L2740) solve the same equation ``x'' = kappa^2 x`` with the wrong
 boundary condition at T (``x'(T) = 0`` instead of ``x(T) = 0``): they never finish selling. They are kept here under
-their own names (:func:`notes_holdings`, :func:`notes_rate`) so that the tests can show the difference.
+their own names (:func:`notes_holdings`, :func:`notes_rate`) so that the tests can show the difference. Two sign
+conventions differ from the notes as well: their price ``S_0 + sigma B + gamma (x - x_0) + eta v`` (L2691) raises the
+price a seller gets with her own trading rate, where the temporary impact lowers it (``- eta v`` here); and their
+shortfall ``sum (P_t - P_0) v_t + sum eta(v_t)`` (L2583) is a buyer's, and counts the temporary impact twice when
+P_t is already the execution price (here C = sum n_k (S_0 - execution price_k)).
 
 Everything is float64 NumPy.
 """
