@@ -165,3 +165,18 @@ def test_control_estimator_is_exact_for_static_schedules_and_agrees_with_sample_
     assert paths.objective("control")[1] < 0.5 * paths.objective("sample")[1]
     with pytest.raises(ValueError, match="estimator"):
         paths.objective("bootstrap")
+
+
+def test_benchmark_scores_a_known_schedule_at_its_analytic_objective():
+    # benchmarks/liquidation.py's scoring, on a policy whose answer is known: the closed form and TWAP
+    import runpy
+    from pathlib import Path
+
+    bench = runpy.run_path(str(Path(__file__).parents[2] / "benchmarks" / "liquidation.py"))
+    lam = 3e-7
+    s = almgren_chriss(**MARKET, lam=lam)
+    scored = bench["score"](schedule_policy(s.holdings), lam, 300, 0)
+    assert scored["control"][0] == pytest.approx(s.objective(lam), rel=1e-9)
+    np.testing.assert_allclose(scored["mean_holdings"], s.holdings / P.X, atol=1e-6)
+    e, v = schedule_cost(twap(P.X, P.N), **COST)
+    assert bench["score"](schedule_policy(twap(P.X, P.N)), lam, 300, 0)["control"][0] == pytest.approx(e + lam * v)
