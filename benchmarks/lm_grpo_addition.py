@@ -8,9 +8,10 @@ test-split prompts, greedy, exact match) and stopped at the first evaluation at 
 accuracy exceeds 95% or ``BUDGET_S`` seconds of GRPO training have passed (the run's own clock, evaluations
 included). One torch thread per run; seeds one after another (not in parallel), so the wall clock is one run's.
 
-    .venv/bin/python benchmarks/lm_grpo_addition.py [--seeds 0 1 2] [--budget 600]
+    .venv/bin/python benchmarks/lm_grpo_addition.py [--task addition_fixed_width] [--seeds 0 1 2] [--budget 600]
 
-Writes benchmarks/results/lm_grpo_addition.{json,md,png} (held-out accuracy and KL to the reference against GRPO
+``--task addition_fixed_width`` draws the same sums written with fixed-width operands (``"007+180="`` -> ``"0187"``).
+Writes benchmarks/results/lm_grpo_<task>.{json,md,png} (held-out accuracy and KL to the reference against GRPO
 training time). The GRPO settings are ``thorndike/configs/grpo.yaml``'s ``addition`` entry (the tuned values
 ``th.make("grpo", task="addition")`` starts from), the SFT ones ``thorndike/configs/sft.yaml``'s.
 """
@@ -65,7 +66,7 @@ class StopAt:
         return None
 
 
-def run(seed: int, run_root: str, budget_s: float, grpo_every: int) -> dict[str, Any]:
+def run(seed: int, run_root: str, budget_s: float, grpo_every: int, task: str = "addition") -> dict[str, Any]:
     import torch
 
     import thorndike as th
@@ -73,7 +74,7 @@ def run(seed: int, run_root: str, budget_s: float, grpo_every: int) -> dict[str,
 
     torch.set_num_threads(1)
     # SFT to just below 50%: checkpoints at every evaluation, so the warm start is an evaluated one
-    sft = th.make("sft", seed=seed, task="addition", heldout_every=SFT_EVERY, checkpoint_every=SFT_EVERY,
+    sft = th.make("sft", seed=seed, task=task, heldout_every=SFT_EVERY, checkpoint_every=SFT_EVERY,
                   keep_checkpoints=0, run_root=run_root, **QUIET)
     started = time.perf_counter()
     sft.learn(20_000, callbacks=[StopAt(SFT_STOP, strict=False)])
@@ -83,7 +84,7 @@ def run(seed: int, run_root: str, budget_s: float, grpo_every: int) -> dict[str,
     warm = below[-1]
     warm_path = checkpoint_path(sft.run_dir / "checkpoints", int(warm["step"]))
 
-    grpo = th.make("grpo", seed=seed, task="addition", init_from=str(warm_path), heldout_every=grpo_every,
+    grpo = th.make("grpo", seed=seed, task=task, init_from=str(warm_path), heldout_every=grpo_every,
                    run_root=run_root, **QUIET)
     start_accuracy = grpo.lm.evaluate()["accuracy"]
     grpo.learn(1_000_000, callbacks=[StopAt(TARGET, strict=True, seconds=budget_s)])
@@ -130,14 +131,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=float, default=600.0, help="seconds of GRPO training per seed")
-    parser.add_argument("--name", default="lm_grpo_addition")
+    parser.add_argument("--task", default="addition", choices=["addition", "addition_fixed_width"],
+                        help="the operands as written (addition) or zero-padded to 3 digits (addition_fixed_width)")
+    parser.add_argument("--name", default=None, help="results file stem; default lm_grpo_<task>")
     parser.add_argument("--grpo-every", type=int, default=GRPO_EVERY, help="GRPO steps between held-out evaluations")
     args = parser.parse_args()
+    args.name = args.name or f"lm_grpo_{args.task}"
     load_before = os.getloadavg()
     run_root = tempfile.mkdtemp(prefix="thorndike-lm-grpo-")
     results = []
     for seed in args.seeds:
-        result = run(seed, run_root, args.budget, args.grpo_every)
+        result = run(seed, run_root, args.budget, args.grpo_every, args.task)
         print(json.dumps({k: v for k, v in result.items() if k not in ("curve", "grpo_config", "sft_config")}),
               flush=True)
         results.append(result)
@@ -151,9 +155,10 @@ def main() -> None:
     plot(results, RESULTS / f"{args.name}.png")
     first = results[0]
     lines = [
-        "# GRPO (RLVR) on 3-digit addition from an SFT warm start",
+        f"# GRPO (RLVR) on 3-digit addition ({args.task}) from an SFT warm start",
         "",
-        f"`benchmarks/lm_grpo_addition.py --seeds {' '.join(map(str, args.seeds))} --budget {args.budget:g}`: per "
+        f"`benchmarks/lm_grpo_addition.py --task {args.task} --seeds {' '.join(map(str, args.seeds))} --budget "
+        f"{args.budget:g}`: per "
         f"seed, SFT stopped at the first held-out evaluation >= {SFT_STOP:.0%} (the warm start is the last "
         f"evaluated checkpoint below {SFT_CEILING:.0%}), then GRPO with the task's verifier as the reward until the "
         f"held-out greedy exact-match accuracy (200 fixed test-split prompts) exceeds {TARGET:.0%} or "

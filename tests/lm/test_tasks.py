@@ -32,6 +32,8 @@ def ids(task):
     [
         (Addition(), "123+456=", ["579", "579\n", " 579 ", "579\nmore text"], ["578", "5790", "57 9", "", "975"]),
         (Addition(), "999+1=", ["1000"], ["000", "100"]),
+        (Addition(fixed_width=True), "007+180=", ["0187", "0187\n"], ["187", "00187", "0178"]),
+        (Addition(fixed_width=True), "999+001=", ["1000"], ["0100", "100"]),
         (Sorting(), "sort:31524=", ["12345"], ["1234", "123456", "54321", "12354"]),
         (Sorting(), "sort:30030=", ["00033"], ["033", "00330"]),
         (Parentheses(), "(()())?", ["yes"], ["no", "ye", "yess"]),
@@ -184,11 +186,25 @@ def test_sorting_with_letters():
 # ---------------------------------------------------------------- construction and errors
 
 
+def test_fixed_width_addition_draws_the_same_sums_zero_padded():
+    plain, fixed = Addition(), make_task("addition_fixed_width")
+    assert fixed.name == "addition_fixed_width" and fixed.max_prompt_len == plain.max_prompt_len == 8
+    for seed in range(200):  # the same draws, only written differently
+        a, b = plain.generate(random.Random(seed)), fixed.generate(random.Random(seed))
+        assert len(b.prompt) == 8 and len(b.answer) == 4 and b.answer == fixed.answer(b.prompt)
+        assert [int(x) for x in b.prompt[:-1].split("+")] == [int(x) for x in a.prompt[:-1].split("+")]
+        assert int(b.answer) == int(a.answer)
+    with pytest.raises(ValueError, match="is not a prompt of this task"):
+        fixed.answer("7+180=")  # operands must have exactly `digits` digits
+    assert fixed.reward("007+180=", "0188") == 0.75  # partial credit from the right, as for plain addition
+
+
 def test_make_task_builds_and_refuses_typos():
     assert make_task("addition", digits=2) == Addition(digits=2)
     assert make_task("sorting", length=3).max_answer_len == 3
-    with pytest.raises(ValueError, match="unknown task 'additon'. Did you mean addition\\?.*Known tasks: addition, "
-                                         "parentheses, sorting, word_problems"):
+    with pytest.raises(ValueError, match="unknown task 'additon'. Did you mean addition, addition_fixed_width\\?.*"
+                                         "Known tasks: addition, addition_fixed_width, parentheses, sorting, "
+                                         "word_problems"):
         make_task("additon")
     with pytest.raises(ValueError, match="takes no argument digit; it takes: digits"):
         make_task("addition", digit=2)

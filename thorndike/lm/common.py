@@ -40,7 +40,8 @@ __all__ = ["Completions", "LMAgent", "LMConfig", "LMParts", "TASK_SIZE", "build_
            "heldout_columns", "lm_curves", "load_warm_start", "refuse_env"]
 
 # The one parameter of each task that ``task_size`` sets (None keeps the task's default).
-TASK_SIZE = {"addition": "digits", "sorting": "length", "parentheses": "max_len", "word_problems": "max_number"}
+TASK_SIZE = {"addition": "digits", "addition_fixed_width": "digits", "sorting": "length", "parentheses": "max_len",
+             "word_problems": "max_number"}
 BACKBONES = ("tiny", "gpt2")
 POSITIONS = ("rotary", "learned")
 # The largest model a config may ask for: a bigger one would not train on a CPU in any sensible time, and refusing

@@ -20,7 +20,8 @@ The pieces every task has (:class:`Task`):
 - ``alphabet`` (every character a prompt or answer can use, for a character tokenizer), ``max_prompt_len`` and
   ``max_answer_len`` (to size the model's context and the generation budget).
 
-:func:`make_task` builds one by name: ``addition``, ``sorting``, ``parentheses``, ``word_problems``.
+:func:`make_task` builds one by name: ``addition``, ``addition_fixed_width``, ``sorting``, ``parentheses``,
+``word_problems``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ import torch
 
 from thorndike.config import check
 
-__all__ = ["Example", "Task", "Addition", "Sorting", "Parentheses", "WordProblems", "addition", "sorting",
+__all__ = ["Example", "Task", "Addition", "Sorting", "Parentheses", "WordProblems", "addition",
+           "addition_fixed_width", "sorting",
            "parentheses", "word_problems", "make_task", "TASKS", "split_of", "extract_answer", "aligned_credit",
            "END_MARKER", "SPLITS"]
 
@@ -191,25 +193,38 @@ class Addition(Task):
     Partial credit: :func:`aligned_credit` aligned from the right, the digit-by-digit credit a schoolbook sum earns:
     for the answer ``"579"``, ``"579"`` -> 1, ``"578"`` -> 2/3, ``"79"`` -> 2/3 (one digit missing), ``"1579"`` -> 3/4
     (one digit extra), ``"975"`` -> 1/3, ``""`` -> 0.
+
+    ``fixed_width`` (the task ``addition_fixed_width``) writes the same sums with the operands zero-padded to
+    ``digits`` and the answer to ``digits + 1`` characters: ``"007+180="`` -> ``"0187"``. The numbers are drawn alike;
+    only the format differs: every digit then sits at the same position in every prompt, so a model need not learn to
+    align digits of operands of different lengths (with variable widths, most of a small model's errors are
+    misalignments such as ``"764+4="`` -> ``"751"``, not carries).
     """
 
     digits: int = 3
+    fixed_width: bool = False
     name = "addition"
     alphabet = "0123456789+="
 
     def __post_init__(self) -> None:
         check(1 <= self.digits <= 18, "digits", self.digits, "between 1 and 18")
+        if self.fixed_width:
+            self.name = "addition_fixed_width"
         self.max_prompt_len = 2 * self.digits + 2
         self.max_answer_len = self.digits + 1
-        self._pattern = re.compile(rf"(\d{{1,{self.digits}}})\+(\d{{1,{self.digits}}})=")
+        width = f"{self.digits}" if self.fixed_width else f"1,{self.digits}"
+        self._pattern = re.compile(rf"(\d{{{width}}})\+(\d{{{width}}})=")
 
     def generate(self, rng: random.Random) -> Example:
         a, b = _number(rng, self.digits), _number(rng, self.digits)
+        if self.fixed_width:
+            return Example(f"{a:0{self.digits}d}+{b:0{self.digits}d}=", str(a + b).zfill(self.digits + 1))
         return Example(f"{a}+{b}=", str(a + b))
 
     def answer(self, prompt: str) -> str:
         a, b = self._parse(self._pattern, prompt).groups()
-        return str(int(a) + int(b))
+        total = str(int(a) + int(b))
+        return total.zfill(self.digits + 1) if self.fixed_width else total
 
     def reward(self, prompt: str, completion: str) -> float:
         return aligned_credit(self.answer(prompt), extract_answer(completion), from_right=True)
@@ -375,6 +390,11 @@ def addition(digits: int = 3) -> Addition:
     return Addition(digits)
 
 
+def addition_fixed_width(digits: int = 3) -> Addition:
+    """:class:`Addition` with operands zero-padded to ``digits`` and the answer to ``digits + 1`` characters."""
+    return Addition(digits, fixed_width=True)
+
+
 def sorting(length: int = 5, symbols: str = "0123456789") -> Sorting:
     """:class:`Sorting` of ``length`` symbols drawn from ``symbols``."""
     return Sorting(length, symbols)
@@ -392,6 +412,7 @@ def word_problems(max_number: int = 9) -> WordProblems:
 
 TASKS: dict[str, Callable[..., Task]] = {
     "addition": addition,
+    "addition_fixed_width": addition_fixed_width,
     "sorting": sorting,
     "parentheses": parentheses,
     "word_problems": word_problems,
