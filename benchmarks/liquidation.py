@@ -7,9 +7,12 @@
 The market is :class:`thorndike.envs.finance.LiquidationParams`' default: the Almgren & Chriss (2000) example (sell
 X = 1e6 shares at S_0 = $50 with sigma = 0.95 $/share/day^1/2, i.e. 30% a year, permanent impact gamma = 2.5e-7,
 temporary impact eta = 2.5e-6, in T = 5 days), traded in N = 10 steps of half a day. For each risk aversion lam and
-seed, ``th.make(algo, env="thorndike/OptimalLiquidation-v0", env_kwargs={"lam": lam}, seed=s)`` (the tuned values
-of ``thorndike/configs/<algo>.yaml``) trains for ``--steps`` env steps; its deterministic policy, the closed-form
-schedule and TWAP then play the same ``--eval-paths`` price paths (the same seed, so the comparison is paired).
+seed, ``th.make(algo, env="thorndike/OptimalLiquidation-v0", env_kwargs={"lam": lam, **env_set}, seed=s)`` (the
+tuned values of ``thorndike/configs/<algo>.yaml``) trains for ``--steps`` env steps; ``--env-set`` defaults to
+``reward=expected n_returns=0``: the reward without its zero-mean price-noise term (same expected return for every
+policy, far less variance) and no past returns in the observation (they predict nothing under this model). Its
+deterministic policy, the closed-form schedule and TWAP then play the same ``--eval-paths`` price paths of the
+default env (the same seed, so the comparison is paired) and are scored on the real cost.
 
 Two estimates of E[C] + lam Var[C] are reported per policy (see ``PathCosts.influence``): ``sample`` (the sample mean
 plus lam times the sample variance of the cost) and ``control`` (the same expectation with the zero-mean price-noise
@@ -17,6 +20,8 @@ term taken out: exact for a static schedule, low-noise for the agent). A seed *p
 its objective is within 2% of the closed-form optimum (the analytic value) and it beats TWAP: the paired difference
 agent - TWAP is below zero by more than two standard errors. Near the TWAP limit (small kappa T) the whole gain over
 TWAP is a fraction of a percent, so the 2% criterion alone would pass TWAP itself; the paired difference is the test.
+A deterministic policy that sees only the inventory and the time is a static schedule: its control estimate is then
+its exact objective (standard error 0), and so is its difference to TWAP; the sample estimates keep their noise.
 Writes ``benchmarks/results/liquidation[_<tag>].{json,md,png}``.
 """
 
