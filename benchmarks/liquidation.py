@@ -1,14 +1,18 @@
 """Optimal liquidation (issue #19): PPO or SAC against the Almgren-Chriss optimum and TWAP, for several risk aversions.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/liquidation.py [--lams 3e-8 3e-7 1e-6] [--seeds 0-4] [--steps 30000]
-        [--eval-paths 10000] [--eval-seed 12345] [--workers 1] [--set field=value ...] [--tag NAME]
+        [--eval-paths 10000] [--eval-seed 12345] [--workers 1] [--set field=value ...] [--env-set field=value ...]
+        [--tag NAME]
 
 The market is :class:`thorndike.envs.finance.LiquidationParams`' default: the Almgren & Chriss (2000) example (sell
 X = 1e6 shares at S_0 = $50 with sigma = 0.95 $/share/day^1/2, i.e. 30% a year, permanent impact gamma = 2.5e-7,
 temporary impact eta = 2.5e-6, in T = 5 days), traded in N = 10 steps of half a day. For each risk aversion lam and
-seed, ``th.make(algo, env="thorndike/OptimalLiquidation-v0", env_kwargs={"lam": lam}, seed=s)`` (the tuned values
-of ``thorndike/configs/<algo>.yaml``) trains for ``--steps`` env steps; its deterministic policy, the closed-form
-schedule and TWAP then play the same ``--eval-paths`` price paths (the same seed, so the comparison is paired).
+seed, ``th.make(algo, env="thorndike/OptimalLiquidation-v0", env_kwargs={"lam": lam, **env_set}, seed=s)`` (the
+tuned values of ``thorndike/configs/<algo>.yaml``) trains for ``--steps`` env steps; ``--env-set`` defaults to
+``reward=expected n_returns=0``: the reward without its zero-mean price-noise term (same expected return for every
+policy, far less variance) and no past returns in the observation (they predict nothing under this model). Its
+deterministic policy, the closed-form schedule and TWAP then play the same ``--eval-paths`` price paths of the
+default env (the same seed, so the comparison is paired) and are scored on the real cost.
 
 Two estimates of E[C] + lam Var[C] are reported per policy (see ``PathCosts.influence``): ``sample`` (the sample mean
 plus lam times the sample variance of the cost) and ``control`` (the same expectation with the zero-mean price-noise
@@ -16,6 +20,8 @@ term taken out: exact for a static schedule, low-noise for the agent). A seed *p
 its objective is within 2% of the closed-form optimum (the analytic value) and it beats TWAP: the paired difference
 agent - TWAP is below zero by more than two standard errors. Near the TWAP limit (small kappa T) the whole gain over
 TWAP is a fraction of a percent, so the 2% criterion alone would pass TWAP itself; the paired difference is the test.
+A deterministic policy that sees only the inventory and the time is a static schedule: its control estimate is then
+its exact objective (standard error 0), and so is its difference to TWAP; the sample estimates keep their noise.
 Writes ``benchmarks/results/liquidation[_<tag>].{json,md,png}``.
 """
 
@@ -53,9 +59,11 @@ def score(policy: Any, lam: float, paths: int, seed: int) -> dict[str, Any]:
             "sd_holdings": (costs.holdings.std(0) / costs.holdings[0, 0]).tolist()}
 
 
-def run_seed(algo: str, lam: float, seed: int, steps: int, eval_paths: int, eval_seed: int, fields: dict[str, Any]
-             ) -> dict[str, Any]:
-    """Train one seed for one lam, then score it, the closed form and TWAP on the same paths."""
+def run_seed(algo: str, lam: float, seed: int, steps: int, eval_paths: int, eval_seed: int, fields: dict[str, Any],
+             env_fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one seed for one lam (on the env with ``env_fields`` on top of the market's defaults), then score it,
+    the closed form and TWAP on the same paths of the default env (the real cost; an agent trained with fewer
+    observed returns sees the first columns of the observation)."""
     import torch
 
     import thorndike as th
@@ -63,13 +71,16 @@ def run_seed(algo: str, lam: float, seed: int, steps: int, eval_paths: int, eval
 
     torch.set_num_threads(1)
     p = LiquidationParams(lam=lam)
+    trained = LiquidationParams(**{**(env_fields or {}), "lam": lam})
+    width = 2 + trained.n_returns
     with tempfile.TemporaryDirectory() as root:
         started = time.perf_counter()
-        agent = th.make(algo, env=ENV_ID, env_kwargs={"lam": lam}, seed=seed, run_root=root, threads=1,
-                        progress=False, tensorboard=False, pictures=False, checkpoint_every=2**62, **fields)
+        agent = th.make(algo, env=ENV_ID, env_kwargs={**(env_fields or {}), "lam": lam}, seed=seed, run_root=root,
+                        threads=1, progress=False, tensorboard=False, pictures=False, checkpoint_every=2**62,
+                        **fields)
         agent.learn(steps)
         wall = time.perf_counter() - started
-        learned = score(lambda obs: agent.act(obs), lam, eval_paths, eval_seed)
+        learned = score(lambda obs: agent.act(obs[:, :width]), lam, eval_paths, eval_seed)
     ac = almgren_chriss(p.X, p.T, p.N, p.sigma, p.eta, p.gamma, lam)
     closed = score(schedule_policy(ac.holdings), lam, eval_paths, eval_seed)
     flat = score(schedule_policy(twap(p.X, p.N)), lam, eval_paths, eval_seed)
@@ -160,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-seed", type=int, default=12345)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("--env-set", nargs="*", default=["reward=expected", "n_returns=0"], metavar="FIELD=VALUE",
+                        help="training env fields (LiquidationParams); the default drops the reward's zero-mean price"
+                        " noise and the uninformative returns")
     parser.add_argument("--tag", default="")
     parser.add_argument("--replot", action="store_true", help="redraw the figure from the results' JSON, no runs")
     args = parser.parse_args(argv)
@@ -170,10 +184,12 @@ def main(argv: list[str] | None = None) -> None:
         figure(saved["rows"], lams, RESULTS / f"{name}.png", saved["algo"])
         return
     fields = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
+    env_fields = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.env_set)}
     seeds = parse_seeds([args.seeds])
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:
-        futures = [pool.submit(run_seed, args.algo, lam, s, args.steps, args.eval_paths, args.eval_seed, fields)
+        futures = [pool.submit(run_seed, args.algo, lam, s, args.steps, args.eval_paths, args.eval_seed, fields,
+                               env_fields)
                    for lam in args.lams for s in seeds]
         for future in futures:
             r = future.result()
@@ -188,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.mkdir(exist_ok=True)
     figure(rows, args.lams, RESULTS / f"{name}.png", args.algo)
     summary = {"algo": args.algo, "command": command, "steps": args.steps, "eval_paths": args.eval_paths,
-               "eval_seed": args.eval_seed, "fields": fields, "criteria": {"gap": GAP, "z": Z}, "rows": rows}
+               "eval_seed": args.eval_seed, "fields": fields, "env_fields": env_fields,
+               "criteria": {"gap": GAP, "z": Z}, "rows": rows}
     (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=1))
     passed = sum(r["passes"] for r in rows)
     lines = [f"# {args.algo.upper()} on optimal liquidation: {passed}/{len(rows)} runs within {GAP:.0%} of "

@@ -167,6 +167,37 @@ def test_control_estimator_is_exact_for_static_schedules_and_agrees_with_sample_
         paths.objective("bootstrap")
 
 
+def test_expected_reward_keeps_every_policys_mean_return_and_cuts_its_variance():
+    # a policy that reacts to the prices (sells more after a rise): still non-anticipating, so the dropped noise
+    # term x_k xi_k has mean 0 and both rewards give the same expected return, path pairs differing by noise only
+    def adaptive(obs: torch.Tensor) -> torch.Tensor:
+        return (0.15 + 0.1 * obs[:, 2:3]).clamp(0.0, 1.0)
+
+    realised = simulate(adaptive, 20_000, seed=6, lam=3e-8)
+    expected = simulate(adaptive, 20_000, seed=6, lam=3e-8, reward="expected")
+    assert torch.equal(realised.holdings, expected.holdings)  # the same paths and actions: only the reward differs
+    diff = realised.returns - expected.returns
+    assert abs(diff.mean()) < 4 * diff.std() / math.sqrt(diff.numel())
+    assert diff.std() > 0.1 * realised.returns.abs().mean()  # the term dropped is not small
+    assert expected.returns.var() < 0.05 * realised.returns.var()
+    # and it is the impact and risk penalty exactly, path by path
+    np.testing.assert_allclose(-expected.returns * P.scale, expected.impact + expected.penalty, rtol=1e-5)
+    with pytest.raises(ValueError, match="reward"):
+        LiquidationParams(reward="sampled")
+
+
+def test_expected_reward_agrees_between_gymnasium_and_native():
+    actions = np.linspace(0.05, 0.6, P.N)
+    native = BatchedLiquidation(1, dtype=torch.float64, reward="expected")
+    native.reset(seed=3)
+    env = OptimalLiquidationEnv(reward="expected")
+    env.reset(seed=3)
+    for k in range(P.N):
+        _, native_reward, *_ = native.step(torch.tensor([[actions[k]]]))
+        _, reward, *_ = env.step(actions[k : k + 1])  # different noise on purpose: the reward does not see it
+        assert reward == pytest.approx(float(native_reward[0]), rel=1e-6)
+
+
 def test_benchmark_scores_a_known_schedule_at_its_analytic_objective():
     # benchmarks/liquidation.py's scoring, on a policy whose answer is known: the closed form and TWAP
     import runpy

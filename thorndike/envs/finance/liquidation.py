@@ -22,6 +22,14 @@ with the same actions and noise and compare.
   return is ``-(E[C] + lam Var[C]) / reward_scale`` (a test checks it by simulation). For a policy that reacts to
   prices the penalty is ``lam E[sigma^2 tau sum x_k^2]`` (the variance of the unhedged position, the usual RL form);
   the optimum over all policies is still the static Almgren-Chriss schedule, since no observation predicts the price.
+- ``reward="expected"`` (default ``"realised"``) drops the price-noise term ``x_k sigma sqrt(tau) xi_k`` from each
+  step's reward, keeping ``-[(eta / tau) n_k^2 + gamma x_k n_k + lam sigma^2 tau x_k^2] / reward_scale``. It is a
+  control variate: ``x_k`` is decided before ``xi_k`` is drawn and ``xi_k`` is independent of everything before it,
+  so ``E[x_k xi_k] = E[x_k] E[xi_k] = 0`` for *any* non-anticipating policy, adaptive or not. Every policy's
+  expected return is therefore unchanged (the same optimum), only the variance of the return drops: the term
+  removed is, in the default market, as large as the differences between the schedules an agent must tell apart.
+  The observation (the moves) and ``info["shortfall"]`` (the real one) are the same either way; a test checks the
+  equal means by simulation for a policy that reacts to the prices.
 - ``reward_scale`` defaults to ``1/2 gamma X^2 + eta X^2 / T``: TWAP's expected cost in the continuous limit, so
   returns are of order -1 whatever the units of X and S.
 - The episode terminates after N steps (the horizon is part of the problem, not a time limit).
@@ -72,6 +80,7 @@ class LiquidationParams:
     lam: float = 1e-6
     n_returns: int = 3
     reward_scale: float | None = None
+    reward: str = "realised"
 
     def __post_init__(self) -> None:
         from thorndike.envs.finance.almgren_chriss import _check_model
@@ -81,6 +90,8 @@ class LiquidationParams:
             raise ValueError(f"n_returns must be an int >= 0, got {self.n_returns!r}")
         if self.sigma <= 0:
             raise ValueError(f"sigma must be > 0 (returns are observed in units of sigma sqrt(tau)), got {self.sigma}")
+        if self.reward not in ("realised", "expected"):
+            raise ValueError(f"reward must be 'realised' or 'expected', got {self.reward!r}")
         if self.reward_scale is not None and not (math.isfinite(self.reward_scale) and self.reward_scale > 0):
             raise ValueError(f"reward_scale must be a finite number > 0 (or None), got {self.reward_scale!r}")
 
@@ -144,12 +155,14 @@ class OptimalLiquidationEnv(gym.Env):
         left = self._inventory - sold      # x_k / X
         move = float(self.np_random.standard_normal()) - g * sold  # (S_k - S_{k-1}) / (sigma sqrt(tau))
         shortfall = a * sold**2 - b * left * move
+        # "expected": the same minus the zero-mean noise term b x_k xi_k (see the module docstring)
+        charged = shortfall if p.reward == "realised" else a * sold**2 + b * g * left * sold
         penalty = c * left**2
         self._inventory, self._step = left, self._step + 1
         if p.n_returns:
             self._returns = np.concatenate([[move], self._returns[:-1]])
         info = {"shares_sold": sold * p.X, "shortfall": shortfall * p.scale, "risk_penalty": penalty * p.scale}
-        return self._obs(), -(shortfall + penalty), self._step >= p.N, False, info
+        return self._obs(), -(charged + penalty), self._step >= p.N, False, info
 
 
 class BatchedLiquidation(BatchedEnv):
@@ -182,6 +195,7 @@ class BatchedLiquidation(BatchedEnv):
         self._last_step = self._constant(self.params.N - 1)
         self._n_steps = self._constant(self.params.N)
         self._one = self._constant(1.0)
+        self._noise_in_reward = self.params.reward == "realised"
         self._initial = torch.tensor(self.reset_low, dtype=self.dtype, device=self.device).expand(self.n_envs, -1)
 
     def _spaces(self) -> tuple[gym.spaces.Space, gym.spaces.Space]:
@@ -203,7 +217,9 @@ class BatchedLiquidation(BatchedEnv):
         sold = inventory * fraction
         left = inventory - sold
         move = random - self._g * sold
-        shortfall = self._a * sold.square() - self._b * left * move
+        # "expected" charges the move's mean -g n_k instead of the move: the noise term's mean is 0 for any policy
+        priced = move if self._noise_in_reward else -self._g * sold
+        shortfall = self._a * sold.square() - self._b * left * priced
         reward = -(shortfall + self._c * left.square())
         next_state = torch.empty_like(state)
         next_state[:, 0] = left
