@@ -66,7 +66,8 @@ class StopAt:
         return None
 
 
-def run(seed: int, run_root: str, budget_s: float, grpo_every: int, task: str = "addition") -> dict[str, Any]:
+def run(seed: int, run_root: str, budget_s: float, grpo_every: int, task: str = "addition", eval_prompts: int = 200,
+        full_budget: bool = False, confirm_prompts: int = 0) -> dict[str, Any]:
     import torch
 
     import thorndike as th
@@ -85,9 +86,18 @@ def run(seed: int, run_root: str, budget_s: float, grpo_every: int, task: str = 
     warm_path = checkpoint_path(sft.run_dir / "checkpoints", int(warm["step"]))
 
     grpo = th.make("grpo", seed=seed, task=task, init_from=str(warm_path), heldout_every=grpo_every,
-                   run_root=run_root, **QUIET)
+                   eval_prompts=eval_prompts, run_root=run_root, **QUIET)
     start_accuracy = grpo.lm.evaluate()["accuracy"]
-    grpo.learn(1_000_000, callbacks=[StopAt(TARGET, strict=True, seconds=budget_s)])
+    # full_budget: train the whole budget (an accuracy above 1 is never reached), so the final model is not chosen
+    # by the evaluation that happened to cross the target
+    grpo.learn(1_000_000, callbacks=[StopAt(2.0 if full_budget else TARGET, strict=True, seconds=budget_s)])
+    # the warm start and the final model on a larger held-out set (its first eval_prompts are the in-run set)
+    confirm = {}
+    if confirm_prompts:
+        warm_model = th.make("grpo", seed=seed, task=task, init_from=str(warm_path), run_root=run_root, **QUIET)
+        confirm = dict(confirm_prompts=confirm_prompts,
+                       warm_confirm_accuracy=warm_model.lm.evaluate(confirm_prompts)["accuracy"],
+                       final_confirm_accuracy=grpo.lm.evaluate(confirm_prompts)["accuracy"])
     curve = [r for r in rows(grpo.run_dir) if not math.isnan(r["heldout/accuracy"])]
     reached = next((r for r in curve if r["heldout/accuracy"] > TARGET), None)
     return dict(
@@ -101,7 +111,7 @@ def run(seed: int, run_root: str, budget_s: float, grpo_every: int, task: str = 
                     reward=r["heldout/reward"], kl=r["kl"], train_reward=r["reward"]) for r in curve],
         grpo_config={k: v for k, v in vars(grpo.config).items() if k != "init_from"},
         sft_config={k: v for k, v in vars(sft.config).items()},
-        parameters=sum(p.numel() for p in grpo.lm.model.parameters()),
+        parameters=sum(p.numel() for p in grpo.lm.model.parameters()), eval_prompts=eval_prompts, **confirm,
     )
 
 
@@ -134,6 +144,11 @@ def main() -> None:
     parser.add_argument("--task", default="addition", choices=["addition", "addition_fixed_width"],
                         help="the operands as written (addition) or zero-padded to 3 digits (addition_fixed_width)")
     parser.add_argument("--name", default=None, help="results file stem; default lm_grpo_<task>")
+    parser.add_argument("--eval-prompts", type=int, default=200, help="held-out prompts of GRPO's in-run evaluation")
+    parser.add_argument("--full-budget", action="store_true",
+                        help="train GRPO for the whole budget instead of stopping at the first evaluation > 95%%")
+    parser.add_argument("--confirm-prompts", type=int, default=0,
+                        help="also score the warm start and the final model on this many held-out prompts")
     parser.add_argument("--grpo-every", type=int, default=GRPO_EVERY, help="GRPO steps between held-out evaluations")
     args = parser.parse_args()
     args.name = args.name or f"lm_grpo_{args.task}"
@@ -141,7 +156,8 @@ def main() -> None:
     run_root = tempfile.mkdtemp(prefix="thorndike-lm-grpo-")
     results = []
     for seed in args.seeds:
-        result = run(seed, run_root, args.budget, args.grpo_every, args.task)
+        result = run(seed, run_root, args.budget, args.grpo_every, args.task, args.eval_prompts, args.full_budget,
+                     args.confirm_prompts)
         print(json.dumps({k: v for k, v in result.items() if k not in ("curve", "grpo_config", "sft_config")}),
               flush=True)
         results.append(result)
@@ -154,19 +170,27 @@ def main() -> None:
     (RESULTS / f"{args.name}.json").write_text(json.dumps(dict(summary=summary, runs=results), indent=1))
     plot(results, RESULTS / f"{args.name}.png")
     first = results[0]
+    command = (f"--task {args.task} --seeds {' '.join(map(str, args.seeds))} --budget {args.budget:g}"
+               + (f" --eval-prompts {args.eval_prompts}" if args.eval_prompts != 200 else "")
+               + (" --full-budget" if args.full_budget else "")
+               + (f" --confirm-prompts {args.confirm_prompts}" if args.confirm_prompts else ""))
+    confirmed = [r for r in results if r.get("final_confirm_accuracy", 0.0) > TARGET]
     lines = [
         f"# GRPO (RLVR) on 3-digit addition ({args.task}) from an SFT warm start",
         "",
-        f"`benchmarks/lm_grpo_addition.py --task {args.task} --seeds {' '.join(map(str, args.seeds))} --budget "
-        f"{args.budget:g}`: per "
+        f"`benchmarks/lm_grpo_addition.py {command}`: per "
         f"seed, SFT stopped at the first held-out evaluation >= {SFT_STOP:.0%} (the warm start is the last "
         f"evaluated checkpoint below {SFT_CEILING:.0%}), then GRPO with the task's verifier as the reward until the "
-        f"held-out greedy exact-match accuracy (200 fixed test-split prompts) exceeds {TARGET:.0%} or "
-        f"{args.budget:g} s of GRPO training pass. One torch thread per run, seeds one after another, on a "
-        f"{os.cpu_count()}-core machine shared with other jobs: load average (1, 5, 15 min) "
+        f"held-out greedy exact-match accuracy ({args.eval_prompts} fixed test-split prompts) exceeds {TARGET:.0%} or "
+        f"{args.budget:g} s of GRPO training pass" + (" (with --full-budget: always the whole budget)"
+                                                    if args.full_budget else "")
+        + f". One torch thread per run, seeds one after another in this process, on a {os.cpu_count()}-core "
+        "machine shared with other jobs: load average (1, 5, 15 min) "
         f"{summary['load_before']} before, {summary['load_after']} after.",
         "",
-        f"**{len(reached)} of {len(results)} seeds reach > {TARGET:.0%} within {args.budget:g} s of GRPO training.**",
+        f"**{len(reached)} of {len(results)} seeds reach > {TARGET:.0%} within {args.budget:g} s of GRPO training.**"
+        + (f" **{len(confirmed)} of {len(results)} final models score > {TARGET:.0%} on {args.confirm_prompts} "
+           f"held-out prompts.**" if args.confirm_prompts else ""),
         "",
         f"Model: TinyTransformer, {first['parameters']:,} parameters (d_model {first['grpo_config']['d_model']}, "
         f"{first['grpo_config']['n_layers']} layers, {first['grpo_config']['n_heads']} heads). GRPO: "
@@ -175,14 +199,17 @@ def main() -> None:
         + f". SFT: batch_size {first['sft_config']['batch_size']}, lr {first['sft_config']['lr']}.",
         "",
         "| seed | SFT steps (s) | SFT warm start accuracy | GRPO start | > 95% at (s, steps) | final accuracy "
-        "(step, s) | max KL |",
-        "|---|---|---|---|---|---|---|",
+        "(step, s) | max KL |" + (f" warm start / final model on {args.confirm_prompts} prompts |"
+                                  if args.confirm_prompts else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if args.confirm_prompts else ""),
     ]
     for r in results:
         at = f"{r['time_to_target_s']} s, {r['steps_to_target']} steps" if r["reached"] else "not reached"
         lines.append(f"| {r['seed']} | {r['sft_steps']} ({r['sft_s']} s) | {r['sft_accuracy']:.3f} | "
                      f"{r['grpo_start_accuracy']:.3f} | {at} | {r['final_accuracy']:.3f} ({r['final_step']}, "
-                     f"{r['final_s']} s) | {r['max_kl']:.3f} |")
+                     f"{r['final_s']} s) | {r['max_kl']:.3f} |"
+                     + (f" {r['warm_confirm_accuracy']:.4f} / {r['final_confirm_accuracy']:.4f} |"
+                        if args.confirm_prompts else ""))
     lines += ["", f"Curves: `{args.name}.png` (held-out accuracy and KL to the reference against GRPO time).", ""]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
