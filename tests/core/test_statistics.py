@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
-from thorndike.core.statistics import bootstrap_ci, common_grid, interpolate, iqm
+from thorndike.core.statistics import bootstrap_ci, common_grid, interpolate, iqm, mean_and_stderr
 
 
 def test_iqm_is_the_mean_of_the_middle_half() -> None:
@@ -65,3 +66,10 @@ def test_interpolate_reads_between_logged_points_and_skips_missing_ones() -> Non
     np.testing.assert_allclose(interpolate([0, 10, 20], [0.0, 1.0, 3.0], [0, 5, 15, 20]), [0.0, 0.5, 2.0, 3.0])
     # the NaN at step 10 (a row without an evaluation) is not a point: 0 -> 20 is one straight line
     np.testing.assert_allclose(interpolate([0, 10, 20], [0.0, np.nan, 4.0], [10]), [2.0])
+
+
+def test_mean_and_stderr_by_hand():
+    # terms 1, 2, 3, 6: mean 3, sample variance (4 + 1 + 0 + 9) / 3 = 14/3, standard error sqrt(14/3) / 2
+    mean, stderr = mean_and_stderr(torch.tensor([1.0, 2.0, 3.0, 6.0], dtype=torch.float64))
+    assert mean == 3.0
+    assert stderr == pytest.approx((14 / 3) ** 0.5 / 2, rel=1e-12)

@@ -19,10 +19,11 @@ error is the sample standard deviation of the terms over sqrt(N) and the confide
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 from torch import Tensor
+
+from thorndike.core.statistics import mean_and_stderr
 
 __all__ = ["OffPolicyEstimate", "doubly_robust_estimate", "ips_estimate", "mean_estimate"]
 
@@ -46,9 +47,7 @@ def mean_estimate(terms: Tensor, z: float = 1.96) -> OffPolicyEstimate:
     on-policy estimate: the mean reward of the target policy's own rows."""
     if terms.dim() != 1 or terms.shape[0] < 2:
         raise ValueError(f"an estimate needs a 1-d tensor of at least 2 terms, got shape {tuple(terms.shape)}")
-    terms = terms.double()
-    value = float(terms.mean())
-    stderr = float(terms.std()) / math.sqrt(terms.shape[0])
+    value, stderr = mean_and_stderr(terms.double())
     return OffPolicyEstimate(value, stderr, value - z * stderr, value + z * stderr, terms.shape[0])
 
 

@@ -4,6 +4,7 @@ logged at different steps onto one grid.
 Following Agarwal et al. (2021, "Deep RL at the edge of the statistical precipice", the rliable library), a few
 seeds are summarised by the mean and by the interquartile mean (IQM, the mean of the middle half of the seeds,
 robust to one seed that fails or shoots up), each with a 95% percentile-bootstrap interval over seeds.
+:func:`mean_and_stderr` is the sample mean of i.i.d. terms (paths, logged rows) with its standard error.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 from numpy.typing import ArrayLike
 
-__all__ = ["bootstrap_ci", "common_grid", "interpolate", "iqm"]
+__all__ = ["bootstrap_ci", "common_grid", "interpolate", "iqm", "mean_and_stderr"]
+
+
+def mean_and_stderr(terms: torch.Tensor) -> tuple[float, float]:
+    """(mean, standard error) of i.i.d. terms: the sample mean and std (ddof 1) / sqrt(n), over all elements."""
+    return float(terms.mean()), float(terms.std() / np.sqrt(terms.numel()))
 
 
 def iqm(values: ArrayLike, axis: int = 0) -> np.ndarray:

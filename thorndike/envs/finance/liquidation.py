@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from thorndike.core.statistics import mean_and_stderr
 from thorndike.envs.batched.base import BatchedEnv
 
 __all__ = [
@@ -286,17 +287,15 @@ class PathCosts(NamedTuple):
 
     def objective(self, estimator: str = "sample") -> tuple[float, float]:
         """(estimate, standard error) of E[C] + lam Var[C] (see :meth:`influence`)."""
-        psi = self.influence(estimator)
-        return float(psi.mean()), float(psi.std() / math.sqrt(psi.numel()))
+        return mean_and_stderr(self.influence(estimator))
 
     def mean_cost(self) -> tuple[float, float]:
         """(mean, standard error) of C."""
-        return float(self.cost.mean()), float(self.cost.std() / math.sqrt(self.cost.numel()))
+        return mean_and_stderr(self.cost)
 
     def variance(self) -> tuple[float, float]:
         """(sample variance of C, its standard error)."""
-        centred_sq = (self.cost - self.cost.mean()).square()
-        return float(centred_sq.mean()), float(centred_sq.std() / math.sqrt(centred_sq.numel()))
+        return mean_and_stderr((self.cost - self.cost.mean()).square())
 
 
 def paired_difference(a: PathCosts, b: PathCosts, estimator: str = "sample") -> tuple[float, float]:
@@ -304,8 +303,7 @@ def paired_difference(a: PathCosts, b: PathCosts, estimator: str = "sample") -> 
     mean of the paired influence differences, whose spread excludes the noise both share."""
     if a.cost.shape != b.cost.shape:
         raise ValueError("paired_difference needs the two policies played on the same paths (same n_paths)")
-    diff = a.influence(estimator) - b.influence(estimator)
-    return float(diff.mean()), float(diff.std() / math.sqrt(diff.numel()))
+    return mean_and_stderr(a.influence(estimator) - b.influence(estimator))
 
 
 Policy = Callable[[Tensor], Tensor]
