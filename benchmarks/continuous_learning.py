@@ -9,7 +9,8 @@ Each seed is ``th.make(algo, env=env, seed=s, threads=1)``, so it starts from ``
 ``--set`` overrides fields. The run's own evaluation measures: every ``--eval-every`` env steps the deterministic
 policy plays ``--eval-episodes`` episodes on fresh copies and the mean lands in ``progress.csv``. A seed *reaches*
 the threshold at its first evaluation whose mean is at or above it. Prints one line per seed and writes
-``benchmarks/results/continuous_learning_<algo>[_<tag>].{json,md}``.
+``benchmarks/results/continuous_learning_<algo>[_<tag>].{json,md,png}`` (the figure: each seed's evaluations against
+env steps, with the threshold).
 """
 
 from __future__ import annotations
@@ -55,6 +56,23 @@ def run_seed(algo: str, env: str, seed: int, steps: int, eval_every: int, eval_e
     return {"seed": seed, "evaluations": evals, "wall_s": wall}
 
 
+def plot(rows: list[dict[str, Any]], algo: str, env: str, threshold: float, path: Path) -> None:
+    """Each seed's evaluation means against env steps, and the threshold."""
+    from thorndike.plot import _save, plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for row in rows:
+        steps, means = zip(*row["evaluations"]) if row["evaluations"] else ((), ())
+        ax.plot(steps, means, "-o", markersize=2.5, lw=1.2, label=f"seed {row['seed']}")
+    ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("evaluation return (deterministic policy, mean)")
+    ax.set_title(f"{algo} on {env}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algo", required=True, choices=sorted(DEFAULTS))
@@ -97,7 +115,9 @@ def main(argv: list[str] | None = None) -> None:
              "", f"`{command}`", "", "| seed | reached at | final | best | wall s |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {r['seed']} | {r['reached_at']} | {r['final']:.1f} | {r['best']:.1f} | {r['wall_s']:.0f} |"
               for r in rows]
+    lines += ["", f"Curves: `{name}.png` (each seed's evaluations against env steps)."]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    plot(rows, args.algo, env, threshold, RESULTS / f"{name}.png")
     print(f"{n_reached}/{len(rows)} seeds reach {threshold:g}")
 
 

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from thorndike.cli import parse_key_values
+
 RESULTS = Path(__file__).parent / "results"
 TARGET, SFT_CEILING = 0.95, 0.50
 SFT_STOP, SFT_EVERY, GRPO_EVERY = 0.45, 100, 20
@@ -67,7 +69,7 @@ class StopAt:
 
 
 def run(seed: int, run_root: str, budget_s: float, grpo_every: int, task: str = "addition", eval_prompts: int = 200,
-        full_budget: bool = False, confirm_prompts: int = 0) -> dict[str, Any]:
+        full_budget: bool = False, confirm_prompts: int = 0, grpo_set: dict[str, Any] | None = None) -> dict[str, Any]:
     import torch
 
     import thorndike as th
@@ -86,7 +88,7 @@ def run(seed: int, run_root: str, budget_s: float, grpo_every: int, task: str = 
     warm_path = checkpoint_path(sft.run_dir / "checkpoints", int(warm["step"]))
 
     grpo = th.make("grpo", seed=seed, task=task, init_from=str(warm_path), heldout_every=grpo_every,
-                   eval_prompts=eval_prompts, run_root=run_root, **QUIET)
+                   eval_prompts=eval_prompts, run_root=run_root, **QUIET, **(grpo_set or {}))
     start_accuracy = grpo.lm.evaluate()["accuracy"]
     # full_budget: train the whole budget (an accuracy above 1 is never reached), so the final model is not chosen
     # by the evaluation that happened to cross the target
@@ -149,15 +151,18 @@ def main() -> None:
                         help="train GRPO for the whole budget instead of stopping at the first evaluation > 95%%")
     parser.add_argument("--confirm-prompts", type=int, default=0,
                         help="also score the warm start and the final model on this many held-out prompts")
+    parser.add_argument("--grpo-set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="override the tuned GRPO config, e.g. lr_end=1e-4 lr_decay_steps=1500 (values as YAML)")
     parser.add_argument("--grpo-every", type=int, default=GRPO_EVERY, help="GRPO steps between held-out evaluations")
     args = parser.parse_args()
     args.name = args.name or f"lm_grpo_{args.task}"
+    grpo_set = parse_key_values(args.grpo_set, "--grpo-set")
     load_before = os.getloadavg()
     run_root = tempfile.mkdtemp(prefix="thorndike-lm-grpo-")
     results = []
     for seed in args.seeds:
         result = run(seed, run_root, args.budget, args.grpo_every, args.task, args.eval_prompts, args.full_budget,
-                     args.confirm_prompts)
+                     args.confirm_prompts, grpo_set)
         print(json.dumps({k: v for k, v in result.items() if k not in ("curve", "grpo_config", "sft_config")}),
               flush=True)
         results.append(result)
@@ -173,7 +178,8 @@ def main() -> None:
     command = (f"--task {args.task} --seeds {' '.join(map(str, args.seeds))} --budget {args.budget:g}"
                + (f" --eval-prompts {args.eval_prompts}" if args.eval_prompts != 200 else "")
                + (" --full-budget" if args.full_budget else "")
-               + (f" --confirm-prompts {args.confirm_prompts}" if args.confirm_prompts else ""))
+               + (f" --confirm-prompts {args.confirm_prompts}" if args.confirm_prompts else "")
+               + (f" --grpo-set {' '.join(args.grpo_set)}" if args.grpo_set else ""))
     confirmed = [r for r in results if r.get("final_confirm_accuracy", 0.0) > TARGET]
     lines = [
         f"# GRPO (RLVR) on 3-digit addition ({args.task}) from an SFT warm start",
@@ -195,7 +201,8 @@ def main() -> None:
         f"Model: TinyTransformer, {first['parameters']:,} parameters (d_model {first['grpo_config']['d_model']}, "
         f"{first['grpo_config']['n_layers']} layers, {first['grpo_config']['n_heads']} heads). GRPO: "
         + ", ".join(f"{k} {first['grpo_config'][k]}" for k in ("batch_size", "group_size", "inner_epochs", "lr",
-                                                                 "clip", "kl_coef", "reward", "temperature"))
+                                                                 "lr_end", "lr_decay_steps", "clip", "kl_coef",
+                                                                 "reward", "temperature"))
         + f". SFT: batch_size {first['sft_config']['batch_size']}, lr {first['sft_config']['lr']}.",
         "",
         "| seed | SFT steps (s) | SFT warm start accuracy | GRPO start | > 95% at (s, steps) | final accuracy "

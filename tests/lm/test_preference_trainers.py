@@ -55,7 +55,7 @@ def test_dpo_loss_falls_and_margin_rises(tmp_path: Path):
     losses, margins = [], []
     for _ in range(30):
         loss, chosen, rejected = agent.pair_loss(batch)
-        agent.lm.clip_and_step(agent.optimizer, loss)
+        agent.lm.clip_and_step(agent.optimizer, loss, agent.global_step)
         losses.append(loss.item())
         margins.append((chosen - rejected).mean().item())
     assert losses[0] == pytest.approx(math.log(2), abs=1e-6) and margins[0] == 0.0

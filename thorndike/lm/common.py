@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from thorndike.agent import Agent
 from thorndike.config import ConfigError, check, check_limits, describe
+from thorndike.core.schedules import Linear
 from thorndike.interaction import EvalResult
 from thorndike.lm.model import HFCausalLM, TinyTransformer, TransformerConfig, generate
 from thorndike.lm.tasks import TASKS, Example, Task, make_task
@@ -71,6 +72,9 @@ class LMConfig:
     positions: str = describe("positional encoding of the tiny backbone: rotary or learned (gpt2: learned)",
                               "rotary")
     lr: float = describe("Adam step size", 1e-3)
+    lr_end: float | None = describe("decay the step size linearly from lr to this over lr_decay_steps steps, then "
+                                    "hold it; None: a constant lr", None)
+    lr_decay_steps: int = describe("steps of the linear decay from lr to lr_end", 1000, at_most=10_000_000)
     batch_size: int = describe("examples (SFT, DPO) or prompts (GRPO, PPO) per step", 32, at_most=4096)
     max_grad_norm: float = describe("clip the gradient's global norm to this (0: no clipping)", 1.0)
     max_new_tokens: int | None = describe("tokens generated per completion; None: the task's longest answer plus "
@@ -106,6 +110,9 @@ class LMConfig:
               f"small enough, with n_layers={self.n_layers}, for at most {MAX_PARAMETERS:,} parameters (this model "
               f"would have about {parameters:,})")
         check(self.lr > 0, "lr", self.lr, "> 0")
+        check(self.lr_end is None or 0 <= self.lr_end <= self.lr, "lr_end", self.lr_end,
+              f"None (a constant lr) or in [0, lr={self.lr}]")
+        check(self.lr_decay_steps >= 1, "lr_decay_steps", self.lr_decay_steps, "a positive whole number")
         check(self.max_grad_norm >= 0, "max_grad_norm", self.max_grad_norm, ">= 0 (0: no clipping)")
         check(self.max_new_tokens is None or self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens,
               "None (the task's longest answer plus EOS) or at least 1")
@@ -223,12 +230,25 @@ class LMParts:
     def optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
 
-    def clip_and_step(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> Tensor:
-        """Backward, clip the global norm (``max_grad_norm``), step; returns the norm before clipping (a tensor, no
-        host sync)."""
+    def step_size(self, step: int) -> float:
+        """The step size at training step ``step``: ``lr``, or its linear decay to ``lr_end`` (a function of the step
+        alone, so a resumed run continues the same schedule)."""
+        config = self.config
+        if config.lr_end is None:
+            return config.lr
+        return Linear(config.lr, config.lr_end, config.lr_decay_steps)(step)
+
+    def clip_and_step(self, optimizer: torch.optim.Optimizer, loss: Tensor, step: int,
+                      parameters: list[nn.Parameter] | None = None) -> Tensor:
+        """Backward, clip the global norm of ``parameters``' gradients (the model's by default) to ``max_grad_norm``,
+        step with the step size of training step ``step``; returns the norm before clipping (a tensor, no host
+        sync)."""
+        for group in optimizer.param_groups:
+            group["lr"] = self.step_size(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        norm = (torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        parameters = list(self.model.parameters()) if parameters is None else parameters
+        norm = (torch.nn.utils.clip_grad_norm_(parameters, self.config.max_grad_norm)
                 if self.config.max_grad_norm > 0 else loss.new_zeros(()))
         optimizer.step()
         return norm

@@ -101,7 +101,7 @@ class DPO(LMAgent):
                 for _ in range(self.steps_this_iteration(config.log_every)):
                     batch = self.data.batch(self.data.sample(config.batch_size, self.generator))  # collect
                     loss, chosen, rejected = self.pair_loss(batch)  # targets: the labelled pairs
-                    self.lm.clip_and_step(self.optimizer, loss)  # update
+                    self.lm.clip_and_step(self.optimizer, loss, self.global_step)  # update
                     for key, value in (("loss", loss.detach()), ("reward/chosen", chosen.mean()),
                                        ("reward/rejected", rejected.mean()), ("margin", (chosen - rejected).mean()),
                                        ("accuracy", preference_accuracy(chosen, rejected))):

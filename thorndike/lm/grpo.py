@@ -141,7 +141,7 @@ class GRPO(LMAgent):
                 old_logp = logp.detach()
             loss, kl = grpo_loss(logp, old_logp, old_logp if ref_logp is None else ref_logp, advantages, mask,
                                  config.clip, config.kl_coef)
-            lm.clip_and_step(self.optimizer, loss)
+            lm.clip_and_step(self.optimizer, loss, self.global_step)
         return {"loss": loss.detach(), "kl": kl.detach() if ref_logp is not None else loss.new_tensor(math.nan),
                 "clip_fraction": clipped_fraction(logp.detach(), old_logp, mask, config.clip),
                 "entropy": masked_mean(entropy.detach(), mask)}

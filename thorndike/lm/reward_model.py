@@ -105,11 +105,7 @@ class RewardModelAgent(LMAgent):
                 for _ in range(self.steps_this_iteration(config.log_every)):
                     batch = self.data.batch(self.data.sample(config.batch_size, self.generator))  # collect
                     loss, chosen, rejected = reward_loss(self.reward, batch)  # targets: the labels
-                    self.optimizer.zero_grad(set_to_none=True)  # update
-                    loss.backward()
-                    if config.max_grad_norm > 0:
-                        torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
-                    self.optimizer.step()
+                    self.lm.clip_and_step(self.optimizer, loss, self.global_step, parameters)  # update
                     losses.append(loss.detach())
                     accuracies.append(preference_accuracy(chosen.detach(), rejected.detach()))
                     margins.append((chosen - rejected).detach().mean())

@@ -257,11 +257,7 @@ class RLHFPPO(LMAgent):
                                          [self.lm.task.demonstration(e) for e in examples])
                     ptx = sft_loss(self.lm.model, demos)
                     loss = loss + config.ptx_coef * ptx
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(self.trained, config.max_grad_norm)
-                self.optimizer.step()
+                self.lm.clip_and_step(self.optimizer, loss, self.global_step, self.trained)
                 with torch.no_grad():
                     log_ratio = torch.where(part_mask, logp - old_logp, torch.zeros_like(logp))
                     # k3 estimate of KL(pi_old || pi) over the minibatch's tokens: how far this update moved

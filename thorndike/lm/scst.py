@@ -97,7 +97,7 @@ class SCST(LMAgent):
                     logp, entropy = sequence_logprobs(lm.model, batch.ids, batch.attention_mask,
                                                       batch.completion_mask, with_entropy=True)
                     loss = scst_loss(logp, batch.token_mask, advantages)
-                    lm.clip_and_step(self.optimizer, loss)
+                    lm.clip_and_step(self.optimizer, loss, self.global_step)
                     totals["reward/sample"].append(rewards.mean())
                     totals["reward/greedy"].append(greedy.mean())
                     totals["advantage"].append(advantages.mean())

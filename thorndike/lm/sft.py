@@ -75,7 +75,7 @@ class SFT(LMAgent):
                 losses = []
                 for _ in range(self.steps_this_iteration(config.log_every)):
                     loss = sft_loss(self.lm.model, self.demonstrations(config.batch_size))  # collect, target
-                    self.lm.clip_and_step(self.optimizer, loss)  # update
+                    self.lm.clip_and_step(self.optimizer, loss, self.global_step)  # update
                     losses.append(loss.detach())
                     self.global_step += 1
                 mean_loss = torch.stack(losses).mean()
