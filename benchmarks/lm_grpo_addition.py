@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--confirm-prompts", type=int, default=0,
                         help="also score the warm start and the final model on this many held-out prompts")
     parser.add_argument("--grpo-set", nargs="*", default=[], metavar="FIELD=VALUE",
-                        help="override the tuned GRPO config, e.g. lr_end=1e-4 lr_decay_steps=1500 (values as YAML)")
+                        help="override the tuned GRPO config, e.g. lr=1e-3 lr_final_fraction=0.1 (values as YAML)")
     parser.add_argument("--grpo-every", type=int, default=GRPO_EVERY, help="GRPO steps between held-out evaluations")
     args = parser.parse_args()
     args.name = args.name or f"lm_grpo_{args.task}"
@@ -201,8 +201,8 @@ def main() -> None:
         f"Model: TinyTransformer, {first['parameters']:,} parameters (d_model {first['grpo_config']['d_model']}, "
         f"{first['grpo_config']['n_layers']} layers, {first['grpo_config']['n_heads']} heads). GRPO: "
         + ", ".join(f"{k} {first['grpo_config'][k]}" for k in ("batch_size", "group_size", "inner_epochs", "lr",
-                                                                 "lr_end", "lr_decay_steps", "clip", "kl_coef",
-                                                                 "reward", "temperature"))
+                                                                 "lr_final_fraction", "lr_decay_steps", "clip",
+                                                                 "kl_coef", "reward", "temperature"))
         + f". SFT: batch_size {first['sft_config']['batch_size']}, lr {first['sft_config']['lr']}.",
         "",
         "| seed | SFT steps (s) | SFT warm start accuracy | GRPO start | > 95% at (s, steps) | final accuracy "

@@ -69,16 +69,17 @@ def test_bad_task_and_sizes_are_refused_by_name(tmp_path: Path) -> None:
         make("sft", tmp_path).complete(["a+b="])
 
 
-def test_the_step_size_decays_linearly_to_lr_end_and_is_what_the_optimiser_uses(tmp_path: Path) -> None:
-    agent = make("grpo", tmp_path, lr=1e-3, lr_end=1e-4, lr_decay_steps=10, batch_size=2, group_size=2, log_every=1)
+def test_the_step_size_decays_linearly_to_its_final_fraction_and_is_what_the_optimiser_uses(tmp_path: Path) -> None:
+    agent = make("grpo", tmp_path, lr=1e-3, lr_final_fraction=0.1, lr_decay_steps=10, batch_size=2, group_size=2,
+                 log_every=1)
     assert [agent.lm.step_size(t) for t in (0, 5, 10, 50)] == pytest.approx([1e-3, 5.5e-4, 1e-4, 1e-4])
     agent.learn(6)  # the sixth update (step 5) ran at the schedule's value there
     assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(5.5e-4)
-    assert make("grpo", tmp_path).lm.step_size(10**6) == 1e-3  # lr_end None: constant
-    with pytest.raises(ConfigError, match="lr_end=0.01.*lr=0.001"):
-        make("grpo", tmp_path, lr=1e-3, lr_end=1e-2)
+    assert make("grpo", tmp_path).lm.step_size(10**6) == 1e-3  # lr_final_fraction None: constant
+    with pytest.raises(ConfigError, match=r"lr_final_fraction=1.5.*\[0, 1\]"):
+        make("grpo", tmp_path, lr_final_fraction=1.5)
     with pytest.raises(ConfigError, match="lr_decay_steps=0"):
-        make("grpo", tmp_path, lr_end=0.0, lr_decay_steps=0)
+        make("grpo", tmp_path, lr_final_fraction=0.0, lr_decay_steps=0)
 
 
 # ---- SFT ----------------------------------------------------------------------------------------------------------

@@ -72,9 +72,10 @@ class LMConfig:
     positions: str = describe("positional encoding of the tiny backbone: rotary or learned (gpt2: learned)",
                               "rotary")
     lr: float = describe("Adam step size", 1e-3)
-    lr_end: float | None = describe("decay the step size linearly from lr to this over lr_decay_steps steps, then "
-                                    "hold it; None: a constant lr", None)
-    lr_decay_steps: int = describe("steps of the linear decay from lr to lr_end", 1000, at_most=10_000_000)
+    lr_final_fraction: float | None = describe("decay the step size linearly from lr to lr * lr_final_fraction over "
+                                               "lr_decay_steps steps, then hold it; None: a constant lr", None)
+    lr_decay_steps: int = describe("steps of the linear decay of the step size (lr_final_fraction)", 1000,
+                                   at_most=10_000_000)
     batch_size: int = describe("examples (SFT, DPO) or prompts (GRPO, PPO) per step", 32, at_most=4096)
     max_grad_norm: float = describe("clip the gradient's global norm to this (0: no clipping)", 1.0)
     max_new_tokens: int | None = describe("tokens generated per completion; None: the task's longest answer plus "
@@ -110,8 +111,8 @@ class LMConfig:
               f"small enough, with n_layers={self.n_layers}, for at most {MAX_PARAMETERS:,} parameters (this model "
               f"would have about {parameters:,})")
         check(self.lr > 0, "lr", self.lr, "> 0")
-        check(self.lr_end is None or 0 <= self.lr_end <= self.lr, "lr_end", self.lr_end,
-              f"None (a constant lr) or in [0, lr={self.lr}]")
+        check(self.lr_final_fraction is None or 0 <= self.lr_final_fraction <= 1, "lr_final_fraction",
+              self.lr_final_fraction, "None (a constant lr) or in [0, 1]")
         check(self.lr_decay_steps >= 1, "lr_decay_steps", self.lr_decay_steps, "a positive whole number")
         check(self.max_grad_norm >= 0, "max_grad_norm", self.max_grad_norm, ">= 0 (0: no clipping)")
         check(self.max_new_tokens is None or self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens,
@@ -231,12 +232,12 @@ class LMParts:
         return torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
 
     def step_size(self, step: int) -> float:
-        """The step size at training step ``step``: ``lr``, or its linear decay to ``lr_end`` (a function of the step
-        alone, so a resumed run continues the same schedule)."""
+        """The step size at training step ``step``: ``lr``, or its linear decay to ``lr * lr_final_fraction`` (a
+        function of the step alone, so a resumed run continues the same schedule)."""
         config = self.config
-        if config.lr_end is None:
+        if config.lr_final_fraction is None:
             return config.lr
-        return Linear(config.lr, config.lr_end, config.lr_decay_steps)(step)
+        return Linear(config.lr, config.lr * config.lr_final_fraction, config.lr_decay_steps)(step)
 
     def clip_and_step(self, optimizer: torch.optim.Optimizer, loss: Tensor, step: int,
                       parameters: list[nn.Parameter] | None = None) -> Tensor:
