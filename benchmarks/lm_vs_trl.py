@@ -98,7 +98,8 @@ def warm_start(seed: int, steps: int, args: argparse.Namespace, root: str) -> tu
 
 def grpo_fields(args: argparse.Namespace) -> dict[str, Any]:
     return {"batch_size": args.prompts, "group_size": args.group, "inner_epochs": 1, "clip": 0.2,
-            "kl_coef": args.beta, "lr": args.lr, "reward": "partial", "temperature": 1.0, "max_grad_norm": 1.0,
+            "kl_coef": args.beta, "lr": args.lr, "lr_final_fraction": None,  # a constant lr, as TRL's here
+            "reward": "partial", "temperature": 1.0, "max_grad_norm": 1.0,
             "skip_flat_groups": False}  # TRL keeps a group of equal rewards (zero advantages) in its average too
 
 
