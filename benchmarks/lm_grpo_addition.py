@@ -23,6 +23,7 @@ import csv
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -175,11 +176,7 @@ def main() -> None:
     (RESULTS / f"{args.name}.json").write_text(json.dumps(dict(summary=summary, runs=results), indent=1))
     plot(results, RESULTS / f"{args.name}.png")
     first = results[0]
-    command = (f"--task {args.task} --seeds {' '.join(map(str, args.seeds))} --budget {args.budget:g}"
-               + (f" --eval-prompts {args.eval_prompts}" if args.eval_prompts != 200 else "")
-               + (" --full-budget" if args.full_budget else "")
-               + (f" --confirm-prompts {args.confirm_prompts}" if args.confirm_prompts else "")
-               + (f" --grpo-set {' '.join(args.grpo_set)}" if args.grpo_set else ""))
+    command = " ".join(sys.argv[1:])  # every flag as given, so the line reruns this file exactly
     confirmed = [r for r in results if r.get("final_confirm_accuracy", 0.0) > TARGET]
     lines = [
         f"# GRPO (RLVR) on 3-digit addition ({args.task}) from an SFT warm start",

@@ -248,8 +248,8 @@ class LMParts:
             group["lr"] = self.step_size(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        parameters = list(self.model.parameters()) if parameters is None else parameters
-        norm = (torch.nn.utils.clip_grad_norm_(parameters, self.config.max_grad_norm)
+        norm = (torch.nn.utils.clip_grad_norm_(self.model.parameters() if parameters is None else parameters,
+                                                self.config.max_grad_norm)
                 if self.config.max_grad_norm > 0 else loss.new_zeros(()))
         optimizer.step()
         return norm

@@ -41,9 +41,8 @@ import torch
 from thorndike.config import check
 
 __all__ = ["Example", "Task", "Addition", "Sorting", "Parentheses", "WordProblems", "addition",
-           "addition_fixed_width", "sorting",
-           "parentheses", "word_problems", "make_task", "TASKS", "split_of", "extract_answer", "aligned_credit",
-           "END_MARKER", "SPLITS"]
+           "addition_fixed_width", "sorting", "parentheses", "word_problems", "make_task", "TASKS", "split_of",
+           "extract_answer", "aligned_credit", "END_MARKER", "SPLITS"]
 
 SPLITS = ("train", "test")
 # One prompt in TEST_BUCKETS is held out (hash bucket 0).
