@@ -1,9 +1,10 @@
+import copy
 import math
 
 import torch
 from torch import nn
 
-from thorndike.core.networks import NatureCNN, adam, layer_init, mlp
+from thorndike.core.networks import LeanAdam, NatureCNN, adam, layer_init, mlp
 
 
 def test_layer_init_orthogonal_and_bias():
@@ -61,3 +62,61 @@ def test_adam_is_fused_on_cpu_and_takes_the_hand_computed_first_step() -> None:
     optimizer.step()
     # First Adam step: bias-corrected m = g and v = g^2, so each weight moves lr * g / |g| = 0.1 against its gradient.
     torch.testing.assert_close(weight.detach(), torch.tensor([0.9, -1.9]))
+
+
+def test_lean_adam_steps_bit_for_bit_like_fused_adam_and_shares_its_checkpoints() -> None:
+    torch.manual_seed(0)
+    reference_net = mlp([3, 8, 2], torch.nn.Tanh)
+    lean_net = mlp([3, 8, 2], torch.nn.Tanh)
+    lean_net.load_state_dict(reference_net.state_dict())
+    reference = torch.optim.Adam(reference_net.parameters(), lr=3e-3, eps=1e-6, fused=True)
+    lean = adam(lean_net.parameters(), lr=3e-3, eps=1e-6)
+    assert isinstance(lean, LeanAdam)
+    x = torch.randn(16, 3)
+    for step in range(12):
+        if step == 6:  # a schedule changes the rate between steps; a missing gradient skips a parameter
+            for optimizer in (reference, lean):
+                optimizer.param_groups[0]["lr"] = 1e-3
+        for net, optimizer in ((reference_net, reference), (lean_net, lean)):
+            optimizer.zero_grad(set_to_none=True)
+            net(x).square().mean().backward()
+            if step == 8:
+                net[0].bias.grad = None
+            optimizer.step()
+        for expected, got in zip(reference_net.parameters(), lean_net.parameters(), strict=True):
+            assert torch.equal(expected, got), step
+    for p_ref, p_lean in zip(reference_net.parameters(), lean_net.parameters(), strict=True):
+        assert torch.equal(reference.state[p_ref]["exp_avg_sq"], lean.state[p_lean]["exp_avg_sq"])
+        assert torch.equal(reference.state[p_ref]["step"], lean.state[p_lean]["step"])
+    # Adam's checkpoint loads into a LeanAdam (over a copy of the network), and the two go on identically
+    resumed_net = mlp([3, 8, 2], torch.nn.Tanh)
+    resumed_net.load_state_dict(reference_net.state_dict())
+    resumed = adam(resumed_net.parameters(), lr=1e-3, eps=1e-6)
+    resumed.load_state_dict(copy.deepcopy(reference.state_dict()))  # as from a file: no tensor shared
+    for net, optimizer in ((reference_net, reference), (resumed_net, resumed)):
+        optimizer.zero_grad(set_to_none=True)
+        net(x).sum().backward()
+        optimizer.step()
+    for expected, got in zip(reference_net.parameters(), resumed_net.parameters(), strict=True):
+        assert torch.equal(expected, got)
+
+
+def test_lean_adam_hands_what_it_does_not_cover_to_adam() -> None:
+    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = adam([weight], lr=0.1)
+    calls = []
+    optimizer.register_step_pre_hook(lambda *args: calls.append("pre"))
+    weight.grad = torch.tensor([0.5, -3.0])
+    optimizer.step()
+    optimizer.step(lambda: torch.tensor(0.0))
+    assert calls == ["pre", "pre"]  # Adam's own step ran both times (hooks, closure)
+
+
+def test_lean_adam_zero_grad_drops_or_zeroes_the_gradients() -> None:
+    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    optimizer = adam([weight], lr=0.1)
+    weight.grad = torch.tensor([0.5, -3.0])
+    optimizer.zero_grad(set_to_none=False)
+    assert torch.equal(weight.grad, torch.zeros(2))
+    optimizer.zero_grad()
+    assert weight.grad is None
