@@ -357,6 +357,7 @@ class OffPolicyLoop:
                  epsilon: float | Schedule = 0.0) -> None:
         self.agent, self.config = agent, config
         self.online, self.target, self.optimizer = online, target, optimizer
+        self._online_parameters = list(online.parameters())  # listed once: the module walk costs ~10 us a step
         rows = math.ceil(config.buffer_size / config.n_envs) * config.n_envs  # whole rows of n_envs transitions
         buffer_args = dict(capacity=rows, observation=envs.observation_space, action=envs.action_space,
                            n_envs=config.n_envs, device=agent.device, n_step=config.n_step,
@@ -468,7 +469,7 @@ class OffPolicyLoop:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.online.parameters(), self.config.max_grad_norm)
+            nn.utils.clip_grad_norm_(self._online_parameters, self.config.max_grad_norm)
         self.optimizer.step()
         if self.config.prioritized:
             self.buffer.update_priorities(batch["indices"], (per_sample if priorities is None else priorities).detach())
