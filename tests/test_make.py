@@ -24,7 +24,8 @@ def test_tuned_config_then_file_then_keywords(tmp_path: Path) -> None:
 def test_a_shipped_config_is_found_by_its_bare_name_and_a_missing_one_lists_them() -> None:
     agent = th.make("ppo", env="CartPole-v1", config="ppo_cartpole_fast", progress=False)
     assert (agent.config.n_envs, agent.config.n_epochs, agent.config.hidden_sizes) == (64, 6, (32, 32))
-    with pytest.raises(FileNotFoundError, match="configs shipped with thorndike: \\['ppo_cartpole_fast'\\]"):
+    with pytest.raises(FileNotFoundError,
+                       match="configs shipped with thorndike: \\['dqn_cartpole_fast', 'ppo_cartpole_fast'\\]"):
         th.make("ppo", env="CartPole-v1", config="ppo_cartpole_fastest", progress=False)
 
 
