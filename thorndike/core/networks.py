@@ -50,9 +50,8 @@ class LeanAdam(torch.optim.Adam):
     parameters, and the kernel and the step counters are Adam's, so the parameters and state are bit for bit those
     of ``torch.optim.Adam(fused=True)`` (a test compares them) and checkpoints are interchangeable. Adam's own step
     (with the profiler's record) runs instead for what the direct call does not cover: step hooks, a closure, the
-    first step (which creates the state), a group whose tensors span devices or dtypes, and
-    options the call here does not pass (amsgrad, a tensor learning rate, capturable, differentiable, decoupled
-    weight decay).
+    first step (which creates the state), a group whose tensors span devices or dtypes, and options the call here
+    does not pass (amsgrad, a tensor learning rate, capturable, differentiable, decoupled weight decay).
     """
 
     def __init__(self, params: Iterable[nn.Parameter], lr: float = 1e-3, eps: float = 1e-8, **options: object):
