@@ -28,11 +28,13 @@ def check(condition: bool, name: str, value: Any, requirement: str) -> None:
         raise ConfigError(f"invalid config: {name}={value!r}; {name} must be {requirement}")
 
 
-def check_network(config: Any, activations: Any = None) -> None:
-    """The fields that shape a network: ``hidden_sizes`` (one or more positive widths) and, when ``activations``
-    (the names accepted) is given, ``activation``."""
+def check_network(config: Any, activations: Any = None, allow_empty: bool = False) -> None:
+    """The fields that shape a network: ``hidden_sizes`` (one or more positive widths; none too with
+    ``allow_empty``, for a network whose encoder ends in its own hidden layer, as the Nature CNN does) and, when
+    ``activations`` (the names accepted) is given, ``activation``."""
     sizes = config.hidden_sizes
-    check(len(sizes) >= 1 and all(h >= 1 for h in sizes), "hidden_sizes", sizes, "one or more positive widths")
+    least, what = (0, "zero or more") if allow_empty else (1, "one or more")
+    check(len(sizes) >= least and all(h >= 1 for h in sizes), "hidden_sizes", sizes, f"{what} positive widths")
     if activations is not None:
         check(config.activation in activations, "activation", config.activation, f"one of {sorted(activations)}")
 

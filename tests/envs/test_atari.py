@@ -320,3 +320,46 @@ def test_envpool_speaks_the_same_vecenv_protocol_and_reports_raw_games() -> None
             break
     assert games == [1, 1] and episodes == [5, 5]  # five lives, one game each
     pool.close()
+
+
+def test_the_tuned_atari_dqn_is_the_nature_dqn_with_a_buffer_that_stores_each_frame_once(tmp_path) -> None:
+    from thorndike.core.networks import NatureCNN
+    from thorndike.core.off_policy import stacked_frames
+    from thorndike.registry import tuned_config
+
+    tuned = tuned_config("dqn", "ALE/Breakout-v5")
+    assert tuned == tuned_config("dqn", "ALE/Pong-v5")
+    assert (tuned["lr"], tuned["batch_size"], tuned["buffer_size"], tuned["train_freq"], tuned["gamma"]) == \
+        (1e-4, 32, 100_000, 4, 0.99)
+    # the tuned config as shipped, but a small buffer and an early start, so that it learns within the test
+    agent = th.make("dqn", env="ALE/Breakout-v5", seed=0, n_envs=2, buffer_size=1000, learning_starts=200,
+                    log_every=100, checkpoint_every=10**9, run_root=str(tmp_path), **QUIET)
+    assert agent.config.target_update_interval == 1000 and agent.config.loss == "huber"
+    assert isinstance(agent.q.encoder.cnn, NatureCNN) and len(agent.q.torso) == 0  # the CNN's 512 units, then Q
+    assert (agent.q.head.in_features, agent.q.head.out_features) == (512, 4)
+    # the buffer holds single 84x84 frames (the stack is rebuilt when sampled), not whole obs and next_obs
+    assert agent.buffer.frame_stack == 4 and "obs" not in agent.buffer.data
+    assert agent.buffer.data["frames"].shape[-2:] == (84, 84) and agent.buffer.data["frames"].dtype == torch.uint8
+    seen: set[bytes] = set()
+    step = agent.interaction.step
+
+    def recording_step(*args, **kwargs):  # every observation the env returned, final ones too
+        out = step(*args, **kwargs)
+        seen.update(o.numpy().tobytes() for o in (*out[0], *out[4]["final_obs"]))
+        return out
+
+    agent.interaction.step = recording_step
+    seen.update(o.numpy().tobytes() for o in agent.interaction.obs)
+    first = agent.q.head.weight.detach().clone()
+    agent.learn(300)
+    assert not torch.equal(first, agent.q.head.weight)  # it learned (25 gradient steps)
+    batch = agent.buffer.sample(64, torch.Generator().manual_seed(0))
+    # each rebuilt stack is an observation the env really returned
+    assert all(o.numpy().tobytes() in seen for o in (*batch["obs"], *batch["next_obs"]))
+    assert torch.equal(batch["obs"][:, 1:][~batch["terminated"]], batch["next_obs"][:, :-1][~batch["terminated"]])
+    agent.interaction.close()
+    # the wrapper, not the shape, makes a stack: the preset and frame_stack do; no wrapper (an RGB image) does not
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    assert stacked_frames(agent.env_setup, space) == 4
+    assert stacked_frames(type("Setup", (), {"wrappers": ["grayscale_resize"]})(), space) == 0
+    assert stacked_frames(type("Setup", (), {"wrappers": []})(), gym.spaces.Box(0, 255, (3, 64, 64), np.uint8)) == 0

@@ -40,7 +40,7 @@ from thorndike.core.schedules import Linear, Schedule, make_schedule
 
 __all__ = ["ActorCriticReplayConfig", "Counter", "Due", "EpsilonGreedyConfig", "OffPolicyLoop", "OffPolicySchedule",
            "ReplayConfig", "RowStats", "hard_update", "joint_step", "online_and_target", "optimizer_step",
-           "q_network_weights", "soft_update"]
+           "q_network_weights", "soft_update", "stacked_frames"]
 
 AUTO_BUFFER_BYTES = 256 * 2**20  # buffer_in_checkpoint="auto" keeps buffers up to this size in checkpoints
 
@@ -199,10 +199,11 @@ def joint_step(steps: Sequence[tuple[torch.optim.Optimizer, Tensor]]) -> list[Te
 # ---- the DQN family's shared loop ------------------------------------------------------------------------------
 
 
-def check_replay_fields(config: Any) -> None:
+def check_replay_fields(config: Any, allow_no_hidden: bool = False) -> None:
     """Check the fields both replay configs (:class:`ReplayConfig`, :class:`ActorCriticReplayConfig`) have: the
     limits, the copies, the buffer and its batches, the schedule, tau, the network and the log and checkpoint
-    options (each config checks its own fields besides)."""
+    options (each config checks its own fields besides). ``allow_no_hidden``: ``hidden_sizes`` may be empty (the
+    Q-networks: the output layer right after the encoder, the Nature DQN's head on its CNN)."""
     check_limits(config)
     check(config.n_envs >= 1, "n_envs", config.n_envs, ">= 1")
     check(config.buffer_size >= 1, "buffer_size", config.buffer_size, ">= 1")
@@ -214,7 +215,7 @@ def check_replay_fields(config: Any) -> None:
     check(config.train_freq >= 1, "train_freq", config.train_freq, ">= 1")
     check(config.gradient_steps >= 0, "gradient_steps", config.gradient_steps, ">= 0")
     check(0 < config.tau <= 1, "tau", config.tau, "in (0, 1]")
-    check_network(config)
+    check_network(config, allow_empty=allow_no_hidden)
     check(config.log_every >= 1, "log_every", config.log_every, ">= 1")
     check(config.buffer_in_checkpoint in ("auto", "always", "never"), "buffer_in_checkpoint",
           config.buffer_in_checkpoint, "auto, always or never")
@@ -244,14 +245,15 @@ class ReplayConfig:
     per_eps: float = describe("prioritised replay: p_i = |delta_i| (the per-sample loss for the distributional "
                                   "learners) + per_eps", 1e-6)
     max_grad_norm: float | None = describe("clip the gradient's global norm to this (None: off)", 10.0)
-    hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the Q-network", (64, 64))
+    hidden_sizes: tuple[int, ...] = describe("hidden layer widths of the Q-network after the encoder (none: the "
+                                             "output layer right after it)", (64, 64))
     log_every: int = describe("env steps between log rows (an iteration: checkpoints and evaluations fall at its "
                               "ends)", 1000)
     buffer_in_checkpoint: str = describe("keep the replay buffer in checkpoints: auto (when it is at most 256 MiB), "
                                          "always or never", "auto")
 
     def __post_init__(self) -> None:
-        check_replay_fields(self)
+        check_replay_fields(self, allow_no_hidden=True)
         check(self.target_update_interval >= 1, "target_update_interval", self.target_update_interval, ">= 1")
         check(self.n_step >= 1, "n_step", self.n_step, ">= 1")
         check(0 <= self.per_alpha <= 1, "per_alpha", self.per_alpha, "in [0, 1]")
@@ -322,13 +324,29 @@ def q_network_weights(in_features: int, hidden_sizes: Sequence[int], n_actions: 
     def dense(sizes: Sequence[int]) -> int:
         return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
 
-    if dueling:  # the last hidden layer is each stream's own: V has n_atoms outputs, A n_actions * n_atoms
+    if dueling and not hidden_sizes:  # each stream one linear layer on the encoder's features
+        count = dense([in_features, n_atoms]) + dense([in_features, n_actions * n_atoms])
+    elif dueling:  # the last hidden layer is each stream's own: V has n_atoms outputs, A n_actions * n_atoms
         shared = [in_features, *hidden_sizes[:-1]]
         count = dense(shared) + dense([shared[-1], hidden_sizes[-1], n_atoms]) + \
             dense([shared[-1], hidden_sizes[-1], n_actions * n_atoms])
     else:
         count = dense([in_features, *hidden_sizes, n_actions * n_atoms])
     return 2 * count if noisy else count  # a noisy layer learns mu and sigma
+
+
+def stacked_frames(setup: Any, space: gym.Space) -> int:
+    """S when the observations are stacks of S uint8 frames made by the env's last wrapper (the ``atari`` preset or
+    ``frame_stack``, on either backend), so that the replay buffer stores each frame once (Atari's 100k transitions:
+    0.7 GB instead of 5.6 GB); else 0 (whole observations). The wrapper, not the shape, decides: a [3, H, W] RGB
+    image is not a stack of frames."""
+    from thorndike.core.spaces import is_image
+    from thorndike.envs.wrappers import resolve_wrappers
+
+    if setup is None or not is_image(space) or len(space.shape) != 3:
+        return 0
+    wrappers = resolve_wrappers(setup.wrappers)
+    return int(space.shape[0]) if wrappers and getattr(wrappers[-1][1], "thorndike_frame_stack", False) else 0
 
 
 def online_and_target(make: Callable[[], nn.Module], device: torch.device | str) -> tuple[nn.Module, nn.Module]:
@@ -361,7 +379,7 @@ class OffPolicyLoop:
         rows = math.ceil(config.buffer_size / config.n_envs) * config.n_envs  # whole rows of n_envs transitions
         buffer_args = dict(capacity=rows, observation=envs.observation_space, action=envs.action_space,
                            n_envs=config.n_envs, device=agent.device, n_step=config.n_step,
-                           gamma=config.gamma)
+                           gamma=config.gamma, frame_stack=stacked_frames(agent.env_setup, envs.observation_space))
         self.buffer = (PrioritizedReplayBuffer(**buffer_args, alpha=config.per_alpha, eps=config.per_eps)
                        if config.prioritized else ReplayBuffer(**buffer_args))
         self.schedule = OffPolicySchedule(

@@ -286,6 +286,9 @@ def atari(env: gym.Env, noop_max: int = 30, frame_skip: int = 4, screen_size: in
 
 atari.thorndike_game_score = True  # type: ignore[attr-defined]
 atari.thorndike_frame_skip = True  # type: ignore[attr-defined]
+# Their observations are stacks of the last frames (the replay buffer then stores each frame once).
+atari.thorndike_frame_stack = True  # type: ignore[attr-defined]
+frame_stack.thorndike_frame_stack = True  # type: ignore[attr-defined]
 MaxAndSkip.thorndike_frame_skip = True  # type: ignore[attr-defined]
 
 
