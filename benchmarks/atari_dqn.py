@@ -134,6 +134,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
+def _section(title: str, columns: list[str], rows: list[list[Any]], notes: list[str]) -> list[str]:
+    """A Markdown section: a heading, a table of ``rows`` under ``columns``, then the ``notes`` as a list."""
+    lines = [f"## {title}", "", "| " + " | ".join(columns) + " |", "| " + " | ".join(["---"] * len(columns)) + " |"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines + [""] + [f"- {note}" for note in notes] + [""]
+
+
 def write(result: dict[str, Any], name: str) -> None:
     """The results so far: JSON, a Markdown report and (once the curve has a row) the figure."""
     RESULTS.mkdir(exist_ok=True)
@@ -141,21 +148,20 @@ def write(result: dict[str, Any], name: str) -> None:
     lines = [f"# DQN on {result['env']} on a CPU: throughput with and without EnvPool, and a learning curve", "",
              f"`{result['command']}`", "", f"Machine: {result['machine']}; one torch thread.", ""]
     if result["env_throughput"]:
-        lines += ["## Env frames/s (preprocessed env, random actions; 1 env step = 4 frames)", "",
-                  "| backend | copies | env steps | wall s | frames/s | frames per CPU s |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['backend']} | {r['copies']} | {r['env_steps']:,} | {r['wall_s']} | {r['frames_per_s']:,} | "
-                  f"{r['frames_per_cpu_s']:,} |" for r in result["env_throughput"]]
-        lines += [""] + [f"- EnvPool / Gymnasium, copies {r['copies']}: {r['wall']}x wall, {r['cpu']}x per CPU second"
-                         for r in result["env_ratios"]] + [""]
+        lines += _section("Env frames/s (preprocessed env, random actions; 1 env step = 4 frames)",
+                          ["backend", "copies", "env steps", "wall s", "frames/s", "frames per CPU s"],
+                          [[r["backend"], r["copies"], f"{r['env_steps']:,}", r["wall_s"], f"{r['frames_per_s']:,}",
+                            f"{r['frames_per_cpu_s']:,}"] for r in result["env_throughput"]],
+                          [f"EnvPool / Gymnasium, copies {r['copies']}: {r['wall']}x wall, {r['cpu']}x per CPU second"
+                           for r in result["env_ratios"]])
     if result["training_throughput"]:
-        lines += ["## DQN training frames/s (tuned config, after learning starts)", "",
-                  "| backend | env steps | wall s | env steps/s | frames/s | frames per CPU s |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['backend']} | {r['env_steps']:,} | {r['wall_s']} | {r['env_steps_per_s']} | "
-                  f"{r['frames_per_s']:,} | {r['frames_per_cpu_s']:,} |" for r in result["training_throughput"]]
-        lines += [""] + [f"- EnvPool / Gymnasium: {r['wall']}x wall, {r['cpu']}x per CPU second"
-                         for r in result["training_ratios"]] + [""]
+        lines += _section("DQN training frames/s (tuned config, after learning starts)",
+                          ["backend", "env steps", "wall s", "env steps/s", "frames/s", "frames per CPU s"],
+                          [[r["backend"], f"{r['env_steps']:,}", r["wall_s"], r["env_steps_per_s"],
+                            f"{r['frames_per_s']:,}", f"{r['frames_per_cpu_s']:,}"]
+                           for r in result["training_throughput"]],
+                          [f"EnvPool / Gymnasium: {r['wall']}x wall, {r['cpu']}x per CPU second"
+                           for r in result["training_ratios"]])
     rows = result["curve"]
     if rows:
         evals = [r for r in rows if "eval_mean" in r]
