@@ -37,6 +37,8 @@ from thorndike.core.encoders import make_encoder
 from thorndike.core.replay import PrioritizedReplayBuffer, ReplayBuffer
 from thorndike.core.resources import require_memory, tensor_bytes
 from thorndike.core.schedules import Linear, Schedule, make_schedule
+from thorndike.core.spaces import is_image
+from thorndike.envs.wrappers import resolve_wrappers
 
 __all__ = ["ActorCriticReplayConfig", "Counter", "Due", "EpsilonGreedyConfig", "OffPolicyLoop", "OffPolicySchedule",
            "ReplayConfig", "RowStats", "hard_update", "joint_step", "online_and_target", "optimizer_step",
@@ -340,9 +342,6 @@ def stacked_frames(setup: Any, space: gym.Space) -> int:
     ``frame_stack``, on either backend), so that the replay buffer stores each frame once (Atari's 100k transitions:
     0.7 GB instead of 5.6 GB); else 0 (whole observations). The wrapper, not the shape, decides: a [3, H, W] RGB
     image is not a stack of frames."""
-    from thorndike.core.spaces import is_image
-    from thorndike.envs.wrappers import resolve_wrappers
-
     if setup is None or not is_image(space) or len(space.shape) != 3:
         return 0
     wrappers = resolve_wrappers(setup.wrappers)
