@@ -244,6 +244,28 @@ def test_ensemble_linear_is_one_linear_layer_per_member():
         torch.testing.assert_close(layer(x)[k], x[k] @ layer.weight[k] + layer.bias[k])
 
 
+@pytest.mark.parametrize("out_features", [1, 2])
+def test_ensemble_linear_gradients_are_each_members_own(out_features):
+    """The scalar-output layer computes elementwise (not with bmm): its output and its gradients with respect to
+    the input, the weights and the bias equal those of K separate linear layers; frozen weights get none."""
+    layer = EnsembleLinear(3, 6, out_features)
+    x = torch.randn(3, 5, 6, dtype=torch.float64, requires_grad=True)
+    layer.double()
+    upstream = torch.randn(3, 5, out_features, dtype=torch.float64)
+    (layer(x) * upstream).sum().backward()
+    x_ref = x.detach().clone().requires_grad_(True)
+    weight, bias = layer.weight.detach().clone().requires_grad_(True), layer.bias.detach().clone().requires_grad_(True)
+    reference = torch.stack([x_ref[k] @ weight[k] + bias[k] for k in range(3)])
+    (reference * upstream).sum().backward()
+    for got, expected in ((x.grad, x_ref.grad), (layer.weight.grad, weight.grad), (layer.bias.grad, bias.grad)):
+        torch.testing.assert_close(got, expected)
+    layer.zero_grad(set_to_none=True)
+    x_two = x.detach()[1:].clone().requires_grad_(True)
+    (layer(x_two, frozen=True, members=slice(1, 3)) * upstream[1:]).sum().backward()
+    assert layer.weight.grad is None and layer.bias.grad is None
+    torch.testing.assert_close(x_two.grad, torch.stack([upstream[k] @ weight[k].T for k in (1, 2)]))
+
+
 # ---- exploration noise -----------------------------------------------------------------------------------------------
 
 

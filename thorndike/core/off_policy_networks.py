@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -34,8 +35,32 @@ __all__ = ["LOG_STD_MAX", "LOG_STD_MIN", "CategoricalActor", "Critics", "Determi
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the Gaussian actor's log std is clamped here (as in SAC's reference code)
 
 
+class _EnsembleDot(torch.autograd.Function):
+    """K dot products with a bias, ``[K, B, in]`` . ``[K, in, 1]`` + ``[K, 1, 1]``: the critics' scalar output layer.
+
+    On CPU ``bmm`` runs such a batched matrix-vector product and its input gradient (an outer product) 5-15x slower
+    than the same arithmetic done elementwise (measured: 140 us against 26 us at K=2, B=256, in=256), so the forward
+    pass and the input gradient are a broadcast multiply (and a sum), and the weight gradient is the product with
+    the one-row matrix on the left, the layout ``bmm`` runs fast."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        row = weight.transpose(1, 2)  # [K, 1, in]
+        ctx.save_for_backward(x, row)
+        return (x * row).sum(-1, keepdim=True).add_(bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, row = ctx.saved_tensors
+        grad_x = grad * row if ctx.needs_input_grad[0] else None
+        grad_weight = torch.bmm(grad.transpose(1, 2), x).transpose(1, 2) if ctx.needs_input_grad[1] else None
+        grad_bias = grad.sum(1, keepdim=True) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
 class EnsembleLinear(nn.Module):
-    """K linear layers applied at once: ``[K, B, in]`` -> ``[K, B, out]`` (one ``baddbmm``)."""
+    """K linear layers applied at once: ``[K, B, in]`` -> ``[K, B, out]`` (one ``baddbmm``; a broadcast product
+    when ``out`` is 1, see :class:`_EnsembleDot`)."""
 
     def __init__(self, members: int, in_features: int, out_features: int) -> None:
         super().__init__()
@@ -48,6 +73,8 @@ class EnsembleLinear(nn.Module):
         weight, bias = (self.weight.detach(), self.bias.detach()) if frozen else (self.weight, self.bias)
         if members is not None:
             weight, bias = weight[members], bias[members]
+        if weight.shape[-1] == 1:
+            return _EnsembleDot.apply(x, weight, bias)
         return torch.baddbmm(bias, x, weight)
 
 
