@@ -3,6 +3,9 @@
 Steps per second (transitions of all copies together) with uniformly random actions, for 1 to 65,536 copies:
 
 - thorndike native ``CartPole`` (``th.envs.make("CartPole-v1", n)``, torch eager, same-step autoreset on the tensor);
+- the same env played ``--rollout-steps`` steps at a time as one ``torch.compile``d program
+  (:class:`thorndike.envs.batched.rollout.BatchedRollout`: the random actions, the env step, autoreset and the
+  ``[T, N]`` outputs of every step; its random numbers drawn before each call, outside the program, and timed);
 - Gymnasium ``SyncVectorEnv`` of ``CartPoleEnv`` copies (one Python object per copy; run up to ``--gymnasium-max``);
 - the same through thorndike's ``GymnasiumVecEnv`` (``backend="gymnasium"``: tensors out, episode statistics), the
   alternative ``th.envs.make`` offers to the native env;
@@ -13,11 +16,16 @@ Steps per second (transitions of all copies together) with uniformly random acti
   ``python3.11 -m venv /tmp/gymnax-venv && /tmp/gymnax-venv/bin/pip install "jax[cpu]" gymnax``.
 
 Each figure is the best of three timed windows after a warm-up (the machine may be shared; the load average is
-recorded). Every peer draws its random actions inside the timed loop and resets ended episodes.
+recorded). Every peer draws its random actions inside the timed loop and resets ended episodes. Compilation (the
+compiled rollout's and gymnax's) is done before timing and reported, not counted.
 
     .venv/bin/python benchmarks/env_throughput.py [--gymnax-python /tmp/gymnax-venv/bin/python] [--seconds 1.0]
 
-Writes ``benchmarks/results/env_throughput.md`` (table) and ``env_throughput.png`` (log-log plot).
+``--device cuda`` runs the two thorndike native contenders on the GPU (the compiled rollout with CUDA graphs,
+``mode="reduce-overhead"``) and gymnax with ``JAX_PLATFORMS=cuda``; the Gymnasium peers stay on the CPU. For example
+``--device cuda --sizes 4096 65536 1048576 4194304 --gymnasium-max 0``.
+
+Writes ``benchmarks/results/env_throughput.md`` (table), ``.json`` (every rate) and ``.png`` (log-log plot).
 """
 
 from __future__ import annotations
@@ -40,14 +48,16 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import thorndike as th
 from thorndike.envs.batched import ENVS
+from thorndike.envs.batched.rollout import BatchedRollout
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NATIVE = "thorndike native (torch eager)"
+COMPILED = "thorndike native (compiled rollouts)"
 SYNC = "Gymnasium SyncVectorEnv"
 ADAPTER = "thorndike GymnasiumVecEnv"
 NUMPY = "Gymnasium CartPoleVectorEnv (NumPy)"
 GYMNAX = "gymnax (jax jit + vmap + scan)"
-PEERS = (NATIVE, GYMNAX, NUMPY, SYNC, ADAPTER)
+PEERS = (NATIVE, COMPILED, GYMNAX, NUMPY, SYNC, ADAPTER)
 
 # Run by the gymnax interpreter: argv = [sizes as JSON, transitions per timed call]. Prints one JSON line.
 GYMNAX_SCRIPT = r"""
@@ -95,35 +105,56 @@ print(json.dumps({"versions": versions, "results": results}))
 """
 
 
-def best_rate(step: Callable[[], None], n: int, seconds: float) -> float:
-    """Transitions per second of ``step`` (one step of ``n`` copies): best of three windows of ``seconds / 3``."""
+def best_rate(step: Callable[[], None], n: int, seconds: float, sync: Callable[[], None] = lambda: None) -> float:
+    """Transitions per second of ``step`` (one call steps ``n`` transitions): best of three windows of ``seconds /
+    3``. ``sync`` waits for the device's queued work (a CUDA stream), at the edges of every window."""
     for _ in range(3):
         step()
+    sync()
     start, calls = time.perf_counter(), 0
     while time.perf_counter() - start < 0.05:
         step()
         calls += 1
+    sync()
     calls_per_window = max(1, int(calls * (seconds / 3) / (time.perf_counter() - start)))
     best = 0.0
     for _ in range(3):
         start = time.perf_counter()
         for _ in range(calls_per_window):
             step()
+        sync()
         best = max(best, n * calls_per_window / (time.perf_counter() - start))
     return best
 
 
-def native_rate(n: int, seconds: float, env_id: str = "CartPole-v1") -> float:
-    env = th.envs.make(env_id, n_envs=n, seed=0, backend="torch")
-    generator = torch.Generator().manual_seed(0)
+def device_sync(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+
+
+def native_rate(n: int, seconds: float, env_id: str = "CartPole-v1", device: str = "cpu") -> float:
+    env = th.envs.make(env_id, n_envs=n, seed=0, backend="torch", device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
     space = env.single_action_space
     if isinstance(space, gym.spaces.Discrete):
         def step() -> None:
-            env.step(torch.randint(0, int(space.n), (n,), generator=generator))
+            env.step(torch.randint(0, int(space.n), (n,), generator=generator, device=device))
     else:
         def step() -> None:
-            env.step(torch.rand((n, *space.shape), generator=generator) * 2.0 - 1.0)
-    return best_rate(step, n, seconds)
+            env.step(torch.rand((n, *space.shape), generator=generator, device=device) * 2.0 - 1.0)
+    return best_rate(step, n, seconds, device_sync(device))
+
+
+def compiled_rate(n: int, seconds: float, rollout_steps: int, device: str = "cpu") -> tuple[float, float]:
+    """Transitions per second of compiled ``rollout_steps``-step rollouts of ``n`` copies, and the compile time."""
+    torch._dynamo.reset()  # a fresh compile per size (torch caches compiled code per function, up to a limit)
+    env = th.envs.make("CartPole-v1", n_envs=n, seed=0, backend="torch", device=device)
+    rollout = BatchedRollout(env, rollout_steps, compile=True)
+    generator = torch.Generator(device=device).manual_seed(0)
+    start = time.perf_counter()
+    rollout(generator)
+    device_sync(device)()
+    compile_s = time.perf_counter() - start
+    return best_rate(lambda: rollout(generator), n * rollout_steps, seconds, device_sync(device)), compile_s
 
 
 def sync_rate(n: int, seconds: float) -> float:
@@ -164,9 +195,11 @@ def gymnax_python(option: str | None) -> tuple[str | None, str]:
     return None, f"gymnax peer not run: jax/gymnax cannot be imported by {where}: {reason}"
 
 
-def gymnax_rates(python: str, sizes: list[int], transitions: int) -> tuple[dict[int, float], dict, dict[int, float]]:
+def gymnax_rates(python: str, sizes: list[int], transitions: int,
+                 device: str = "cpu") -> tuple[dict[int, float], dict, dict[int, float]]:
+    platform_name = "cuda" if torch.device(device).type == "cuda" else "cpu"
     out = subprocess.run([python, "-c", GYMNAX_SCRIPT, json.dumps(sizes), str(transitions)],
-                         capture_output=True, text=True, check=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                         capture_output=True, text=True, check=True, env={**os.environ, "JAX_PLATFORMS": platform_name})
     report = json.loads(out.stdout.strip().splitlines()[-1])
     rates = {int(n): r["steps_per_s"] for n, r in report["results"].items()}
     compile_s = {int(n): r["compile_s"] for n, r in report["results"].items()}
@@ -177,36 +210,40 @@ def fmt(rate: float | None) -> str:
     return "—" if rate is None else f"{rate:,.0f}"
 
 
+# The ratio columns: (numerator, denominator, heading).
+RATIOS = ((NATIVE, SYNC, "native / SyncVectorEnv"), (NATIVE, GYMNAX, "native / gymnax"),
+          (COMPILED, NUMPY, "compiled / NumPy"), (COMPILED, GYMNAX, "compiled / gymnax"))
+
+
 def write_table(path: Path, sizes: list[int], rates: dict[str, dict[int, float]], notes: list[str],
-                native_envs: dict[str, float], native_envs_n: int) -> None:
+                native_envs: dict[str, float], native_envs_n: int, device: str) -> None:
     peers = [p for p in PEERS if rates.get(p)]
-    lines = ["# Environment throughput: CartPole-v1, random actions", "",
+    ratios = [(a, b, heading) for a, b, heading in RATIOS if rates.get(a) and rates.get(b)]
+    lines = [f"# Environment throughput: CartPole-v1, random actions ({device})", "",
              "Transitions per second (all copies together), best of three timed windows; higher is better.", "",
-             "| copies | " + " | ".join(peers) + " | native / SyncVectorEnv | native / gymnax |",
-             "| ---: | " + " | ".join("---:" for _ in peers) + " | ---: | ---: |"]
+             "| copies | " + " | ".join(peers + [heading for _, _, heading in ratios]) + " |",
+             "| ---: | " + " | ".join("---:" for _ in peers + ratios) + " |"]
     for n in sizes:
-        native = rates[NATIVE].get(n)
-        ratios = []
-        for peer in (SYNC, GYMNAX):
-            other = rates.get(peer, {}).get(n)
-            ratios.append(f"{native / other:.1f}x" if native and other else "—")
-        lines.append(f"| {n:,} | " + " | ".join(fmt(rates[p].get(n)) for p in peers) + " | " + " | ".join(ratios)
-                     + " |")
-    lines += ["", f"Native envs at {native_envs_n:,} copies (same measurement):", "",
+        cells = [fmt(rates[p].get(n)) for p in peers]
+        for a, b, _ in ratios:
+            top, bottom = rates[a].get(n), rates[b].get(n)
+            cells.append(f"{top / bottom:.2f}x" if top and bottom else "—")
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    lines += ["", f"Native envs at {native_envs_n:,} copies, eager (same measurement):", "",
               "| env | steps/s |", "| --- | ---: |"]
     lines += [f"| {env_id} | {rate:,.0f} |" for env_id, rate in native_envs.items()]
     lines += ["", *[f"- {note}" for note in notes], ""]
     path.write_text("\n".join(lines))
 
 
-def write_plot(path: Path, rates: dict[str, dict[int, float]]) -> None:
+def write_plot(path: Path, rates: dict[str, dict[int, float]], device: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    for peer, marker in zip(PEERS, "osD^v"):
+    for peer, marker in zip(PEERS, "oPsD^v"):
         if rates.get(peer):
             sizes = sorted(rates[peer])
             ax.plot(sizes, [rates[peer][n] for n in sizes], marker=marker, label=peer)
@@ -214,7 +251,7 @@ def write_plot(path: Path, rates: dict[str, dict[int, float]]) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("env copies stepped per call")
     ax.set_ylabel("transitions per second")
-    ax.set_title("CartPole-v1 throughput, random actions (CPU)")
+    ax.set_title(f"CartPole-v1 throughput, random actions ({device})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -231,8 +268,12 @@ def main() -> None:
     # One thread, as thorndike's RunOptions default: on a busy machine torch's intra-op threads can stall the small
     # ops of a step for milliseconds waiting on each other (measured: 60x slower at 4,096 copies under load 4).
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for env_throughput.{md,png}")
+    parser.add_argument("--device", default="cpu", help="device of the thorndike native contenders (and gymnax)")
+    parser.add_argument("--rollout-steps", type=int, default=16, help="steps per compiled rollout (0: not run)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for env_throughput.{md,json,png}")
     args = parser.parse_args()
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.exit(2, "no CUDA device: run with --device cpu\n")
     torch.set_num_threads(args.threads)
     sizes = sorted(args.sizes)
     load_before = os.getloadavg()
@@ -245,20 +286,31 @@ def main() -> None:
         notes.append(reason)
     else:
         transitions = int(4096 * 1000 * args.seconds)  # per timed call: 1000 steps of 4,096 copies at 1 s
-        rates[GYMNAX], versions, compile_s = gymnax_rates(python, sizes, transitions)
+        rates[GYMNAX], versions, compile_s = gymnax_rates(python, sizes, transitions, args.device)
         compile_range = f"{min(compile_s.values()):.1f}-{max(compile_s.values()):.1f}"
         notes.append(f"gymnax: {versions['gymnax']} on jax {versions['jax']} ({versions['devices']}); compile time "
                      f"{compile_range} s per size, not counted")
         for n in sizes:
             print(f"{GYMNAX:38s} {n:>6,} copies {rates[GYMNAX][n]:>14,.0f} steps/s", flush=True)
-    for peer, rate in ((NATIVE, native_rate), (NUMPY, numpy_rate), (SYNC, sync_rate), (ADAPTER, adapter_rate)):
+    rollout_compile_s: dict[int, float] = {}
+    for n in sizes if args.rollout_steps > 0 else []:
+        rates[COMPILED][n], rollout_compile_s[n] = compiled_rate(n, args.seconds, args.rollout_steps, args.device)
+        print(f"{COMPILED:38s} {n:>6,} copies {rates[COMPILED][n]:>14,.0f} steps/s "
+              f"(compiled in {rollout_compile_s[n]:.1f} s)", flush=True)
+    for peer, rate in ((NATIVE, lambda n, s: native_rate(n, s, device=args.device)), (NUMPY, numpy_rate),
+                       (SYNC, sync_rate), (ADAPTER, adapter_rate)):
         for n in sizes:
             if peer in (SYNC, ADAPTER) and n > args.gymnasium_max:
                 continue
             rates[peer][n] = rate(n, args.seconds)
             print(f"{peer:38s} {n:>6,} copies {rates[peer][n]:>14,.0f} steps/s", flush=True)
     native_envs_n = 4096
-    native_envs = {env.env_id: native_rate(native_envs_n, args.seconds, env.env_id) for env in ENVS}
+    native_envs = {env.env_id: native_rate(native_envs_n, args.seconds, env.env_id, args.device) for env in ENVS}
+    if rollout_compile_s:
+        notes.append(f"compiled rollouts: {args.rollout_steps} steps per call of one torch.compile'd program "
+                     f"(BatchedRollout); compile time {min(rollout_compile_s.values()):.1f}-"
+                     f"{max(rollout_compile_s.values()):.1f} s per size, not counted; its random numbers (the env's "
+                     "reset bits, one uniform per action) are drawn before each call, inside the timed loop")
 
     load_after = os.getloadavg()
     notes += [
@@ -268,7 +320,8 @@ def main() -> None:
         f"load average (1 min) {load_before[0]:.2f} before and {load_after[0]:.2f} after the run: the machine is "
         "shared, so figures can move by tens of percent between runs",
         "SyncVectorEnv uses same-step autoreset (thorndike's convention); CartPoleVectorEnv and gymnax use their "
-        "own autoreset. Actions: torch.randint per step (native, GymnasiumVecEnv), action_space.sample() "
+        "own autoreset. Actions: torch.randint per step (native, GymnasiumVecEnv), one uniform per action drawn "
+        "before each call (compiled rollouts), action_space.sample() "
         "(SyncVectorEnv), NumPy integers (CartPoleVectorEnv), jax.random inside the compiled loop (gymnax)",
         "the native env does more per step than CartPoleVectorEnv: it draws reset states for every copy on every "
         "step (a fixed-shape draw, so the step never waits on the data) and returns final observations and episode "
@@ -276,8 +329,14 @@ def main() -> None:
         "neither. thorndike's GymnasiumVecEnv takes one env object per copy, so it cannot use CartPoleVectorEnv",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
-    write_table(args.out / "env_throughput.md", sizes, rates, notes, native_envs, native_envs_n)
-    write_plot(args.out / "env_throughput.png", rates)
+    device_name = (torch.cuda.get_device_name() if torch.device(args.device).type == "cuda"
+                   else f"CPU, {torch.get_num_threads()} torch thread(s)")
+    write_table(args.out / "env_throughput.md", sizes, rates, notes, native_envs, native_envs_n, device_name)
+    write_plot(args.out / "env_throughput.png", rates, device_name)
+    (args.out / "env_throughput.json").write_text(json.dumps(
+        {"command": " ".join(sys.argv), "device": args.device, "device_name": device_name,
+         "rates": {peer: {str(n): r for n, r in by_n.items()} for peer, by_n in rates.items() if by_n},
+         "native_envs": native_envs, "native_envs_n": native_envs_n, "notes": notes}, indent=1))
     print((args.out / "env_throughput.md").read_text())
 
 

@@ -17,14 +17,17 @@ import torch
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def maybe_compile(fn: F, enabled: bool, device: torch.device | str = "cpu", name: str | None = None) -> F:
-    """``torch.compile(fn)`` when ``enabled`` (CUDA graphs on CUDA), falling back to eager ``fn`` on any error."""
+def maybe_compile(fn: F, enabled: bool, device: torch.device | str = "cpu", name: str | None = None,
+                  dynamic: bool | None = None) -> F:
+    """``torch.compile(fn)`` when ``enabled`` (CUDA graphs on CUDA), falling back to eager ``fn`` on any error.
+    ``dynamic`` is ``torch.compile``'s: False compiles every new input shape for that shape (no code generic in
+    the sizes), which matters when the same code is compiled for several sizes (torch caches by code object)."""
     if not enabled:
         return fn
     label = name or getattr(fn, "__name__", "function")
     mode = "reduce-overhead" if torch.device(device).type == "cuda" else None
     try:
-        compiled = torch.compile(fn, mode=mode)
+        compiled = torch.compile(fn, mode=mode, dynamic=dynamic)
     except Exception as err:  # torch.compile itself can refuse (e.g. an unsupported Python version)
         warnings.warn(f"torch.compile is unavailable for {label} ({err}); running it eagerly", stacklevel=2)
         return fn

@@ -23,9 +23,10 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
-# Uniform draws are built from raw integer bits: torch's CPU ``uniform_`` costs about twice ``random_`` on int32,
-# and reset states are drawn for every copy on every step (see BatchedEnv.step). The mantissa widths match what
-# ``torch.rand`` uses (24 bits for float32, 53 for float64), so every value k / 2**bits is equally likely.
+# Uniform draws are built from raw integer bits: reset states are drawn for every copy on every step (see
+# BatchedEnv.step), and torch's CPU generator fills random integers faster than ``uniform_`` fills floats. The mantissa
+# widths match what ``torch.rand`` uses (24 bits for float32, 53 for float64), so every value k / 2**bits is equally
+# likely. int32 bits are filled as int64 where the layout allows (see _fill_bits).
 _UNIFORM_BITS = {torch.float32: (torch.int32, 24), torch.float64: (torch.int64, 53)}
 
 # Replicating a row's flag into every byte of a wider integer gives a contiguous [N, width] bool mask in two
@@ -305,8 +306,8 @@ class BatchedEnv(ABC):
         steps_per_draw = max(1, 2**22 // per_step)  # at most 32 MiB of throw-away bits at a time
         while owed > 0:
             take = min(owed, steps_per_draw)
-            torch.empty((take, *self._random_bits.shape), dtype=self._random_bits.dtype,
-                        device=self.device).random_(generator=self._generator)
+            self._fill_bits(torch.empty((take, *self._random_bits.shape), dtype=self._random_bits.dtype,
+                                        device=self.device))
             owed -= take
 
     def observe(self, state: Tensor) -> Tensor:
@@ -391,14 +392,42 @@ class BatchedEnv(ABC):
         """Fresh initial states ``[N, D]``, uniform in ``[reset_low, reset_high)`` per column."""
         if self._owed_draws:
             self._settle_draws()
-        bits = self._random_bits.random_(generator=self._generator)
-        bits.bitwise_and_(self._bits_mask)
-        return torch.addcmul(self._reset_low, bits.to(self.dtype), self._reset_scale)
+        return self._initial_states_from(self._fill_bits(self._random_bits))
+
+    def draw_initial_bits(self, steps: int) -> Tensor:
+        """The raw random bits of ``steps`` steps' initial states, ``[steps, N, D]``, in one draw from the env's
+        generator: the same numbers ``steps`` calls of :meth:`step` would draw (torch's generators fill a tensor in
+        order), for a caller that plays the steps as one program (:class:`~thorndike.envs.batched.rollout.
+        BatchedRollout`). Only for envs that :attr:`draws_only_initial_states`."""
+        if not self._draws_only_initial_states:
+            raise RuntimeError(f"{self.env_id}'s step draws random numbers besides initial states")
+        if self._owed_draws:
+            self._settle_draws()
+        bits = torch.empty((steps, *self._random_bits.shape), dtype=self._random_bits.dtype, device=self.device)
+        return self._fill_bits(bits)
+
+    def _fill_bits(self, bits: Tensor) -> Tensor:
+        """Fill ``bits`` with random bits from the env's generator, in place; returns it. int32 bits with an even
+        last dimension are filled as int64 (two int32 per draw): the CPU generator fills an int64 in little more than
+        the time of an int32, and each 64-bit draw has 63 random bits, so both halves' low 24 bits are uniform. Every
+        draw of the env goes through here, so one draw of ``[T, N, D]`` continues the stream as ``T`` of ``[N, D]``."""
+        if bits.dtype == torch.int32 and bits.shape[-1] % 2 == 0:
+            bits.view(torch.int64).random_(generator=self._generator)
+        else:
+            bits.random_(generator=self._generator)
+        return bits
+
+    def _initial_states_from(self, bits: Tensor) -> Tensor:
+        """Initial states uniform in ``[reset_low, reset_high)`` from raw random bits ``[..., N, D]``: a pure
+        function (see :meth:`draw_initial_bits`)."""
+        return torch.addcmul(self._reset_low, (bits & self._bits_mask).to(self.dtype), self._reset_scale)
 
     def _row_mask(self, done: Tensor) -> Tensor:
         """``done[:, None]`` as a contiguous ``[N, state_size]`` bool tensor (see ``_MASK_INT``)."""
         width = len(self.state_names)
-        if width not in _MASK_INT:
+        if width not in _MASK_INT or torch.compiler.is_compiling():
+            # compiled, a broadcast mask fuses into the kernel (and inductor cannot lower the integer view of bools
+            # on CUDA)
             return done.unsqueeze(1).expand(-1, width).contiguous()
         return (done.to(self._mask_ones.dtype) * self._mask_ones).view(torch.bool).view(-1, width)
 
