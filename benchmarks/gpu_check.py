@@ -31,8 +31,9 @@ What it measures, each part in its own section of the report:
     them.
 
 Writes ``<out>/gpu_check.md`` and ``.json`` (``gpu_check_cpu.*`` with ``--device cpu``, so a test on the CPU never
-overwrites a GPU report; ``--quick`` adds ``_quick``). Without CUDA, ``--device cuda`` (the default) stops at once
-with exit status 2 and says to use ``--device cpu``.
+overwrites a GPU report; ``--quick`` adds ``_quick``; ``--parts throughput`` or ``--parts ppo`` alone adds the
+part's name, so the two halves can run as two commands where a machine's time per command is limited). Without
+CUDA, ``--device cuda`` (the default) stops at once with exit status 2 and says to use ``--device cpu``.
 """
 
 from __future__ import annotations
@@ -381,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     if "versions" in args.parts:
         lines += versions_section(report["versions"])
     stem = "gpu_check" + ("_cpu" if args.device == "cpu" else "") + ("_quick" if args.quick else "")
+    measured = [part for part in ("throughput", "ppo") if part in args.parts]
+    if len(measured) == 1:  # a part run on its own (e.g. to fit a time limit) does not overwrite the full report
+        stem += f"_{measured[0]}"
     args.out.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines)
     (args.out / f"{stem}.md").write_text(text)
