@@ -4,7 +4,8 @@ Time to solve = wall seconds from the start of training until the first evaluati
 evaluation time included, with an evaluation due every 8192 env steps (after the update that crosses the mark) for
 every contender, and a budget of 100,000 env steps. A run that never gets there counts with its full time. All
 contenders run in one invocation, interleaved by seed (the order rotates from seed to seed, so load from other jobs
-on a shared machine hits all of them), on CPU:
+on a shared machine hits all of them), on CPU (``--device cuda`` puts the two thorndike contenders on the GPU; SB3
+and rejax stay on the CPU; ``--contenders`` runs a subset, e.g. ``--contenders thorndike-native``):
 
 1. ``thorndike-native``: thorndike PPO on its batched torch CartPole (``backend="torch"``), with its fast config
    ``thorndike/configs/ppo_cartpole_fast.yaml``: 64 envs x 8 steps, one full-batch minibatch of 512, 6 epochs,
@@ -48,11 +49,26 @@ and the imports are not timed for anyone.
 "final eval" is 10 deterministic episodes after training on held-out seeds (untimed): thorndike and SB3 stop at
 the solving evaluation, so theirs is the policy that solved; rejax's is after its full 106,496 steps.
 
+Training time at the same config (its own section and table; ``--train-time-only`` runs just this part): time to
+solve mixes in how many steps each run happened to need, so this measures the wall seconds of ``learn`` for a FIXED
+number of env steps (``--train-steps``, default 16,384 and 32,768), evaluation off, thorndike's fast config for
+thorndike and for ``sb3-fast`` alike (VecNormalize included), interleaved by seed, medians over ``--seeds``. Only the
+``learn`` call is timed (building is not). thorndike runs with its default checkpointing (a checkpoint every tenth
+of the run) and without the progress bar, TensorBoard and the end-of-run picture; SB3 saves nothing. The parts of
+each ``learn`` (collect, GAE targets, update, checkpoints; "other" is the rest: log rows, the run folder, final.pt)
+are timed by wrapping the agent's own methods on the instance (SB3: ``collect_rollouts`` and ``train``), since
+``progress.csv`` has no per-phase timing columns. The issue's CPU goal: thorndike-native / sb3-fast <= 0.5.
+Writes ``ppo_train_time.{md,json}`` (and the section into ``ppo_time_to_solve.md`` on a full run).
+
 Run it (needs the ``[bench]`` extra; rejax in its own venv):
 
     python3.11 -m venv /tmp/rejax-venv
     /tmp/rejax-venv/bin/pip install jax==0.10.2 jaxlib==0.10.2 rejax==0.1.3 gymnax==1.0.1 six
     .venv/bin/python benchmarks/ppo_time_to_solve.py --rejax-python /tmp/rejax-venv/bin/python
+
+Only the training-time section, on the held-out seeds:
+
+    .venv/bin/python benchmarks/ppo_time_to_solve.py --train-time-only --seeds 101 202 303 404 505 606 707
 
 Output: one JSON line per run, then the Markdown summary; writes ``benchmarks/results/ppo_time_to_solve.md``,
 ``.json`` (every run and the summary) and ``.png`` (median time to solve, one dot per seed).
@@ -97,6 +113,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize, sync_envs_normalization
 
 import thorndike as th
+from thorndike.core.logger import read_progress
 from thorndike.registry import read_config_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -157,11 +174,12 @@ def sb3_eval_env(normalized: bool, seed: int) -> Any:
     return env
 
 
-def run_thorndike(backend: str, seed: int, steps: int, eval_every: int, run_root: str) -> dict[str, Any]:
+def run_thorndike(backend: str, seed: int, steps: int, eval_every: int, run_root: str, device: str = "cpu"
+                  ) -> dict[str, Any]:
     start = time.perf_counter()
     agent = th.make("ppo", env=ENV_ID, seed=seed, backend=backend, eval_every=eval_every,
                     eval_episodes=THORNDIKE_EVAL_EPISODES, stop_return=SOLVED_RETURN, progress=False,
-                    tensorboard=False, run_root=run_root, **THORNDIKE_CONFIG)
+                    tensorboard=False, run_root=run_root, device=device, **THORNDIKE_CONFIG)
     setup_s = time.perf_counter() - start
     return thorndike_time_to_solve(NATIVE if backend == "torch" else GYMNASIUM, agent, seed, steps, SOLVED_RETURN,
                                    THORNDIKE_EVAL_EPISODES, FINAL_EPISODES, setup_s)
@@ -178,14 +196,19 @@ def run_sb3(seed: int, steps: int, eval_every: int, fast: bool = False) -> dict[
                              before_final=(lambda: sync_envs_normalization(env, final_env)) if fast else None)
 
 
-def warm_up(run_root: str) -> None:
-    """One short untimed run of each in-process contender (torch kernels, allocator, env construction paths)."""
-    for backend in ("torch", "gymnasium"):
+def warm_up(run_root: str, contenders: list[str], device: str = "cpu") -> None:
+    """One short untimed run of each in-process contender in ``contenders`` (torch kernels, allocator, env
+    construction paths; on CUDA also the context and the kernels' first launches)."""
+    for name, backend in ((NATIVE, "torch"), (GYMNASIUM, "gymnasium")):
+        if name not in contenders:
+            continue
         agent = th.make("ppo", env=ENV_ID, seed=123, backend=backend, eval_every=1024,
                         eval_episodes=THORNDIKE_EVAL_EPISODES, progress=False, tensorboard=False, run_root=run_root,
-                        **THORNDIKE_CONFIG)
+                        device=device, **THORNDIKE_CONFIG)
         agent.learn(2048)
-    for fast in (False, True):
+    for name, fast in ((SB3, False), (SB3_FAST, True)):
+        if name not in contenders:
+            continue
         model, env = sb3_fast_model(123) if fast else sb3_model(123)
         eval_env = sb3_eval_env(fast, 123)
         model.learn(2048, callback=EvalAndStop(eval_env, 1024, SB3_EVAL_EPISODES, SOLVED_RETURN))
@@ -296,6 +319,162 @@ def run_rejax(python: str, seed: int, steps: int, eval_every: int, versions: dic
                   train_to_solve_pro_rata_s=pro_rata, setup_s=round(report["create_s"], 3))
 
 
+# ---- training time at the same config, evaluation off ------------------------------------------------------------
+
+TRAIN_STEPS = (16_384, 32_768)
+TRAIN_CONTENDERS = (NATIVE, GYMNASIUM, SB3_FAST)  # the ones that train thorndike's fast config
+THORNDIKE_PARTS = ("collect", "targets", "update", "checkpoint", "other")
+SB3_PARTS = ("collect", "update", "other")
+
+
+class PhaseTimer:
+    """Wall seconds spent in named methods of one object, by wrapping them on the instance: the benchmark's own
+    instrumentation (``progress.csv`` has no per-phase timing columns). On CUDA each timed call ends with a
+    synchronisation, so the seconds are the GPU's work and not just its launches."""
+
+    def __init__(self, device: str) -> None:
+        self.seconds: dict[str, float] = {}
+        self.sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def wrap(self, owner: Any, method: str, label: str) -> None:
+        inner = getattr(owner, method)
+        self.seconds[label] = 0.0
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.sync()
+                self.seconds[label] += time.perf_counter() - start
+
+        setattr(owner, method, timed)
+
+    def parts(self, total: float) -> dict[str, float]:
+        """The timed parts and "other", the rest of ``total``, rounded to the millisecond."""
+        parts = {k: round(v, 4) for k, v in self.seconds.items()}
+        parts["other"] = round(total - sum(self.seconds.values()), 4)
+        return parts
+
+
+def thorndike_train_time(backend: str, seed: int, steps: int, run_root: str, device: str = "cpu") -> dict[str, Any]:
+    """Seconds of ``agent.learn(steps)`` for the fast config, evaluation off, and its parts."""
+    agent = th.make("ppo", env=ENV_ID, seed=seed, backend=backend, progress=False, tensorboard=False, pictures=False,
+                    run_root=run_root, device=device, **THORNDIKE_CONFIG)
+    timer = PhaseTimer(device)
+    for method in ("collect", "targets", "update"):
+        timer.wrap(agent, method, method)
+    timer.wrap(agent.run, "checkpoint", "checkpoint")  # the session calls run.checkpoint every tenth of the run
+    start = time.perf_counter()
+    agent.learn(steps)
+    timer.sync()
+    learn_s = time.perf_counter() - start
+    progress = read_progress(agent.run_dir)
+    return {"contender": NATIVE if backend == "torch" else GYMNASIUM, "seed": seed, "steps": steps,
+            "steps_run": agent.global_step, "learn_s": round(learn_s, 4), "parts": timer.parts(learn_s),
+            "train_return_mean": round(float(progress["return_mean"][-1]), 1), "device": device}
+
+
+def sb3_train_time(seed: int, steps: int) -> dict[str, Any]:
+    """Seconds of ``model.learn(steps)`` for SB3 with thorndike's fast config (no callback), and its parts."""
+    model, env = sb3_fast_model(seed)
+    timer = PhaseTimer("cpu")
+    timer.wrap(model, "collect_rollouts", "collect")
+    timer.wrap(model, "train", "update")
+    start = time.perf_counter()
+    model.learn(steps)
+    learn_s = time.perf_counter() - start
+    returns = [info["r"] for info in model.ep_info_buffer]  # SB3's last 100 training episodes, raw (Monitor)
+    env.close()
+    return {"contender": SB3_FAST, "seed": seed, "steps": steps, "steps_run": int(model.num_timesteps),
+            "learn_s": round(learn_s, 4), "parts": timer.parts(learn_s),
+            "train_return_mean": round(float(sum(returns) / len(returns)), 1) if returns else None, "device": "cpu"}
+
+
+def train_time_runs(contenders: list[str], seeds: list[int], steps_list: list[int], run_root: str, device: str
+                    ) -> list[dict[str, Any]]:
+    """Every contender at every step count for every seed, the order of the contenders rotating from one (seed,
+    steps) pair to the next; one JSON line per run."""
+    runners: dict[str, Callable[[int, int], dict[str, Any]]] = {
+        NATIVE: lambda seed, steps: thorndike_train_time("torch", seed, steps, run_root, device),
+        GYMNASIUM: lambda seed, steps: thorndike_train_time("gymnasium", seed, steps, run_root, device),
+        SB3_FAST: lambda seed, steps: sb3_train_time(seed, steps),
+    }
+    for name in contenders:  # untimed warm-up, as for time to solve
+        runners[name](123, 2048)
+    results, turn = [], 0
+    for seed in seeds:
+        for steps in steps_list:
+            order = contenders[turn % len(contenders):] + contenders[:turn % len(contenders)]
+            turn += 1
+            for name in order:
+                res = runners[name](seed, steps)
+                results.append(res)
+                print(json.dumps(res), flush=True)
+    return results
+
+
+def summarise_train_time(results: list[dict[str, Any]], contenders: list[str], steps_list: list[int]
+                         ) -> dict[str, Any]:
+    """Medians per (contender, steps): learn seconds, its parts, the final training return; and the ratios to
+    sb3-fast."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name in contenders:
+        for steps in steps_list:
+            runs = [r for r in results if r["contender"] == name and r["steps"] == steps]
+            if not runs:
+                continue
+            learn = [r["learn_s"] for r in runs]
+            rows[f"{name}@{steps}"] = {
+                "contender": name, "steps": steps, "runs": len(runs), "learn_s": median_or_none(learn),
+                "learn_min_s": min(learn), "learn_max_s": max(learn),
+                "parts": {part: median_or_none([r["parts"][part] for r in runs]) for part in runs[0]["parts"]},
+                "train_return_mean": median_or_none([r["train_return_mean"] for r in runs
+                                                     if r["train_return_mean"] is not None]),
+            }
+    ratios = {}
+    for steps in steps_list:
+        base = rows.get(f"{SB3_FAST}@{steps}")
+        for name in (NATIVE, GYMNASIUM):
+            row = rows.get(f"{name}@{steps}")
+            if base and row:
+                ratios[f"{name} / {SB3_FAST} @ {steps}"] = row["learn_s"] / base["learn_s"]
+    return {"rows": rows, "ratios": ratios}
+
+
+def train_time_markdown(summary: dict[str, Any], seeds: list[int], device: str, heading: str = "##") -> list[str]:
+    """The section's lines: the table of medians and parts, the ratios and the issue's CPU goal."""
+    lines = [
+        f"{heading} Training time at the same config, evaluation off",
+        "",
+        f"Wall seconds of `learn` for a fixed number of env steps, thorndike's fast config "
+        f"(`ppo_cartpole_fast.yaml`) for every row (SB3 with `VecNormalize`), no evaluation; medians over seeds "
+        f"{', '.join(map(str, seeds))}, interleaved. thorndike on {device} with its default checkpoints (one per "
+        "tenth of the run), no progress bar, TensorBoard or picture; SB3 on the CPU, saving nothing. The parts are "
+        "medians of each part (they need not add up to the median total). Training return: mean return of the last "
+        "training episodes at the end (thorndike: its log's `return_mean`; SB3: its last 100 episodes).",
+        "",
+        "| contender | env steps | learn (s) | min-max (s) | steps/s | collect | targets | update | checkpoint "
+        "| other | training return |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in summary["rows"].values():
+        parts = row["parts"]
+        cells = [fmt(parts.get(k), ".3f") for k in ("collect", "targets", "update", "checkpoint", "other")]
+        lines.append(f"| {LABELS[row['contender']]} | {row['steps']:,} | {row['learn_s']:.3f} "
+                     f"| {row['learn_min_s']:.3f}-{row['learn_max_s']:.3f} | {row['steps'] / row['learn_s']:,.0f} "
+                     f"| {' | '.join(cells)} | {fmt(row['train_return_mean'], '.1f')} |")
+    lines += ["", "Ratios of median learn seconds:", ""]
+    for key, value in summary["ratios"].items():
+        lines.append(f"- {key} = {value:.3f}")
+    native = [v for k, v in summary["ratios"].items() if k.startswith(f"{NATIVE} / ")]
+    if native and device == "cpu":
+        verdict = "met" if max(native) <= 0.5 else "NOT met"
+        lines += ["", f"Goal of the issue (CPU): thorndike-native / sb3-fast <= 0.5 at the same config: {verdict} "
+                  f"(largest ratio {max(native):.3f})."]
+    return lines
+
+
 # ---- summary ------------------------------------------------------------------------------------------------------
 
 
@@ -319,18 +498,21 @@ def summarise(results: list[dict[str, Any]], contenders: list[str], n_seeds: int
             summary[name]["train_s"] = median_or_none([r["train_s"] for r in runs])
             summary[name]["train_to_solve_pro_rata_s"] = median_or_none(
                 [r["train_to_solve_pro_rata_s"] for r in solved])
-    native = summary[NATIVE]["time_to_solve_s"]
-    ratios = {f"{NATIVE} / {other}": native / summary[other]["time_to_solve_s"]
-              for other in (GYMNASIUM, SB3, SB3_FAST, REJAX) if other in summary}
+    ratios = {}
+    if NATIVE in summary:  # a subset run (--contenders) may leave the native contender out
+        native = summary[NATIVE]["time_to_solve_s"]
+        ratios = {f"{NATIVE} / {other}": native / summary[other]["time_to_solve_s"]
+                  for other in (GYMNASIUM, SB3, SB3_FAST, REJAX) if other in summary}
     return {"contenders": summary, "ratios": ratios, "n_seeds": n_seeds}
 
 
 def markdown(summary: dict[str, Any], results: list[dict[str, Any]], seeds: list[int], steps: int, eval_every: int,
-             notes: list[str], command: str) -> str:
+             notes: list[str], command: str, device: str = "cpu") -> str:
     rows = summary["contenders"]
     lines = [
         "# Time to solve CartPole-v1 with PPO",
         "",
+        *([f"thorndike's contenders on {device}; SB3 and rejax on the CPU.", ""] if device != "cpu" else []),
         "Wall seconds from the start of training to the first evaluation with mean return >= 475 (evaluation every "
         f"{eval_every:,} env steps for every contender, evaluation time included; budget {steps:,} env steps). "
         f"Medians over seeds {', '.join(map(str, seeds))}; a run that did not solve counts with its full time and "
@@ -357,7 +539,7 @@ def markdown(summary: dict[str, Any], results: list[dict[str, Any]], seeds: list
             f"(train s x solving step / steps trained, over solved seeds; not achievable with rejax, which cannot "
             f"stop early and must compile): {fmt(r['train_to_solve_pro_rata_s'], '.2f')} s.",
         ]
-    else:
+    elif REJAX not in rows and summary.get("rejax_skipped"):
         lines += ["", "rejax: not run (see notes); its column is empty."]
     lines += ["", "Ratios of median time to solve:", ""]
     for key, value in summary["ratios"].items():
@@ -371,13 +553,14 @@ def markdown(summary: dict[str, Any], results: list[dict[str, Any]], seeds: list
     if rejax_ratio is not None:
         lines.append(f"- native time to solve < rejax's compile + train: {'met' if rejax_ratio < 1 else 'NOT met'} "
                      f"(native / rejax = {rejax_ratio:.3f})")
-    else:
+    elif NATIVE in rows:
         lines.append("- native time to solve < rejax's compile + train: not measured (rejax not run)")
     lines += per_seed_table(list(rows), LABELS, results, seeds, command, notes)
     return "\n".join(lines)
 
 
-def plot(path: Path, summary: dict[str, Any], results: list[dict[str, Any]], eval_every: int) -> None:
+def plot(path: Path, summary: dict[str, Any], results: list[dict[str, Any]], eval_every: int, device: str = "cpu"
+         ) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -406,13 +589,39 @@ def plot(path: Path, summary: dict[str, Any], results: list[dict[str, Any]], eva
     ax.plot([], [], "o", color="red", markerfacecolor="none", label="one seed (not solved: full time)")
     ax.set_xticks(range(len(names)), ["\n".join(textwrap.wrap(LABELS[n], 17)) for n in names], fontsize=9)
     ax.set_ylabel("wall seconds to first eval >= 475 (median bar)")
-    ax.set_title(f"PPO on CartPole-v1: time to solve (CPU, eval every {eval_every:,} steps)")
+    where = "CPU" if device == "cpu" else f"thorndike on {device}, SB3/rejax on CPU"
+    ax.set_title(f"PPO on CartPole-v1: time to solve ({where}, eval every {eval_every:,} steps)")
     ax.set_ylim(0, max(r["time_to_solve_s"] for r in results) * 1.2)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def device_name(device: str) -> str:
+    """``device`` with the GPU's name when it is CUDA."""
+    return f"{device} ({torch.cuda.get_device_name()})" if device.startswith("cuda") else device
+
+
+def write_train_time(out: Path, results: list[dict[str, Any]], contenders: list[str], seeds: list[int],
+                     steps_list: list[int], device: str, command: str) -> str:
+    """``ppo_train_time.{md,json}`` in ``out``, the command that reproduces them at the top; returns the Markdown."""
+    summary = summarise_train_time(results, contenders, steps_list)
+    load = os.getloadavg()
+    versions = (f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+                f"Python {platform.python_version()}, torch {torch.__version__} (1 thread), thorndike "
+                f"{th.__version__} on {device_name(device)}, stable-baselines3 {stable_baselines3.__version__}, "
+                f"gymnasium {gym.__version__}; load average (1 min) after: {load[0]:.2f}")
+    lines = ["# PPO on CartPole-v1: training time at the same config", "", "Command:", "", f"    {command}", "",
+             *train_time_markdown(summary, seeds, device), "", versions, ""]
+    text = "\n".join(lines)
+    (out / "ppo_train_time.md").write_text(text)
+    meta = {"command": command, "date": str(datetime.date.today()), "versions": versions, "device": device,
+            "thorndike_config": THORNDIKE_CONFIG, "seeds": seeds, "steps": steps_list}
+    (out / "ppo_train_time.json").write_text(
+        json.dumps({"meta": meta, "summary": summary, "runs": results}, indent=1) + "\n")
+    return text
 
 
 def main() -> None:
@@ -422,22 +631,44 @@ def main() -> None:
     parser.add_argument("--eval-every", type=positive_int, default=8192, help="env steps between evaluations")
     parser.add_argument("--rejax-python", default=None, help="interpreter with jax, gymnax and rejax installed")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for ppo_time_to_solve.{md,json,png}")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="device of the thorndike contenders (SB3 and rejax stay on the CPU)")
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=None,
+                        help="run only these (default: all; rejax only with --rejax-python)")
+    parser.add_argument("--train-time-only", action="store_true",
+                        help="run only the training-time section (fixed steps, evaluation off)")
+    parser.add_argument("--train-steps", type=positive_int, nargs="+", default=list(TRAIN_STEPS),
+                        help="env steps of the training-time runs")
     args = parser.parse_args()
     command = " ".join(["python", *(os.path.relpath(a) if a == sys.argv[0] else a for a in sys.argv)])
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but no CUDA device is available here: run with --device cpu")
 
     torch.set_num_threads(1)
-    python, reason = rejax_python(args.rejax_python)
-    if python is None:
+    chosen = list(args.contenders or CONTENDERS)
+    train_contenders = [name for name in TRAIN_CONTENDERS if name in chosen]
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.train_time_only:
+        with tempfile.TemporaryDirectory(prefix="thorndike-train-time-") as run_root:
+            train_results = train_time_runs(train_contenders, args.seeds, args.train_steps, run_root, args.device)
+        text = write_train_time(args.out, train_results, train_contenders, args.seeds, args.train_steps,
+                                args.device, command)
+        print()
+        print(text)
+        return
+    python, reason = (None, "") if REJAX not in chosen else rejax_python(args.rejax_python)
+    if REJAX in chosen and python is None:
         print(reason, flush=True)
-    contenders = [NATIVE, GYMNASIUM, SB3, SB3_FAST] + ([REJAX] if python else [])
+    contenders = [name for name in chosen if name != REJAX] + ([REJAX] if python else [])
     rejax_versions: dict[str, Any] = {}
     load_before = os.getloadavg()
     results = []
     with tempfile.TemporaryDirectory(prefix="thorndike-tts-") as run_root:
-        warm_up(run_root)
+        warm_up(run_root, contenders, args.device)
         runners = {
-            NATIVE: lambda seed: run_thorndike("torch", seed, args.steps, args.eval_every, run_root),
-            GYMNASIUM: lambda seed: run_thorndike("gymnasium", seed, args.steps, args.eval_every, run_root),
+            NATIVE: lambda seed: run_thorndike("torch", seed, args.steps, args.eval_every, run_root, args.device),
+            GYMNASIUM: lambda seed: run_thorndike("gymnasium", seed, args.steps, args.eval_every, run_root,
+                                                  args.device),
             SB3: lambda seed: run_sb3(seed, args.steps, args.eval_every),
             SB3_FAST: lambda seed: run_sb3(seed, args.steps, args.eval_every, fast=True),
             REJAX: lambda seed: run_rejax(python, seed, args.steps, args.eval_every, rejax_versions),
@@ -448,14 +679,17 @@ def main() -> None:
                 res = runners[name](seed)
                 results.append(res)
                 print(json.dumps(res), flush=True)
+        train_results = train_time_runs(train_contenders, args.seeds, args.train_steps, run_root, args.device)
     load_after = os.getloadavg()
 
     results.sort(key=lambda r: (contenders.index(r["contender"]), r["seed"]))
     summary = summarise(results, contenders, len(args.seeds))
+    summary["rejax_skipped"] = REJAX in chosen and not python
     rejax_steps = ", ".join(sorted({f"{r['steps_run']:,}" for r in results if r["contender"] == REJAX})) or "—"
     notes = [
         f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}, torch {torch.__version__} (1 thread), stable-baselines3 "
+        f"{platform.python_version()}, torch {torch.__version__} (1 thread), thorndike on {device_name(args.device)}, "
+        "stable-baselines3 "
         f"{stable_baselines3.__version__}, gymnasium {gym.__version__}, thorndike {th.__version__}"
         + (", " + ", ".join(f"{k} {v}" for k, v in rejax_versions.items() if k != "devices") if rejax_versions
            else ""),
@@ -480,18 +714,22 @@ def main() -> None:
             f"{args.steps:,}-step budget; an evaluation after step {args.steps:,} does not count as solved. It runs "
             "in a fresh interpreter per seed with the persistent compilation cache off; XLA uses both CPU cores while "
             "torch uses 1 thread; interpreter start and imports are untimed")
-    else:
+    elif reason:
         notes.append(reason)
-    args.out.mkdir(parents=True, exist_ok=True)
-    text = markdown(summary, results, args.seeds, args.steps, args.eval_every, notes, command)
+    text = markdown(summary, results, args.seeds, args.steps, args.eval_every, notes, command, args.device)
+    write_train_time(args.out, train_results, train_contenders, args.seeds, args.train_steps, args.device, command)
+    train_summary = summarise_train_time(train_results, train_contenders, args.train_steps)
+    text += "\n" + "\n".join(train_time_markdown(train_summary, args.seeds, args.device)) + "\n"
     (args.out / "ppo_time_to_solve.md").write_text(text)
     meta = {"command": command, "date": str(datetime.date.today()), "load_before": load_before,
             "load_after": load_after, "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
             "gymnasium": gym.__version__, "thorndike": th.__version__, "rejax": rejax_versions or None,
-            "thorndike_config": {**THORNDIKE_CONFIG, "eval_episodes": THORNDIKE_EVAL_EPISODES}, "notes": notes}
+            "thorndike_config": {**THORNDIKE_CONFIG, "eval_episodes": THORNDIKE_EVAL_EPISODES}, "notes": notes,
+            "device": args.device}
     (args.out / "ppo_time_to_solve.json").write_text(
-        json.dumps({"meta": meta, "summary": summary, "runs": results}, indent=1) + "\n")
-    plot(args.out / "ppo_time_to_solve.png", summary, results, args.eval_every)
+        json.dumps({"meta": meta, "summary": summary, "runs": results,
+                    "train_time": {"summary": train_summary, "runs": train_results}}, indent=1) + "\n")
+    plot(args.out / "ppo_time_to_solve.png", summary, results, args.eval_every, args.device)
     print()
     print(text)
 

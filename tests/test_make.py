@@ -25,7 +25,8 @@ def test_a_shipped_config_is_found_by_its_bare_name_and_a_missing_one_lists_them
     agent = th.make("ppo", env="CartPole-v1", config="ppo_cartpole_fast", progress=False)
     assert (agent.config.n_envs, agent.config.n_epochs, agent.config.hidden_sizes) == (64, 6, (32, 32))
     with pytest.raises(FileNotFoundError,
-                       match="configs shipped with thorndike: \\['dqn_cartpole_fast', 'ppo_cartpole_fast'\\]"):
+                       match="configs shipped with thorndike: \\['dqn_cartpole_fast', 'ppo_cartpole_fast', "
+                             "'ppo_cartpole_gpu', 'ppo_pendulum_gpu'\\]"):
         th.make("ppo", env="CartPole-v1", config="ppo_cartpole_fastest", progress=False)
 
 

@@ -171,6 +171,22 @@ def test_ppo_solves_cartpole_on_the_native_env_with_the_fast_config(tmp_path: Pa
     assert agent.evaluate(episodes=16).mean >= 475
 
 
+@pytest.mark.parametrize(("env", "name", "n_envs", "minibatch"),
+                         [("CartPole-v1", "ppo_cartpole_gpu", 4096, 8192),
+                          ("Pendulum-v1", "ppo_pendulum_gpu", 1024, 8192)])
+def test_the_gpu_configs_load_by_name_and_run_an_iteration_on_the_cpu(tmp_path: Path, env: str, name: str,
+                                                                      n_envs: int, minibatch: int) -> None:
+    # Meant for CUDA (many copies, large minibatches); here the file is read and, with fewer copies, one iteration
+    # runs on the native env, so a field that no longer validates or a broken code path shows up on any machine.
+    agent = th.make("ppo", env=env, config=name, backend="torch", run_root=str(tmp_path), **QUIET)
+    assert (agent.config.n_envs, agent.config.minibatch_size) == (n_envs, minibatch)
+    assert agent.config.normalize_obs and agent.config.normalize_reward and not agent.config.anneal_lr
+    small = th.make("ppo", env=env, config=name, backend="torch", n_envs=32, minibatch_size=128,
+                    run_root=str(tmp_path), **QUIET)
+    small.learn(small.config.n_envs * small.config.n_steps)
+    assert small.global_step == 32 * small.config.n_steps and small.iteration == 1
+
+
 # ---- the KL-penalised variant (objective="kl_penalty") ---------------------------------------------------------------
 
 
