@@ -322,7 +322,9 @@ def run_rejax(python: str, seed: int, steps: int, eval_every: int, versions: dic
 # ---- training time at the same config, evaluation off ------------------------------------------------------------
 
 TRAIN_STEPS = (16_384, 32_768)
-TRAIN_CONTENDERS = (NATIVE, GYMNASIUM, SB3_FAST)  # the ones that train thorndike's fast config
+NATIVE_COMPILED = "thorndike-native-compiled"  # training time only: the run option compile=True
+LABELS[NATIVE_COMPILED] = "thorndike, native torch env, compile=True"
+TRAIN_CONTENDERS = (NATIVE, NATIVE_COMPILED, GYMNASIUM, SB3_FAST)  # the ones that train thorndike's fast config
 THORNDIKE_PARTS = ("collect", "targets", "update", "checkpoint", "other")
 SB3_PARTS = ("collect", "update", "other")
 
@@ -357,21 +359,34 @@ class PhaseTimer:
         return parts
 
 
-def thorndike_train_time(backend: str, seed: int, steps: int, run_root: str, device: str = "cpu") -> dict[str, Any]:
-    """Seconds of ``agent.learn(steps)`` for the fast config, evaluation off, and its parts."""
+def thorndike_train_time(backend: str, seed: int, steps: int, run_root: str, device: str = "cpu",
+                         compile: bool = False) -> dict[str, Any]:
+    """Seconds of ``agent.learn(steps)`` for the fast config, evaluation off, and its parts. With ``compile`` (the
+    run option: PPO's loss, and on the native env its rollouts, through torch.compile), one untimed iteration first
+    compiles (its seconds reported as ``compile_s``), then ``steps`` more are timed; torch's compiled-code cache is
+    cleared before, so each run compiles its own (torch stops compiling after a few instances of the same code)."""
+    if compile:
+        torch._dynamo.reset()
     agent = th.make("ppo", env=ENV_ID, seed=seed, backend=backend, progress=False, tensorboard=False, pictures=False,
-                    run_root=run_root, device=device, **THORNDIKE_CONFIG)
+                    run_root=run_root, device=device, compile=compile, **THORNDIKE_CONFIG)
+    compile_s, first = None, 0
+    if compile:
+        first = agent.config.n_envs * agent.config.n_steps
+        start = time.perf_counter()
+        agent.learn(first)
+        compile_s = round(time.perf_counter() - start, 2)
     timer = PhaseTimer(device)
     for method in ("collect", "targets", "update"):
         timer.wrap(agent, method, method)
     timer.wrap(agent.run, "checkpoint", "checkpoint")  # the session calls run.checkpoint every tenth of the run
     start = time.perf_counter()
-    agent.learn(steps)
+    agent.learn(first + steps)
     timer.sync()
     learn_s = time.perf_counter() - start
     progress = read_progress(agent.run_dir)
-    return {"contender": NATIVE if backend == "torch" else GYMNASIUM, "seed": seed, "steps": steps,
-            "steps_run": agent.global_step, "learn_s": round(learn_s, 4), "parts": timer.parts(learn_s),
+    contender = NATIVE_COMPILED if compile else NATIVE if backend == "torch" else GYMNASIUM
+    return {"contender": contender, "seed": seed, "steps": steps, "steps_run": agent.global_step - first,
+            "learn_s": round(learn_s, 4), "parts": timer.parts(learn_s), "compile_s": compile_s,
             "train_return_mean": round(float(progress["return_mean"][-1]), 1), "device": device}
 
 
@@ -397,6 +412,7 @@ def train_time_runs(contenders: list[str], seeds: list[int], steps_list: list[in
     steps) pair to the next; one JSON line per run."""
     runners: dict[str, Callable[[int, int], dict[str, Any]]] = {
         NATIVE: lambda seed, steps: thorndike_train_time("torch", seed, steps, run_root, device),
+        NATIVE_COMPILED: lambda seed, steps: thorndike_train_time("torch", seed, steps, run_root, device, True),
         GYMNASIUM: lambda seed, steps: thorndike_train_time("gymnasium", seed, steps, run_root, device),
         SB3_FAST: lambda seed, steps: sb3_train_time(seed, steps),
     }
@@ -435,11 +451,12 @@ def summarise_train_time(results: list[dict[str, Any]], contenders: list[str], s
     ratios = {}
     for steps in steps_list:
         base = rows.get(f"{SB3_FAST}@{steps}")
-        for name in (NATIVE, GYMNASIUM):
+        for name in (NATIVE, NATIVE_COMPILED, GYMNASIUM):
             row = rows.get(f"{name}@{steps}")
             if base and row:
                 ratios[f"{name} / {SB3_FAST} @ {steps}"] = row["learn_s"] / base["learn_s"]
-    return {"rows": rows, "ratios": ratios}
+    compile_s = [r["compile_s"] for r in results if r.get("compile_s") is not None]
+    return {"rows": rows, "ratios": ratios, "compile_s": compile_s}
 
 
 def train_time_markdown(summary: dict[str, Any], seeds: list[int], device: str, heading: str = "##") -> list[str]:
@@ -467,11 +484,17 @@ def train_time_markdown(summary: dict[str, Any], seeds: list[int], device: str, 
     lines += ["", "Ratios of median learn seconds:", ""]
     for key, value in summary["ratios"].items():
         lines.append(f"- {key} = {value:.3f}")
-    native = [v for k, v in summary["ratios"].items() if k.startswith(f"{NATIVE} / ")]
-    if native and device == "cpu":
-        verdict = "met" if max(native) <= 0.5 else "NOT met"
-        lines += ["", f"Goal of the issue (CPU): thorndike-native / sb3-fast <= 0.5 at the same config: {verdict} "
-                  f"(largest ratio {max(native):.3f})."]
+    for name in (NATIVE, NATIVE_COMPILED):
+        native = [v for k, v in summary["ratios"].items() if k.startswith(f"{name} / ")]
+        if native and device == "cpu":
+            verdict = "met" if max(native) <= 0.5 else "NOT met"
+            lines += ["", f"Goal of the issue (CPU): {name} / sb3-fast <= 0.5 at the same config: {verdict} "
+                      f"(largest ratio {max(native):.3f})."]
+    compile_s = summary.get("compile_s")
+    if compile_s:
+        lines += ["", f"{NATIVE_COMPILED}: torch.compile of the rollout program and the loss took {min(compile_s):.1f}-"
+                  f"{max(compile_s):.1f} s per run, in one untimed iteration before the timed steps (not in the learn "
+                  "seconds above)."]
     return lines
 
 
@@ -633,7 +656,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for ppo_time_to_solve.{md,json,png}")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                         help="device of the thorndike contenders (SB3 and rejax stay on the CPU)")
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=None,
+    parser.add_argument("--contenders", nargs="+", choices=(*CONTENDERS, NATIVE_COMPILED), default=None,
                         help="run only these (default: all; rejax only with --rejax-python)")
     parser.add_argument("--train-time-only", action="store_true",
                         help="run only the training-time section (fixed steps, evaluation off)")
@@ -645,7 +668,7 @@ def main() -> None:
         parser.error("--device cuda but no CUDA device is available here: run with --device cpu")
 
     torch.set_num_threads(1)
-    chosen = list(args.contenders or CONTENDERS)
+    chosen = list(args.contenders or (*CONTENDERS, NATIVE_COMPILED))
     train_contenders = [name for name in TRAIN_CONTENDERS if name in chosen]
     args.out.mkdir(parents=True, exist_ok=True)
     if args.train_time_only:
@@ -659,7 +682,7 @@ def main() -> None:
     python, reason = (None, "") if REJAX not in chosen else rejax_python(args.rejax_python)
     if REJAX in chosen and python is None:
         print(reason, flush=True)
-    contenders = [name for name in chosen if name != REJAX] + ([REJAX] if python else [])
+    contenders = [name for name in chosen if name not in (REJAX, NATIVE_COMPILED)] + ([REJAX] if python else [])
     rejax_versions: dict[str, Any] = {}
     load_before = os.getloadavg()
     results = []

@@ -51,7 +51,7 @@ def test_an_eager_rollout_is_the_envs_own_steps_bit_for_bit(env_class) -> None:
 def test_a_policy_of_the_observation_is_played_inside_the_rollout() -> None:
     """A deterministic policy of the observation (push toward the pole's lean, no uniforms): the rollout's actions
     are that policy's at every step's observation, and the steps equal the env's own."""
-    def lean(obs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    def lean(obs: torch.Tensor, uniforms: torch.Tensor, carry: tuple = ()) -> torch.Tensor:
         return (obs[:, 2] + 0.5 * obs[:, 3] > 0).to(torch.int64)
 
     rolled, reference = CartPole(8), CartPole(8)
@@ -91,7 +91,7 @@ def test_rollout_refuses_what_it_cannot_play() -> None:
     with pytest.raises(ValueError, match="n_steps must be a positive int"):
         BatchedRollout(env, 0)
     with pytest.raises(ValueError, match="policy_draws"):
-        BatchedRollout(env, 4, policy=lambda obs, u: obs[:, 0].long())
+        BatchedRollout(env, 4, policy=lambda obs, u, carry: obs[:, 0].long())
     with pytest.raises(RuntimeError, match="call reset"):
         BatchedRollout(env, 4)()
     frozen_lake = th.envs.make("FrozenLake-v1", n_envs=4, seed=0, backend="torch")  # slippery: random dynamics

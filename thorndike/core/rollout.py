@@ -28,10 +28,15 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
+from thorndike.core.actor_critic import ActorCritic
 from thorndike.core.buffers import RolloutBuffer
 from thorndike.core.diagnostics import NonFiniteError, StepChecks
+from thorndike.core.normalization import fold_batch
+from thorndike.envs.batched.base import BatchedEnv
+from thorndike.envs.batched.rollout import BatchedRollout
+from thorndike.envs.normalize import NormalizeReward
 
-__all__ = ["ROLLOUT_FIELDS", "Stepper", "collect_rollout", "rollout_fields"]
+__all__ = ["ROLLOUT_FIELDS", "NativeCollection", "Stepper", "collect_rollout", "fill_values", "rollout_fields"]
 
 # The fields collect_rollout writes; an algorithm may add its own (e.g. advantages) to the same buffer.
 ROLLOUT_FIELDS = ("obs", "actions", "log_probs", "rewards", "terminated", "truncated", "final_obs")
@@ -93,11 +98,113 @@ def collect_rollout(envs: Stepper, buffer: RolloutBuffer, sample: Callable[[Tens
         raise
     check_stored(buffer, envs.obs, first_step, T, where, raw_returns, n_states)
     if value is not None:
-        values = value(buffer["obs"].flatten(0, 1)).view(T, N)
-        following = torch.cat([values[1:], value(envs.obs).unsqueeze(0)])
-        final_values = value(buffer["final_obs"].flatten(0, 1)).view(T, N)
-        buffer["values"].copy_(values)
-        buffer["next_values"].copy_(torch.where(buffer["truncated"], final_values, following))
+        fill_values(buffer, value, envs.obs)
+
+
+def fill_values(buffer: RolloutBuffer, value: Callable[[Tensor], Tensor], current_obs: Tensor) -> None:
+    """The critic over the whole rollout at once: ``values`` V(s_t), and ``next_values`` V(s_t+1), the next row's
+    value, or the final observation's where the episode was truncated (``current_obs``: after the last step)."""
+    T, N = buffer.n_steps, buffer.n_envs
+    values = value(buffer["obs"].flatten(0, 1)).view(T, N)
+    following = torch.cat([values[1:], value(current_obs).unsqueeze(0)])
+    final_values = value(buffer["final_obs"].flatten(0, 1)).view(T, N)
+    buffer["values"].copy_(values)
+    buffer["next_values"].copy_(torch.where(buffer["truncated"], final_values, following))
+
+
+class NativeCollection:
+    """:func:`collect_rollout`'s work on a native env, played as one program per rollout: the policy's forward pass
+    and sampling, the env step and autoreset, and the running observation statistics, ``T`` steps in one call of a
+    :class:`~thorndike.envs.batched.rollout.BatchedRollout` (compiled with ``compile``, the run option). What needs
+    no per-step program is done on the stacked ``[T, N]`` outputs afterwards, step by step as :func:`collect_rollout`
+    does it: reward scaling (:class:`~thorndike.envs.normalize.NormalizeReward`), the episode ledger, the checks of
+    what was stored and the critic's values.
+
+    The one difference from :func:`collect_rollout` is how actions are sampled, so that the program's randomness is
+    drawn before it: a categorical by inverse CDF from one uniform per copy and step, a Gaussian as mean + std x a
+    standard normal, both from the agent's generator. The same run with ``compile`` off plays the same program
+    eagerly: the same numbers up to the compiled kernels' float rounding.
+
+    :meth:`build` returns None where it does not apply (then :func:`collect_rollout` collects): an env that is not
+    a native classic-control env (directly or under reward normalisation only), or a model without a
+    ``distribution``.
+    """
+
+    def __init__(self, interaction: Any, model: Any, env: Any, scaler: Any, n_steps: int, compile: bool) -> None:
+        self.interaction, self.model, self.scaler = interaction, model, scaler
+        space = env.single_action_space
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        draws = 1 if self.discrete else int(torch.Size(space.shape).numel())
+        # The running observation statistics are the program's carry (a compiled program must not change the
+        # normaliser's buffers in place); they go back into the normaliser after each rollout.
+        self.normalizer = model.normalizer if model.normalizer.enabled else None
+        self.rollout = BatchedRollout(env, n_steps, self.policy, draws, compile=compile,
+                                      noise="uniform" if self.discrete else "normal",
+                                      observe=self.observe if self.normalizer is not None else None)
+
+    @classmethod
+    def build(cls, interaction: Any, model: Any, n_steps: int, compile: bool) -> NativeCollection | None:
+        env, scaler = interaction.envs, None
+        if isinstance(env, NormalizeReward):
+            env, scaler = env.env, env
+        if not isinstance(env, BatchedEnv) or not env.draws_only_initial_states or not isinstance(model, ActorCritic):
+            return None
+        return cls(interaction, model, env, scaler, n_steps, compile)
+
+    def observe(self, obs: Tensor, statistics: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The running observation statistics (mean, var, count) with a step's observations folded in."""
+        return fold_batch(*statistics, obs)
+
+    def policy(self, obs: Tensor, noise: Tensor, statistics: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
+        """a ~ pi(. | s) from ``noise`` (pure), and log pi(a | s); the observations normalised with ``statistics``
+        as the model's normaliser does with the same statistics."""
+        model = self.model
+        if self.normalizer is not None:
+            mean, var, _ = statistics
+            shift, scale = mean.to(torch.float32), (var + self.normalizer.epsilon).rsqrt().to(torch.float32)
+            clip = self.normalizer.clip
+            obs = ((obs.to(torch.float32) - shift) * scale).clamp(-clip, clip)
+        dist = model._distribution(model.actor(model.encoder(obs)))
+        if self.discrete:
+            actions = (dist.probs.cumsum(-1) < noise).sum(-1).clamp_max(dist.logits.shape[-1] - 1)
+        else:
+            actions = dist.mean + dist.std * noise.view_as(dist.mean)
+        return actions, {"log_probs": dist.log_prob(actions)}
+
+    @torch.no_grad()
+    def __call__(self, buffer: RolloutBuffer, generator: torch.Generator, value: Callable[[Tensor], Tensor] | None,
+                 first_step: int, where: str = "") -> None:
+        """Fill ``buffer`` as :func:`collect_rollout` does (the interaction's ``obs`` and ledger moved on too)."""
+        T, N = buffer.n_steps, buffer.n_envs
+        interaction = self.interaction
+        start_obs = interaction.obs
+        normalizer = self.normalizer
+        statistics = (normalizer.mean, normalizer.var, normalizer.count) if normalizer is not None else ()
+        out, statistics = self.rollout.run(generator, statistics)
+        if normalizer is not None:
+            for buffer_, value_ in zip((normalizer.mean, normalizer.var, normalizer.count), statistics, strict=True):
+                buffer_.copy_(value_)
+            normalizer._refresh()
+        rewards = out["reward"]
+        if self.scaler is not None:
+            rewards = torch.stack([self.scaler.scale(out["reward"][t], out["terminated"][t], out["truncated"][t])
+                                   for t in range(T)])
+        # Copies of what outlives the next call (on CUDA graphs the program's outputs are overwritten by it): the
+        # ledger reads its steps when the log row is written.
+        episodes = {key: out[key].clone() for key in ("done", "episode_return", "episode_length")}
+        raw_returns = []
+        for t in range(T):
+            interaction.ledger.record({key: value[t] for key, value in episodes.items()}, first_step + (t + 1) * N)
+            raw_returns.append(episodes["episode_return"][t])
+        interaction.obs = out["obs"][-1].clone()
+        buffer["obs"][0].copy_(start_obs)
+        buffer["obs"][1:].copy_(out["obs"][:-1])
+        buffer["rewards"].copy_(rewards)
+        for name in ("actions", "log_probs", "terminated", "truncated", "final_obs"):
+            buffer[name].copy_(out[name].view_as(buffer[name]))
+        check_stored(buffer, interaction.obs, first_step, T, where, raw_returns)
+        if value is not None:
+            fill_values(buffer, value, interaction.obs)
 
 
 def check_stored(buffer: RolloutBuffer, current_obs: Tensor, first_step: int, rows: int, where: str = "",

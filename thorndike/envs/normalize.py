@@ -46,12 +46,17 @@ class NormalizeReward(_Wrapper):
 
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Info]:
         obs, reward, terminated, truncated, info = self.env.step(actions)
+        return obs, self.scale(reward, terminated, truncated), terminated, truncated, info
+
+    def scale(self, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+        """One step's raw rewards ``[N]``, scaled (float32), the statistics updated first when training: what
+        :meth:`step` does after stepping the env below, for a caller that stepped it another way (a multi-step
+        rollout of a native env, scaling its rewards step by step afterwards)."""
         if self.training:
             self.discounted = self.discounted * self.gamma + reward
             self.stats.update(self.discounted)
             self.discounted = self.discounted.masked_fill(terminated | truncated, 0.0)
-        scaled = (reward / (self.stats.var + self.epsilon).sqrt()).clamp(-self.clip, self.clip)
-        return obs, scaled.to(torch.float32), terminated, truncated, info
+        return (reward / (self.stats.var + self.epsilon).sqrt()).clamp(-self.clip, self.clip).to(torch.float32)
 
     def state_dict(self) -> dict[str, Any]:
         return {

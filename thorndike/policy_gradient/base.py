@@ -22,7 +22,7 @@ from thorndike.agent import Agent
 from thorndike.config import check, check_network
 from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
 from thorndike.core.on_policy import gae_targets, rollout_buffer
-from thorndike.core.rollout import collect_rollout
+from thorndike.core.rollout import NativeCollection, collect_rollout
 from thorndike.core.schedules import Linear
 
 __all__ = ["OnPolicyAgent", "check_family_fields", "set_learning_rate"]
@@ -64,6 +64,9 @@ class OnPolicyAgent(Agent):
             self.model.normalizer.update(self.obs)  # the statistics start from the reset observations
         self.buffer = rollout_buffer(envs, self.model, config.n_steps, config.n_envs, self.device)
         self.rollout_step = self.sample_actions
+        # With the run option compile, a native env's rollouts are played as one compiled program each.
+        self.native_collection = (NativeCollection.build(self.interaction, self.model, config.n_steps, compile=True)
+                                  if self.options.compile else None)
         return envs
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
@@ -82,9 +85,13 @@ class OnPolicyAgent(Agent):
         acts on up-to-date inputs; ``log_probs`` are its own probabilities. The update then sees the whole rollout
         through the final statistics.
         """
-        observe = self.model.normalizer.update if self.config.normalize_obs else None
-        collect_rollout(self.interaction, self.buffer, self.rollout_step, self.model.value, self.global_step,
-                        where=f"iteration {self.iteration + 1}", observe=observe)
+        where = f"iteration {self.iteration + 1}"
+        if self.native_collection is not None:
+            self.native_collection(self.buffer, self.generator, self.model.value, self.global_step, where)
+        else:
+            observe = self.model.normalizer.update if self.config.normalize_obs else None
+            collect_rollout(self.interaction, self.buffer, self.rollout_step, self.model.value, self.global_step,
+                            where=where, observe=observe)
         self.global_step += self.config.n_steps * self.config.n_envs
 
     def targets(self) -> tuple[Tensor, Tensor]:

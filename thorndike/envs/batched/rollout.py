@@ -41,23 +41,27 @@ __all__ = ["ROLLOUT_OUTPUTS", "BatchedRollout", "uniform_policy"]
 ROLLOUT_OUTPUTS = ("obs", "actions", "reward", "terminated", "truncated", "final_obs", "done", "episode_return",
                    "episode_length")
 
-Policy = Callable[[Tensor, Tensor], Tensor]
+# policy(obs, noise, carry) -> actions, or (actions, extra outputs to stack, e.g. their log-probabilities)
+Policy = Callable[[Tensor, Tensor, tuple[Tensor, ...]], Tensor | tuple[Tensor, dict[str, Tensor]]]
+# observe(obs, carry) -> carry: state the program threads through its steps (running observation statistics)
+Observe = Callable[[Tensor, tuple[Tensor, ...]], tuple[Tensor, ...]]
+NOISE = ("uniform", "normal")
 
 
 def uniform_policy(space: gym.Space) -> Policy:
     """Uniformly random actions of ``space`` (Discrete or Box) from one uniform draw per component: a pure function
-    ``(obs, uniforms) -> actions`` for :class:`BatchedRollout` (the obs is ignored)."""
+    ``(obs, uniforms, carry) -> actions`` for :class:`BatchedRollout` (the obs and the carry are ignored)."""
     if isinstance(space, gym.spaces.Discrete):
         n = int(space.n)
 
-        def discrete(obs: Tensor, uniforms: Tensor) -> Tensor:
+        def discrete(obs: Tensor, uniforms: Tensor, carry: tuple[Tensor, ...] = ()) -> Tensor:
             return (uniforms[:, 0] * n).to(torch.int64).clamp_max(n - 1)
 
         return discrete
     if isinstance(space, gym.spaces.Box):
         low, high = float(space.low.min()), float(space.high.max())
 
-        def box(obs: Tensor, uniforms: Tensor) -> Tensor:
+        def box(obs: Tensor, uniforms: Tensor, carry: tuple[Tensor, ...] = ()) -> Tensor:
             return low + (high - low) * uniforms.view(uniforms.shape[0], *space.shape)
 
         return box
@@ -72,15 +76,21 @@ def _draws_per_copy(space: gym.Space) -> int:
 class BatchedRollout:
     """``n_steps`` steps of every copy of ``env`` under ``policy`` as one call (see the module docstring).
 
-    ``policy(obs [N, ...], uniforms [N, policy_draws]) -> actions`` must be a pure function of tensors (no
-    generator, no ``.item()``): its randomness comes from the uniforms. None: uniformly random actions
-    (:func:`uniform_policy`). ``compile``: run the program through ``torch.compile`` (falling back to eager, with a
-    warning, if compiling fails). The env must have been reset; each call continues from where the env is and
-    leaves the env where the last step left it, as ``n_steps`` calls of ``env.step`` would.
+    ``policy(obs [N, ...], noise [N, policy_draws], carry) -> actions`` must be a pure function of tensors (no
+    generator, no ``.item()``): its randomness is ``noise``, uniform in [0, 1) or standard normal (``noise``). It
+    may return ``(actions, extras)``, a dict of per-copy tensors stacked into the outputs too (a policy's
+    log-probabilities). The outputs' ``actions`` are the policy's own; the env steps with them clipped to a Box's
+    bounds, as ``step`` does. None: uniformly random actions (:func:`uniform_policy`). ``observe(obs, carry) ->
+    carry``, when given, takes each step's observations (after autoreset) inside the program, before the next
+    step's policy: the ``carry`` tensors :meth:`run` threads through the steps (running observation statistics; a
+    program must not change tensors it does not return). ``compile``: run the program through ``torch.compile``
+    (falling back to eager, with a warning, if compiling fails). The env must have been reset; each call continues
+    from where the env is and leaves the env where the last step left it, as ``n_steps`` calls of ``env.step``
+    would.
     """
 
     def __init__(self, env: BatchedEnv, n_steps: int, policy: Policy | None = None, policy_draws: int | None = None,
-                 compile: bool = False) -> None:
+                 compile: bool = False, noise: str = "uniform", observe: Observe | None = None) -> None:
         if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
         if not env.draws_only_initial_states:
@@ -89,40 +99,56 @@ class BatchedRollout:
         if policy is None:
             policy, policy_draws = uniform_policy(env.single_action_space), _draws_per_copy(env.single_action_space)
         elif policy_draws is None or policy_draws < 0:
-            raise ValueError(f"policy_draws must be the uniforms the policy takes per copy and step (>= 0), got "
-                             f"{policy_draws!r}")
+            raise ValueError(f"policy_draws must be the noise values the policy takes per copy and step (>= 0), "
+                             f"got {policy_draws!r}")
+        if noise not in NOISE:
+            raise ValueError(f"noise must be one of {NOISE}, got {noise!r}")
         self.env, self.n_steps, self.policy, self.policy_draws = env, n_steps, policy, policy_draws
+        self.noise, self.observe = noise, observe
         self.compiled = compile
         self._program = maybe_compile(self._steps, compile, env.device, f"the {n_steps}-step rollout of {env.env_id}",
                                       dynamic=False)
 
-    def _steps(self, state: Tensor, elapsed: Tensor, returns: Tensor, bits: Tensor,
-               uniforms: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+    def _steps(self, state: Tensor, elapsed: Tensor, returns: Tensor, bits: Tensor, noise: Tensor,
+               carry: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor], tuple[Tensor, ...]]:
         """The program: ``n_steps`` steps from ``(state, elapsed, returns)``; a pure function of tensors."""
         env = self.env
         obs = env.observe(state)
         rows: dict[str, list[Tensor]] = {name: [] for name in ROLLOUT_OUTPUTS}
         for t in range(self.n_steps):
-            actions = env._prepare_actions(self.policy(obs, uniforms[t]))
-            out = env._advance(state, elapsed, returns, actions, env._initial_states_from(bits[t]))
+            actions = self.policy(obs, noise[t], carry)
+            actions, extras = actions if isinstance(actions, tuple) else (actions, {})
+            out = env._advance(state, elapsed, returns, env._prepare_actions(actions),
+                               env._initial_states_from(bits[t]))
             state, elapsed, returns, obs = out.state, out.elapsed_steps, out.returns, out.obs
-            rows["actions"].append(actions)
+            if self.observe is not None:
+                carry = self.observe(obs, carry)
+            for name, value in (("actions", actions), *extras.items()):
+                rows.setdefault(name, []).append(value)
             for name in ROLLOUT_OUTPUTS:
                 if name != "actions":
                     rows[name].append(getattr(out, name))
-        return state, elapsed, returns, {name: torch.stack(values) for name, values in rows.items()}
+        return state, elapsed, returns, {name: torch.stack(values) for name, values in rows.items()}, carry
 
     def __call__(self, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Play ``n_steps`` steps; returns :data:`ROLLOUT_OUTPUTS`, each ``[n_steps, N, ...]``, as ``env.step``
-        would have returned them step by step (``obs`` after autoreset, ``final_obs`` before it). ``generator``
-        drives the policy's uniforms (the global generator when None)."""
+        """Play ``n_steps`` steps; returns :data:`ROLLOUT_OUTPUTS` (and the policy's extras), each ``[n_steps, N,
+        ...]``, as ``env.step`` would have returned them step by step (``obs`` after autoreset, ``final_obs`` before
+        it). ``generator`` drives the policy's noise (the global generator when None)."""
+        return self.run(generator)[0]
+
+    def run(self, generator: torch.Generator | None = None,
+            carry: tuple[Tensor, ...] = ()) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
+        """:meth:`__call__` with a ``carry`` threaded through the steps by ``observe``: the outputs and the final
+        carry."""
         env = self.env
         if not env._started:
             raise RuntimeError(f"{type(env).__name__}: call reset() before a rollout")
         bits = env.draw_initial_bits(self.n_steps)
-        uniforms = torch.rand((self.n_steps, env.n_envs, self.policy_draws), generator=generator,
-                              device=env.device, dtype=env.dtype)
-        state, elapsed, returns, outputs = self._program(env._state, env._elapsed, env._returns, bits, uniforms)
+        draw = torch.rand if self.noise == "uniform" else torch.randn
+        noise = draw((self.n_steps, env.n_envs, self.policy_draws), generator=generator, device=env.device,
+                     dtype=env.dtype)
+        state, elapsed, returns, outputs, carry = self._program(env._state, env._elapsed, env._returns, bits, noise,
+                                                                carry)
         # copies: on CUDA graphs the program's outputs are overwritten by its next call
         env._state, env._elapsed, env._returns = state.clone(), elapsed.clone(), returns.clone()
-        return outputs
+        return outputs, tuple(value.clone() for value in carry)
