@@ -92,7 +92,11 @@ class ObservationNormalizer(nn.Module):
         """Fold ``batch`` [B, *shape] into the statistics (a no-op when disabled)."""
         if not self.enabled:
             return
-        mean, var, count = fold_batch(self.mean, self.var, self.count, batch)
+        self.set_statistics(*fold_batch(self.mean, self.var, self.count, batch))
+
+    @torch.no_grad()
+    def set_statistics(self, mean: Tensor, var: Tensor, count: Tensor) -> None:
+        """Replace the statistics (what :meth:`update` computed elsewhere, e.g. inside a compiled rollout)."""
         self.mean.copy_(mean)
         self.var.copy_(var)
         self.count.copy_(count)

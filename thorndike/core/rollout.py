@@ -17,6 +17,9 @@ raw, by each copy's episode return (reward scaling would spread one copy's NaN t
 statistics). A bad observation usually makes the next sampling fail first (``multinomial`` refuses NaN
 probabilities, ``one_hot`` a state out of range): that failure is answered with the same check on what was stored
 so far, so the user sees which step and copy went bad, not a sampling error.
+
+On a native env, with the run option ``compile``, :class:`NativeCollection` does the same work with each rollout
+played as one compiled program (see its docstring).
 """
 
 from __future__ import annotations
@@ -126,8 +129,8 @@ class NativeCollection:
     eagerly: the same numbers up to the compiled kernels' float rounding.
 
     :meth:`build` returns None where it does not apply (then :func:`collect_rollout` collects): an env that is not
-    a native classic-control env (directly or under reward normalisation only), or a model without a
-    ``distribution``.
+    a native classic-control env (directly or under reward normalisation only), or a model that is not an
+    :class:`~thorndike.core.actor_critic.ActorCritic`.
     """
 
     def __init__(self, interaction: Any, model: Any, env: Any, scaler: Any, n_steps: int, compile: bool) -> None:
@@ -182,9 +185,7 @@ class NativeCollection:
         statistics = (normalizer.mean, normalizer.var, normalizer.count) if normalizer is not None else ()
         out, statistics = self.rollout.run(generator, statistics)
         if normalizer is not None:
-            for buffer_, value_ in zip((normalizer.mean, normalizer.var, normalizer.count), statistics, strict=True):
-                buffer_.copy_(value_)
-            normalizer._refresh()
+            normalizer.set_statistics(*statistics)
         rewards = out["reward"]
         if self.scaler is not None:
             rewards = torch.stack([self.scaler.scale(out["reward"][t], out["terminated"][t], out["truncated"][t])
