@@ -14,22 +14,24 @@ from thorndike.core.rollout import NativeCollection, collect_rollout
 QUIET = dict(progress=False, tensorboard=False, pictures=False)
 
 
-def agents(tmp_path: Path, env: str, **fields):
+def agents(tmp_path: Path, env: str, n_steps: int = 24, **fields):
     """Two identical PPO agents (same seed) on the native env, with reward and observation normalisation."""
-    return [th.make("ppo", env=env, seed=3, backend="torch", n_envs=16, n_steps=24, normalize_obs=True,
+    return [th.make("ppo", env=env, seed=3, backend="torch", n_envs=16, n_steps=n_steps, normalize_obs=True,
                     normalize_reward=True, run_root=str(tmp_path / name), **QUIET, **fields) for name in ("a", "b")]
 
 
-@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
-def test_the_program_fills_the_buffer_as_collect_rollout_does(tmp_path: Path, env: str) -> None:
+@pytest.mark.parametrize(("env", "n_steps"), [("CartPole-v1", 24), ("Pendulum-v1", 24), ("CartPole-v1", 70)])
+def test_the_program_fills_the_buffer_as_collect_rollout_does(tmp_path: Path, env: str, n_steps: int) -> None:
     """Uncompiled, two rollouts of the program equal collect_rollout's with a sampler drawing the same noise per step
     from the same generator: every stored field, the critic's values, the scaled rewards, the observation
-    statistics, the episode ledger and the interaction's current observations."""
-    native, reference = agents(tmp_path, env)
-    collection = NativeCollection.build(native.interaction, native.model, 24, compile=False)
+    statistics, the episode ledger and the interaction's current observations. 70 steps are played as programs of
+    32, 32 and 6 steps."""
+    native, reference = agents(tmp_path, env, n_steps)
+    collection = NativeCollection.build(native.interaction, native.model, n_steps, compile=False)
     assert collection is not None
+    assert [p.n_steps for p in collection.programs] == ([24] if n_steps == 24 else [32, 32, 6])
 
-    reference_policy = NativeCollection.build(reference.interaction, reference.model, 24, compile=False).policy
+    reference_policy = NativeCollection.build(reference.interaction, reference.model, n_steps, compile=False).policy
 
     def sample(obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         draw = torch.rand if collection.discrete else torch.randn
@@ -40,7 +42,7 @@ def test_the_program_fills_the_buffer_as_collect_rollout_does(tmp_path: Path, en
         return actions, extras["log_probs"]
 
     for iteration in range(2):
-        first = iteration * 16 * 24
+        first = iteration * 16 * n_steps
         collection(native.buffer, native.generator, native.model.value, first)
         collect_rollout(reference.interaction, reference.buffer, sample, reference.model.value, first,
                         observe=reference.model.normalizer.update)

@@ -115,6 +115,9 @@ def fill_values(buffer: RolloutBuffer, value: Callable[[Tensor], Tensor], curren
     buffer["next_values"].copy_(torch.where(buffer["truncated"], final_values, following))
 
 
+STEPS_PER_PROGRAM = 32  # the most steps NativeCollection unrolls into one program
+
+
 class NativeCollection:
     """:func:`collect_rollout`'s work on a native env, played as one program per rollout: the policy's forward pass
     and sampling, the env step and autoreset, and the running observation statistics, ``T`` steps in one call of a
@@ -141,9 +144,17 @@ class NativeCollection:
         # The running observation statistics are the program's carry (a compiled program must not change the
         # normaliser's buffers in place); they go back into the normaliser after each rollout.
         self.normalizer = model.normalizer if model.normalizer.enabled else None
-        self.rollout = BatchedRollout(env, n_steps, self.policy, draws, compile=compile,
-                                      noise="uniform" if self.discrete else "normal",
-                                      observe=self.observe if self.normalizer is not None else None)
+        # A program unrolls its steps, so a long rollout is played in chunks of at most STEPS_PER_PROGRAM steps (one
+        # program for the full chunks, one for the rest): compiling grows with the steps unrolled.
+        chunk = min(n_steps, STEPS_PER_PROGRAM)
+        lengths = [chunk] * (n_steps // chunk) + ([n_steps % chunk] if n_steps % chunk else [])
+        programs: dict[int, BatchedRollout] = {}
+        for length in set(lengths):
+            programs[length] = BatchedRollout(env, length, self.policy, draws, compile=compile,
+                                              noise="uniform" if self.discrete else "normal",
+                                              observe=self.observe if self.normalizer is not None else None)
+        self.programs = [programs[length] for length in lengths]
+        self.rollout = self.programs[0]
 
     @classmethod
     def build(cls, interaction: Any, model: Any, n_steps: int, compile: bool) -> NativeCollection | None:
@@ -183,7 +194,13 @@ class NativeCollection:
         start_obs = interaction.obs
         normalizer = self.normalizer
         statistics = (normalizer.mean, normalizer.var, normalizer.count) if normalizer is not None else ()
-        out, statistics = self.rollout.run(generator, statistics)
+        chunks = []
+        for program in self.programs:
+            chunk, statistics = program.run(generator, statistics)
+            if len(self.programs) > 1 and start_obs.device.type == "cuda":  # CUDA graphs overwrite them next call
+                chunk = {key: value.clone() for key, value in chunk.items()}
+            chunks.append(chunk)
+        out = chunks[0] if len(chunks) == 1 else {key: torch.cat([c[key] for c in chunks]) for key in chunks[0]}
         if normalizer is not None:
             normalizer.set_statistics(*statistics)
         rewards = out["reward"]

@@ -10,8 +10,12 @@ before the program runs, in two draws:
 
 - the env's: the raw bits of ``T`` steps' fresh initial states, ``[T, N, D]``, from the env's own generator
   (:meth:`~thorndike.envs.batched.base.BatchedEnv.draw_initial_bits`): the numbers ``T`` calls of ``step`` draw;
-- the policy's: ``T x N x k`` uniforms in [0, 1) from the caller's generator, ``k = policy_draws`` per copy and step
-  (inverse-CDF sampling of a categorical needs one).
+- the policy's: ``T x N x k`` noise values from the caller's generator, uniform in [0, 1) or standard normal,
+  ``k = policy_draws`` per copy and step (inverse-CDF sampling of a categorical needs one uniform; a diagonal
+  Gaussian one normal per component).
+
+State the steps carry besides the env's (running observation statistics) goes in and out of the program as tensors
+(``carry``), so that a compiled program changes nothing in place.
 
 So a rollout consumes both random streams exactly as ``T`` eager steps do, and :class:`BatchedRollout` with
 ``compile=False`` (the same program, run op by op) reproduces ``T`` calls of ``env.step`` bit for bit (tested).
