@@ -37,7 +37,7 @@ def test_ppo_compiled_loss_matches_eager_and_learns(tmp_path: Path) -> None:
     agent = th.make("ppo", env="CartPole-v1", seed=0, tuned=False, n_envs=8, n_steps=16, minibatch_size=64,
                     n_epochs=1, compile=True, progress=False, tensorboard=False, run_root=str(tmp_path))
     agent.learn(256)
-    assert agent.native_collection is not None and agent.native_collection.rollout.compiled  # rollouts compiled too
+    assert agent.native_collection is not None and agent.native_collection.programs[0].compiled  # rollouts compiled too
     advantages, returns = agent.targets()
     mb = {k: v[:64] for k, v in agent.buffer.flat(advantages=advantages, returns=returns).items()}
     compiled_loss, compiled_parts = agent.loss(mb)

@@ -36,7 +36,7 @@ def test_the_program_fills_the_buffer_as_collect_rollout_does(tmp_path: Path, en
     def sample(obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         draw = torch.rand if collection.discrete else torch.randn
         normalizer = reference.model.normalizer  # collect_rollout updates it in place, step by step
-        actions, extras = reference_policy(obs, draw((obs.shape[0], collection.rollout.policy_draws),
+        actions, extras = reference_policy(obs, draw((obs.shape[0], collection.programs[0].policy_draws),
                                                      generator=reference.generator),
                                            (normalizer.mean, normalizer.var, normalizer.count))
         return actions, extras["log_probs"]

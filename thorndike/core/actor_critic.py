@@ -89,7 +89,12 @@ class ActorCritic(nn.Module):
 
     def distribution(self, obs: Tensor) -> Categorical | DiagGaussian:
         """pi(. | obs) for a batch of observations."""
-        return self._distribution(self.actor(self.features(obs)))
+        return self.distribution_of_normalized(self.normalizer(obs))
+
+    def distribution_of_normalized(self, normalized_obs: Tensor) -> Categorical | DiagGaussian:
+        """pi(. | obs) from observations already normalised (by the normaliser's statistics, or ones a compiled
+        rollout carries: :class:`thorndike.core.rollout.NativeCollection`)."""
+        return self._distribution(self.actor(self.encoder(normalized_obs)))
 
     def value(self, obs: Tensor) -> Tensor:
         """V(obs) [N]."""

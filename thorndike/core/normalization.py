@@ -79,13 +79,26 @@ class ObservationNormalizer(nn.Module):
 
     @torch.no_grad()
     def _refresh(self) -> None:
-        self.shift.copy_(self.mean)
-        self.scale.copy_((self.var + self.epsilon).rsqrt())
+        shift, scale = self._shift_and_scale(self.mean, self.var)
+        self.shift.copy_(shift)
+        self.scale.copy_(scale)
+
+    def _shift_and_scale(self, mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
+        """The float32 shift and scale ``forward`` applies, from float64 statistics."""
+        return mean.to(torch.float32), (var + self.epsilon).rsqrt().to(torch.float32)
+
+    def _normalize(self, obs: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+        return ((obs.to(torch.float32) - shift) * scale).clamp(-self.clip, self.clip)
 
     def forward(self, obs: Tensor) -> Tensor:
         if not self.enabled:
             return obs
-        return ((obs.to(torch.float32) - self.shift) * self.scale).clamp(-self.clip, self.clip)
+        return self._normalize(obs, self.shift, self.scale)
+
+    def normalize_with(self, obs: Tensor, mean: Tensor, var: Tensor) -> Tensor:
+        """What ``forward`` gives with the statistics ``mean`` and ``var`` in place of the normaliser's own: a pure
+        function, for a compiled rollout that carries the statistics through its steps."""
+        return self._normalize(obs, *self._shift_and_scale(mean, var))
 
     @torch.no_grad()
     def update(self, batch: Tensor) -> None:

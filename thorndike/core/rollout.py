@@ -36,7 +36,7 @@ from thorndike.core.buffers import RolloutBuffer
 from thorndike.core.diagnostics import NonFiniteError, StepChecks
 from thorndike.core.normalization import fold_batch
 from thorndike.envs.batched.base import BatchedEnv
-from thorndike.envs.batched.rollout import BatchedRollout
+from thorndike.envs.batched.rollout import BatchedRollout, draws_per_copy
 from thorndike.envs.normalize import NormalizeReward
 
 __all__ = ["ROLLOUT_FIELDS", "NativeCollection", "Stepper", "collect_rollout", "fill_values", "rollout_fields"]
@@ -138,9 +138,8 @@ class NativeCollection:
 
     def __init__(self, interaction: Any, model: Any, env: Any, scaler: Any, n_steps: int, compile: bool) -> None:
         self.interaction, self.model, self.scaler = interaction, model, scaler
-        space = env.single_action_space
-        self.discrete = isinstance(space, gym.spaces.Discrete)
-        draws = 1 if self.discrete else int(torch.Size(space.shape).numel())
+        self.discrete = isinstance(env.single_action_space, gym.spaces.Discrete)
+        draws = draws_per_copy(env.single_action_space)
         # The running observation statistics are the program's carry (a compiled program must not change the
         # normaliser's buffers in place); they go back into the normaliser after each rollout.
         self.normalizer = model.normalizer if model.normalizer.enabled else None
@@ -154,7 +153,6 @@ class NativeCollection:
                                               noise="uniform" if self.discrete else "normal",
                                               observe=self.observe if self.normalizer is not None else None)
         self.programs = [programs[length] for length in lengths]
-        self.rollout = self.programs[0]
 
     @classmethod
     def build(cls, interaction: Any, model: Any, n_steps: int, compile: bool) -> NativeCollection | None:
@@ -172,13 +170,9 @@ class NativeCollection:
     def policy(self, obs: Tensor, noise: Tensor, statistics: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
         """a ~ pi(. | s) from ``noise`` (pure), and log pi(a | s); the observations normalised with ``statistics``
         as the model's normaliser does with the same statistics."""
-        model = self.model
         if self.normalizer is not None:
-            mean, var, _ = statistics
-            shift, scale = mean.to(torch.float32), (var + self.normalizer.epsilon).rsqrt().to(torch.float32)
-            clip = self.normalizer.clip
-            obs = ((obs.to(torch.float32) - shift) * scale).clamp(-clip, clip)
-        dist = model._distribution(model.actor(model.encoder(obs)))
+            obs = self.normalizer.normalize_with(obs, *statistics[:2])
+        dist = self.model.distribution_of_normalized(obs)
         if self.discrete:
             actions = (dist.probs.cumsum(-1) < noise).sum(-1).clamp_max(dist.logits.shape[-1] - 1)
         else:

@@ -39,7 +39,7 @@ from torch import Tensor
 from thorndike.core.compile import maybe_compile
 from thorndike.envs.batched.base import BatchedEnv
 
-__all__ = ["ROLLOUT_OUTPUTS", "BatchedRollout", "uniform_policy"]
+__all__ = ["ROLLOUT_OUTPUTS", "BatchedRollout", "draws_per_copy", "uniform_policy"]
 
 # What a rollout returns, each stacked over the T steps: [T, N, ...].
 ROLLOUT_OUTPUTS = ("obs", "actions", "reward", "terminated", "truncated", "final_obs", "done", "episode_return",
@@ -72,8 +72,9 @@ def uniform_policy(space: gym.Space) -> Policy:
     raise TypeError(f"uniform_policy supports Discrete and Box spaces, got {space}")
 
 
-def _draws_per_copy(space: gym.Space) -> int:
-    """The uniforms :func:`uniform_policy` takes per copy and step."""
+def draws_per_copy(space: gym.Space) -> int:
+    """The noise values a policy of ``space`` takes per copy and step: one for a Discrete action (inverse-CDF
+    sampling, :func:`uniform_policy`), one per component of a Box action."""
     return 1 if isinstance(space, gym.spaces.Discrete) else int(torch.Size(space.shape).numel())
 
 
@@ -101,7 +102,7 @@ class BatchedRollout:
             raise ValueError(f"{env.env_id}: a multi-step rollout needs an env whose step draws nothing but initial "
                              "states (the classic-control envs); step this one with env.step")
         if policy is None:
-            policy, policy_draws = uniform_policy(env.single_action_space), _draws_per_copy(env.single_action_space)
+            policy, policy_draws = uniform_policy(env.single_action_space), draws_per_copy(env.single_action_space)
         elif policy_draws is None or policy_draws < 0:
             raise ValueError(f"policy_draws must be the noise values the policy takes per copy and step (>= 0), "
                              f"got {policy_draws!r}")
