@@ -19,7 +19,7 @@ def test_disabled_returns_the_function_itself() -> None:
 
 
 def test_failure_warns_once_and_runs_eagerly(monkeypatch) -> None:
-    def broken_compile(fn, mode=None, dynamic=None):
+    def broken_compile(fn, mode=None, dynamic=None, options=None):
         def run(*args, **kwargs):
             raise RuntimeError("no C++ compiler")
 

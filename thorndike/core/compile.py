@@ -16,18 +16,26 @@ import torch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Inductor settings for CPU programs of many small elementwise steps on [N, D] rows (a native env's rollout with
+# random actions). On an AVX-512 CPU inductor vectorises a row of D = 2-6 values with 16-lane masked loads and
+# stores, which costs more than scalar code; 8 lanes (AVX2 width) keeps those loops scalar or fully vectorised.
+# Measured on the native CartPole's 16-step rollout at 4,096 copies: 1.3-1.6x faster programs (A/B in one process).
+# A CPU without AVX-512 already uses 8 lanes, so the setting changes nothing there.
+CPU_ELEMENTWISE_OPTIONS: dict[str, Any] = {"cpp.simdlen": 8}
+
 
 def maybe_compile(fn: F, enabled: bool, device: torch.device | str = "cpu", name: str | None = None,
-                  dynamic: bool | None = None) -> F:
+                  dynamic: bool | None = None, options: dict[str, Any] | None = None) -> F:
     """``torch.compile(fn)`` when ``enabled`` (CUDA graphs on CUDA), falling back to eager ``fn`` on any error.
     ``dynamic`` is ``torch.compile``'s: False compiles every new input shape for that shape (no code generic in
-    the sizes), which matters when the same code is compiled for several sizes (torch caches by code object)."""
+    the sizes), which matters when the same code is compiled for several sizes (torch caches by code object).
+    ``options``: inductor settings for this function alone (e.g. :data:`CPU_ELEMENTWISE_OPTIONS`)."""
     if not enabled:
         return fn
     label = name or getattr(fn, "__name__", "function")
     mode = "reduce-overhead" if torch.device(device).type == "cuda" else None
     try:
-        compiled = torch.compile(fn, mode=mode, dynamic=dynamic)
+        compiled = torch.compile(fn, mode=mode, dynamic=dynamic, options=options)
     except Exception as err:  # torch.compile itself can refuse (e.g. an unsupported Python version)
         warnings.warn(f"torch.compile is unavailable for {label} ({err}); running it eagerly", stacklevel=2)
         return fn

@@ -36,7 +36,7 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
-from thorndike.core.compile import maybe_compile
+from thorndike.core.compile import CPU_ELEMENTWISE_OPTIONS, maybe_compile
 from thorndike.envs.batched.base import BatchedEnv
 
 __all__ = ["ROLLOUT_OUTPUTS", "BatchedRollout", "draws_per_copy", "uniform_policy"]
@@ -101,6 +101,7 @@ class BatchedRollout:
         if not env.draws_only_initial_states:
             raise ValueError(f"{env.env_id}: a multi-step rollout needs an env whose step draws nothing but initial "
                              "states (the classic-control envs); step this one with env.step")
+        env_only = policy is None
         if policy is None:
             policy, policy_draws = uniform_policy(env.single_action_space), draws_per_copy(env.single_action_space)
         elif policy_draws is None or policy_draws < 0:
@@ -111,8 +112,12 @@ class BatchedRollout:
         self.env, self.n_steps, self.policy, self.policy_draws = env, n_steps, policy, policy_draws
         self.noise, self.observe = noise, observe
         self.compiled = compile
+        # An env-only program (random actions) is all [N, D] row arithmetic, which 8 SIMD lanes run faster on an
+        # AVX-512 CPU (1.3-1.6x at 4,096 CartPole copies); with a policy network's layers in the program the default
+        # lanes win (PPO's compiled collection was 1.2x slower with 8), so only the former gets them.
+        env_only = env_only and torch.device(env.device).type == "cpu"
         self._program = maybe_compile(self._steps, compile, env.device, f"the {n_steps}-step rollout of {env.env_id}",
-                                      dynamic=False)
+                                      dynamic=False, options=CPU_ELEMENTWISE_OPTIONS if env_only else None)
 
     def _steps(self, state: Tensor, elapsed: Tensor, returns: Tensor, bits: Tensor, noise: Tensor,
                carry: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor], tuple[Tensor, ...]]:
