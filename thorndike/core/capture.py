@@ -1,0 +1,205 @@
+"""A captured gradient step: forward, loss, backward, gradient clipping and Adam's update as one compiled program.
+
+Eagerly, one gradient step of a small network is hundreds of tiny ops (the forward, autograd's backward, the norm of
+the clip, Adam), each paying the framework's fixed cost: a kernel launch on a GPU. :func:`capture` compiles a whole
+step, written with :class:`GradientStep`, into one ``torch.compile`` program (on CUDA ``mode="reduce-overhead"``,
+so the program is replayed as one CUDA graph), with :func:`~thorndike.core.compile.maybe_compile`'s eager fallback.
+
+What torch 2.13 needs for that (found by trying; ``torch._dynamo.explain`` counts the graphs):
+
+- ``loss.backward()`` inside a compiled function is a graph break (dynamo does not trace the autograd engine), and
+  ``Optimizer.step`` graph-breaks on purpose (``_use_grad``: torch compiles the optimiser as its own graph), so
+  ``backward(); clip_grad_norm_(); optimizer.step()`` compiles to three programs at best. Here the gradient is
+  ``torch.func.grad_and_value`` of the loss through ``torch.func.functional_call`` (which dynamo traces), and
+  Adam's update is written out below: forward, backward, clip and update are one graph, no break.
+- The program runs under ``torch.no_grad()``: otherwise AOTAutograd traces it for training (the parameters require
+  gradients) and refuses the in-place update of a tensor the backward saved. ``grad_and_value`` ignores the outer
+  ``no_grad``, as functorch's transforms do.
+- The fused Adam kernel cannot be traced with a tensor learning rate (``aten::_fused_adam_.tensor_lr`` has no fake
+  implementation), and ``torch.optim.Adam(capturable=True)`` refuses CPU tensors; a Python float learning rate
+  would be a guard, so every new rate (PPO's annealing) would recompile. So the update is Adam's arithmetic in
+  plain tensor ops (inductor fuses them), with the learning rate a 0-d float64 tensor that :class:`GradientStep`
+  refills from the optimiser's ``param_groups`` before each call: a changed rate takes effect without a recompile.
+  The optimiser's state (``step``, ``exp_avg``, ``exp_avg_sq``, the step a tensor on the parameters' device, as
+  the fused kernel keeps it) is the same dictionary :class:`~thorndike.core.networks.LeanAdam` reads, so
+  checkpoints and the eager path are unchanged. Equal to the fused kernel to float rounding (a test compares them).
+- Nothing waits for the host: no ``.item()``, the clip is ``clip_grad_norm_``'s arithmetic on device, and random
+  numbers are drawn by the caller before the program (a ``torch.Generator`` inside would break the graph).
+- On CUDA, cudagraph trees copy any input whose address is not static before each replay, and skip the graph for
+  inputs it mutates unless they are static: parameters, optimiser state and the learning rate are marked static
+  (``torch._dynamo.mark_static_address``). The outputs live in the graph's memory and the next replay overwrites
+  them, so :func:`capture` hands back clones.
+
+When it is used: with the run option ``compile``, on CUDA (:func:`capture_by_default`). On the 2-core CPU this
+project is developed on, the compiled update is slower than the eager one for some algorithms (see
+``docs/fast_path.md``), so there the algorithms keep their eager update (PPO's loss compiled) unless told otherwise
+(their ``capture`` attribute, set before the first update; the tests use it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value
+
+from thorndike.core.compile import maybe_compile
+
+__all__ = ["GradientStep", "capture", "capture_by_default", "init_adam_state"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def capture_by_default(compile: bool, device: torch.device | str) -> bool:
+    """Whether an algorithm's update runs as a captured step: with the run option ``compile``, on CUDA (there it
+    removes the launches; on the CPU the eager update is as fast or faster, see the module docstring)."""
+    return compile and torch.device(device).type == "cuda"
+
+
+def init_adam_state(optimizer: torch.optim.Adam) -> None:
+    """Create Adam's state for every parameter that has none, as ``torch.optim.Adam(fused=True)``'s first step does
+    (zeros, and the step a float32 0-d tensor on the parameter's device), so that a program can update it in place
+    from the first step on."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p not in optimizer.state or len(optimizer.state[p]) == 0:
+                optimizer.state[p] = {
+                    "step": torch.zeros((), dtype=torch.float32, device=p.device),
+                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+                }
+
+
+class _Holder(nn.Module):
+    """The modules whose parameters one step differentiates, under one root, so ``functional_call`` can swap them."""
+
+    def __init__(self, modules: Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        for name, module in modules.items():
+            self.add_module(name, module)
+
+    def forward(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+
+class GradientStep:
+    """One gradient step of one or more Adam optimisers, written to be traced into a captured program.
+
+    ``modules`` name the modules whose parameters the step differentiates; ``optimizers`` are their Adam
+    optimisers (together they must hold exactly those parameters, each in one optimiser). Calling the step with a
+    loss function ``loss_fn(*args) -> (loss, aux)`` (which reads the modules as usual) computes the loss's
+    gradient with ``torch.func.grad_and_value``, clips its global norm to ``max_grad_norm`` (over all the
+    parameters, as ``clip_grad_norm_`` does), and applies each optimiser's Adam update in place with its current
+    learning rate. Returns ``(loss, aux)``, detached. Several optimisers in one step is a joint step: the gradient
+    of one summed loss (exact when no part of it reaches another optimiser's parameters; see
+    :func:`~thorndike.core.off_policy.joint_step`).
+
+    Adam without weight decay, amsgrad or maximize (the options this library uses). Eagerly this is correct too,
+    only slower (the fallback when compiling fails).
+    """
+
+    def __init__(self, modules: Mapping[str, nn.Module], optimizers: torch.optim.Adam | list[torch.optim.Adam],
+                 max_grad_norm: float | None = None) -> None:
+        self.holder = _Holder(modules)
+        named = list(self.holder.named_parameters())
+        self.names = [name for name, _ in named]
+        self.params = [p for _, p in named]
+        self.optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        self.max_grad_norm = max_grad_norm
+        index = {p: i for i, p in enumerate(self.params)}
+        owned: list[Tensor] = []
+        # Per optimiser group: the positions of its parameters in self.params, its betas and eps, its lr tensor.
+        self.groups: list[tuple[list[int], float, float, float, Tensor, dict[str, Any], dict[Tensor, Any]]] = []
+        for optimizer in self.optimizers:
+            init_adam_state(optimizer)
+            for group in optimizer.param_groups:
+                if group["weight_decay"] or group["amsgrad"] or group["maximize"] or \
+                        group.get("decoupled_weight_decay"):
+                    raise ValueError("GradientStep does Adam without weight decay, amsgrad or maximize")
+                owned += group["params"]
+                if any(p not in index for p in group["params"]):
+                    break
+                positions = [index[p] for p in group["params"]]
+                beta1, beta2 = group["betas"]
+                lr = torch.tensor(float(group["lr"]), dtype=torch.float64, device=self.params[0].device)
+                self.groups.append((positions, float(beta1), float(beta2), float(group["eps"]), lr, group,
+                                    optimizer.state))
+        if len(owned) != len(self.params) or set(owned) != set(self.params):
+            raise ValueError("the optimisers must hold exactly the parameters of the step's modules, once each")
+        self.lrs = [float(group["lr"]) for *_, group, _ in self.groups]
+
+    def static_tensors(self) -> list[Tensor]:
+        """What the step changes in place (parameters, Adam's state) and reads every call (the lr tensors)."""
+        tensors = list(self.params)
+        for optimizer in self.optimizers:
+            for state in optimizer.state.values():
+                tensors += [state["step"], state["exp_avg"], state["exp_avg_sq"]]
+        return tensors + [lr for *_, lr, _, _ in self.groups]
+
+    def sync_learning_rates(self) -> None:
+        """Copy the optimisers' current learning rates into the program's tensors (outside the program, before a
+        call; only when one changed: a changed rate needs no recompile)."""
+        for i, (*_, lr, group, _) in enumerate(self.groups):
+            value = float(group["lr"])
+            if value != self.lrs[i]:
+                lr.fill_(value)
+                self.lrs[i] = value
+
+    def __call__(self, loss_fn: Callable[..., tuple[Tensor, Any]], *args: Any) -> tuple[Tensor, Any]:
+        def loss_of(params: dict[str, Tensor], *inputs: Any) -> tuple[Tensor, Any]:
+            return functional_call(self.holder, params, (loss_fn, *inputs))
+
+        current = {name: p.detach() for name, p in zip(self.names, self.params, strict=True)}
+        grads_by_name, (loss, aux) = grad_and_value(loss_of, has_aux=True)(current, *args)
+        grads = [grads_by_name[name] for name in self.names]
+        if self.max_grad_norm is not None:  # clip_grad_norm_'s arithmetic, without its host-side checks
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            grads = torch._foreach_mul(grads, (self.max_grad_norm / (norm + 1e-6)).clamp(max=1.0))
+        with torch.no_grad():
+            for positions, beta1, beta2, eps, lr, _, optimizer_state in self.groups:
+                for i in positions:
+                    p, g = self.params[i], grads[i]
+                    state = optimizer_state[p]
+                    adam_update(p, g, state["exp_avg"], state["exp_avg_sq"], state["step"], lr, beta1, beta2, eps)
+        return loss.detach(), aux
+
+
+def adam_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: Tensor, lr: Tensor,
+                beta1: float, beta2: float, eps: float) -> None:
+    """One Adam update of ``p`` in place, in the fused kernel's order of operations (the bias corrections in
+    float64, as the kernel computes them on the host)."""
+    step.add_(1)
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    count = step.double()
+    step_size = lr / (1 - beta1 ** count)
+    denom = exp_avg_sq.sqrt() / (1 - beta2 ** count).sqrt() + eps
+    p.sub_(step_size * exp_avg / denom)
+
+
+def capture(program: F, steps: list[GradientStep], device: torch.device | str, name: str) -> F:
+    """``program`` (built from the :class:`GradientStep` ``steps``) compiled as one captured program, run under
+    ``no_grad`` (see the module docstring), falling back to eager with a warning if compiling fails. Before each
+    call the steps' learning rates are refreshed from their optimisers. On CUDA: what the steps change in place is
+    marked static for the CUDA graph, each call begins a new cudagraph step, and the outputs are cloned (the next
+    replay overwrites the graph's own)."""
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        for step in steps:
+            for tensor in step.static_tensors():
+                torch._dynamo.mark_static_address(tensor)
+    compiled = maybe_compile(torch.no_grad()(program), True, device, name, dynamic=False)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for step in steps:
+            step.sync_learning_rates()
+        if not cuda:
+            return compiled(*args, **kwargs)
+        torch.compiler.cudagraph_mark_step_begin()
+        out = compiled(*args, **kwargs)
+        return torch.utils._pytree.tree_map(lambda x: x.clone() if isinstance(x, Tensor) else x, out)
+
+    call.__wrapped__ = program  # type: ignore[attr-defined]
+    return call  # type: ignore[return-value]
