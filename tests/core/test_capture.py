@@ -66,9 +66,10 @@ def eager_then_captured(agent: Any, step: Any, steps: int = 3) -> tuple[dict[str
     return eager, state_of(agent)
 
 
-def test_capture_is_the_default_with_compile_on_cuda_only() -> None:
-    assert capture_by_default(True, "cuda") and capture_by_default(True, "cuda:1")
-    assert not capture_by_default(True, "cpu") and not capture_by_default(False, "cuda")
+def test_capture_is_the_default_with_compile_on_cpu_and_cuda() -> None:
+    assert capture_by_default(True, "cuda") and capture_by_default(True, "cuda:1") and capture_by_default(True, "cpu")
+    assert not capture_by_default(False, "cuda") and not capture_by_default(False, "cpu")
+    assert not capture_by_default(True, "meta")
 
 
 def test_ppo_captured_step_equals_the_eager_step(tmp_path: Path) -> None:
@@ -157,3 +158,23 @@ def test_gradient_step_refuses_optimisers_that_do_not_match_the_modules() -> Non
     a, b = nn.Linear(2, 2), nn.Linear(2, 2)
     with pytest.raises(ValueError, match="exactly the parameters"):
         GradientStep({"a": a}, adam(list(a.parameters()) + list(b.parameters()), lr=0.1))
+
+
+def test_the_step_updates_the_state_a_checkpoint_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_state_dict replaces the optimiser's state and groups: the step must update the new ones (eagerly here:
+    the bookkeeping is outside the program)."""
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None, dynamic=None: fn)
+    torch.manual_seed(0)
+    net = nn.Linear(3, 1)
+    optimizer = adam(net.parameters(), lr=0.1)
+    step = GradientStep({"net": net}, optimizer)
+    program = capture(lambda x: step(lambda x: (net(x).square().mean(), ()), x), [step], "cpu", "the test step")
+    x = torch.randn(8, 3)
+    program(x)
+    saved = copy.deepcopy(optimizer.state_dict())
+    saved["param_groups"][0]["lr"] = 0.0  # a checkpoint's rate: it must be the one used from now on
+    optimizer.load_state_dict(saved)
+    before = [p.clone() for p in net.parameters()]
+    program(x)
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), before, strict=True))
+    assert all(int(optimizer.state[p]["step"]) == 2 for p in net.parameters())

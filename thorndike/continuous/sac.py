@@ -139,8 +139,8 @@ class SAC(Agent):
         target_entropy = (continuous_target_entropy(math.prod(envs.action_space.shape))
                           if config.target_entropy is None else config.target_entropy)
         build_soft_actor_critic(self, envs, actor, target_entropy)
-        # With the run option compile, on CUDA, each gradient step (critics, actor, temperature, targets) is one
-        # captured program (settable before the first update: ``capture``).
+        # With the run option compile, each gradient step (critics, actor, temperature, targets) is one captured
+        # program (settable before the first update: ``capture``).
         self.capture = capture_by_default(self.options.compile, self.device)
         self.captured_update = None
 

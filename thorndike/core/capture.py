@@ -30,10 +30,12 @@ What torch 2.13 needs for that (found by trying; ``torch._dynamo.explain`` count
   (``torch._dynamo.mark_static_address``). The outputs live in the graph's memory and the next replay overwrites
   them, so :func:`capture` hands back clones.
 
-When it is used: with the run option ``compile``, on CUDA (:func:`capture_by_default`). On the 2-core CPU this
-project is developed on, the compiled update is slower than the eager one for some algorithms (see
-``docs/fast_path.md``), so there the algorithms keep their eager update (PPO's loss compiled) unless told otherwise
-(their ``capture`` attribute, set before the first update; the tests use it).
+When it is used (:func:`capture_by_default`): with the run option ``compile``, on CUDA and on the CPU. On CUDA it
+removes the launches. On the 2-core CPU this project is developed on it is faster too, measured A/B in one process
+(``benchmarks/capture_ab.py``, ``docs/fast_path.md``): a PPO iteration of ``ppo_cartpole_fast`` 0.51 of eager
+(0.66 with the loss alone compiled), a DQN gradient step 0.64, a SAC step 0.40; each program compiles once (20-40 s
+the first time on that CPU, seconds from inductor's cache after). An algorithm's ``capture`` attribute, set before
+its first update, overrides the rule (the tests compare both paths with it).
 """
 
 from __future__ import annotations
@@ -53,9 +55,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def capture_by_default(compile: bool, device: torch.device | str) -> bool:
-    """Whether an algorithm's update runs as a captured step: with the run option ``compile``, on CUDA (there it
-    removes the launches; on the CPU the eager update is as fast or faster, see the module docstring)."""
-    return compile and torch.device(device).type == "cuda"
+    """Whether an algorithm's update runs as a captured step: with the run option ``compile`` on CUDA (it removes
+    the launches) and on the CPU (measured faster there too; see the module docstring); not on other devices, where
+    it has not been measured."""
+    return compile and torch.device(device).type in ("cpu", "cuda")
 
 
 def init_adam_state(optimizer: torch.optim.Adam) -> None:
@@ -109,26 +112,44 @@ class GradientStep:
         self.optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         self.max_grad_norm = max_grad_norm
         index = {p: i for i, p in enumerate(self.params)}
-        owned: list[Tensor] = []
-        # Per optimiser group: the positions of its parameters in self.params, its betas and eps, its lr tensor.
-        self.groups: list[tuple[list[int], float, float, float, Tensor, dict[str, Any], dict[Tensor, Any]]] = []
+        owned = [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group["params"]]
+        if len(owned) != len(self.params) or set(owned) != set(self.params):
+            raise ValueError("the optimisers must hold exactly the parameters of the step's modules, once each")
+        # Per parameter group: its optimiser, its index, the positions of its parameters in self.params, and its
+        # learning rate as a tensor. The groups and the state are looked up on the optimiser at each call:
+        # load_state_dict replaces both.
+        self.groups: list[tuple[torch.optim.Adam, int, list[int], Tensor]] = []
         for optimizer in self.optimizers:
-            init_adam_state(optimizer)
-            for group in optimizer.param_groups:
+            for number, group in enumerate(optimizer.param_groups):
                 if group["weight_decay"] or group["amsgrad"] or group["maximize"] or \
                         group.get("decoupled_weight_decay"):
                     raise ValueError("GradientStep does Adam without weight decay, amsgrad or maximize")
-                owned += group["params"]
-                if any(p not in index for p in group["params"]):
-                    break
-                positions = [index[p] for p in group["params"]]
-                beta1, beta2 = group["betas"]
                 lr = torch.tensor(float(group["lr"]), dtype=torch.float64, device=self.params[0].device)
-                self.groups.append((positions, float(beta1), float(beta2), float(group["eps"]), lr, group,
-                                    optimizer.state))
-        if len(owned) != len(self.params) or set(owned) != set(self.params):
-            raise ValueError("the optimisers must hold exactly the parameters of the step's modules, once each")
-        self.lrs = [float(group["lr"]) for *_, group, _ in self.groups]
+                self.groups.append((optimizer, number, [index[p] for p in group["params"]], lr))
+        self.lrs = [float(optimizer.param_groups[number]["lr"]) for optimizer, number, _, _ in self.groups]
+        self.states: list[Any] = []
+        self.prepare()
+
+    def prepare(self) -> bool:
+        """Before each call, outside the program: create Adam's state where an optimiser has none, and copy the
+        optimisers' current learning rates into the program's tensors (only when one changed: a changed rate needs
+        no recompile). True when an optimiser's state is not the one of the last call (the first call, or a
+        checkpoint loaded since): new tensors, which a CUDA graph must be told are static."""
+        replaced = len(self.states) != len(self.optimizers) or any(
+            optimizer.state is not state for optimizer, state in zip(self.optimizers, self.states, strict=False))
+        changed = replaced or any(p not in optimizer.state or len(optimizer.state[p]) == 0
+                                  for optimizer in self.optimizers for group in optimizer.param_groups
+                                  for p in group["params"])
+        if changed:
+            for optimizer in self.optimizers:
+                init_adam_state(optimizer)
+            self.states = [optimizer.state for optimizer in self.optimizers]
+        for i, (optimizer, number, _, lr) in enumerate(self.groups):
+            value = float(optimizer.param_groups[number]["lr"])
+            if value != self.lrs[i]:
+                lr.fill_(value)
+                self.lrs[i] = value
+        return changed
 
     def static_tensors(self) -> list[Tensor]:
         """What the step changes in place (parameters, Adam's state) and reads every call (the lr tensors)."""
@@ -136,16 +157,7 @@ class GradientStep:
         for optimizer in self.optimizers:
             for state in optimizer.state.values():
                 tensors += [state["step"], state["exp_avg"], state["exp_avg_sq"]]
-        return tensors + [lr for *_, lr, _, _ in self.groups]
-
-    def sync_learning_rates(self) -> None:
-        """Copy the optimisers' current learning rates into the program's tensors (outside the program, before a
-        call; only when one changed: a changed rate needs no recompile)."""
-        for i, (*_, lr, group, _) in enumerate(self.groups):
-            value = float(group["lr"])
-            if value != self.lrs[i]:
-                lr.fill_(value)
-                self.lrs[i] = value
+        return tensors + [lr for *_, lr in self.groups]
 
     def __call__(self, loss_fn: Callable[..., tuple[Tensor, Any]], *args: Any) -> tuple[Tensor, Any]:
         def loss_of(params: dict[str, Tensor], *inputs: Any) -> tuple[Tensor, Any]:
@@ -158,11 +170,14 @@ class GradientStep:
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
             grads = torch._foreach_mul(grads, (self.max_grad_norm / (norm + 1e-6)).clamp(max=1.0))
         with torch.no_grad():
-            for positions, beta1, beta2, eps, lr, _, optimizer_state in self.groups:
+            for optimizer, number, positions, lr in self.groups:
+                group = optimizer.param_groups[number]
+                beta1, beta2 = group["betas"]
                 for i in positions:
-                    p, g = self.params[i], grads[i]
-                    state = optimizer_state[p]
-                    adam_update(p, g, state["exp_avg"], state["exp_avg_sq"], state["step"], lr, beta1, beta2, eps)
+                    p = self.params[i]
+                    state = optimizer.state[p]
+                    adam_update(p, grads[i], state["exp_avg"], state["exp_avg_sq"], state["step"], lr, beta1, beta2,
+                                group["eps"])
         return loss.detach(), aux
 
 
@@ -182,19 +197,19 @@ def adam_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, st
 def capture(program: F, steps: list[GradientStep], device: torch.device | str, name: str) -> F:
     """``program`` (built from the :class:`GradientStep` ``steps``) compiled as one captured program, run under
     ``no_grad`` (see the module docstring), falling back to eager with a warning if compiling fails. Before each
-    call the steps' learning rates are refreshed from their optimisers. On CUDA: what the steps change in place is
-    marked static for the CUDA graph, each call begins a new cudagraph step, and the outputs are cloned (the next
-    replay overwrites the graph's own)."""
+    call the steps are prepared (:meth:`GradientStep.prepare`: Adam's state, the learning rates). On CUDA: what
+    the steps change in place is marked static for the CUDA graph (again after a checkpoint is loaded), each call
+    begins a new cudagraph step, and the outputs are cloned (the next replay overwrites the graph's own)."""
     cuda = torch.device(device).type == "cuda"
-    if cuda:
-        for step in steps:
-            for tensor in step.static_tensors():
-                torch._dynamo.mark_static_address(tensor)
     compiled = maybe_compile(torch.no_grad()(program), True, device, name, dynamic=False)
+    first = [True]
 
     def call(*args: Any, **kwargs: Any) -> Any:
         for step in steps:
-            step.sync_learning_rates()
+            if (step.prepare() or first[0]) and cuda:
+                for tensor in step.static_tensors():
+                    torch._dynamo.mark_static_address(tensor)
+        first[0] = False
         if not cuda:
             return compiled(*args, **kwargs)
         torch.compiler.cudagraph_mark_step_begin()

@@ -144,9 +144,9 @@ class PPO(OnPolicyAgent):
             self.kl_penalty = KLPenalty(config.kl_beta_init, self.device)
             self.components["kl_penalty"] = self.kl_penalty
         # The hot functions, compiled when options.compile is set (eager if compiling fails). The gradient step
-        # (loss, backward, clip, Adam) runs as one captured program where that is faster, on CUDA (``capture``,
-        # which may be set before the first update; not with target_kl, whose early stop reads each minibatch's KL
-        # before its step); elsewhere the loss alone is compiled.
+        # (loss, backward, clip, Adam) then runs as one captured program (``capture``, which may be set before the
+        # first update; not with target_kl, whose early stop reads each minibatch's KL before its step); without
+        # it the loss alone is compiled.
         compile_on = self.options.compile
         self.rollout_step = maybe_compile(self.sample_actions, compile_on, self.device, "the PPO rollout step")
         self.loss = maybe_compile(self.minibatch_loss, compile_on, self.device, "the PPO loss")

@@ -74,8 +74,8 @@ class DQN(Agent):
         self.buffer, self.schedule, self.checks = self.loop.buffer, self.loop.schedule, self.loop.checks
         self.components = {"q": self.q, "q_target": self.q_target, "optimizer": self.optimizer,
                            **self.loop.components()}
-        # With the run option compile, on CUDA, each gradient step is one captured program (settable before the
-        # first update: ``capture``); the target network's updates stay eager (one fused copy every C steps).
+        # With the run option compile, each gradient step is one captured program (settable before the first
+        # update: ``capture``); the target network's updates stay eager (one fused copy every C steps).
         self.capture = capture_by_default(self.options.compile, self.device)
         self.captured_descent = None
 
