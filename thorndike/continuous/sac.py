@@ -209,7 +209,8 @@ class SAC(Agent):
                 soft_update(self.critic_target, self.critic, self.config.tau)
                 return critic, actor, alpha, -log_prob.mean()
 
-            self.captured_update = capture(update, [critic_step, actor_step], self.device, "the SAC gradient step")
+            self.captured_update = capture(update, [critic_step, actor_step], self.device, "the SAC gradient step",
+                                           static=list(self.critic_target.parameters()))
         shape = (batch["obs"].shape[0], *self.actor.mean.bias.shape)
         next_noise, noise = (torch.randn(shape, generator=self.generator, device=self.device) for _ in range(2))
         critic, actor, alpha, entropy = self.captured_update(batch, next_noise, noise)

@@ -29,13 +29,16 @@ What torch 2.13 needs for that (found by trying; ``torch._dynamo.explain`` count
   inputs it mutates unless they are static: parameters, optimiser state and the learning rate are marked static
   (``torch._dynamo.mark_static_address``). The outputs live in the graph's memory and the next replay overwrites
   them, so :func:`capture` hands back clones.
+- A custom ``torch.autograd.Function`` in the loss needs ``forward`` and ``setup_context`` apart (``torch.func``'s
+  form), and compiled under ``grad_and_value`` torch 2.13 got the critics' output layer's weight gradient wrong
+  (``_EnsembleDot``): under compile that layer is the plain product (``torch.compiler.is_compiling()``).
 
 When it is used (:func:`capture_by_default`): with the run option ``compile``, on CUDA and on the CPU. On CUDA it
 removes the launches. On the 2-core CPU this project is developed on it is faster too, measured A/B in one process
 (``benchmarks/capture_ab.py``, ``docs/fast_path.md``): a PPO iteration of ``ppo_cartpole_fast`` 0.51 of eager
-(0.66 with the loss alone compiled), a DQN gradient step 0.64, a SAC step 0.40; each program compiles once (20-40 s
-the first time on that CPU, seconds from inductor's cache after). An algorithm's ``capture`` attribute, set before
-its first update, overrides the rule (the tests compare both paths with it).
+(0.66 compiled without capturing the step), a DQN gradient step 0.64, a SAC step 0.40; each program compiles
+once (20-40 s the first time on that CPU, seconds from inductor's cache after). An algorithm's ``capture``
+attribute, set before its first update, overrides the rule (the tests compare both paths with it).
 """
 
 from __future__ import annotations
@@ -194,12 +197,14 @@ def adam_update(p: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, st
     p.sub_(step_size * exp_avg / denom)
 
 
-def capture(program: F, steps: list[GradientStep], device: torch.device | str, name: str) -> F:
+def capture(program: F, steps: list[GradientStep], device: torch.device | str, name: str,
+            static: list[Tensor] | None = None) -> F:
     """``program`` (built from the :class:`GradientStep` ``steps``) compiled as one captured program, run under
     ``no_grad`` (see the module docstring), falling back to eager with a warning if compiling fails. Before each
     call the steps are prepared (:meth:`GradientStep.prepare`: Adam's state, the learning rates). On CUDA: what
-    the steps change in place is marked static for the CUDA graph (again after a checkpoint is loaded), each call
-    begins a new cudagraph step, and the outputs are cloned (the next replay overwrites the graph's own)."""
+    the steps change in place, and the ``static`` tensors the program changes besides (a target network), are
+    marked static for the CUDA graph (the steps' again after a checkpoint is loaded), each call begins a new
+    cudagraph step, and the outputs are cloned (the next replay overwrites the graph's own)."""
     cuda = torch.device(device).type == "cuda"
     compiled = maybe_compile(torch.no_grad()(program), True, device, name, dynamic=False)
     first = [True]
@@ -209,6 +214,9 @@ def capture(program: F, steps: list[GradientStep], device: torch.device | str, n
             if (step.prepare() or first[0]) and cuda:
                 for tensor in step.static_tensors():
                     torch._dynamo.mark_static_address(tensor)
+        if first[0] and cuda:
+            for tensor in static or []:
+                torch._dynamo.mark_static_address(tensor)
         first[0] = False
         if not cuda:
             return compiled(*args, **kwargs)
