@@ -30,11 +30,17 @@ What it measures, each part in its own section of the report:
     compiling counted in the time). Goal: the GPU config on the GPU solves faster than the CPU config on the CPU.
 (c) Versions: Python, torch, CUDA, cuDNN, the GPU's name and memory, and jax's devices as ``--gymnax-python`` sees
     them.
+(d) The captured training step (``thorndike.core.capture``) against eager on ``--device``, by
+    ``benchmarks/capture_ab.py``'s rows, A/B in this process: one PPO iteration (``ppo_cartpole_fast``: eager, the
+    run option ``compile`` with the step not captured, captured), one DQN gradient step (``dqn_cartpole_fast``) and
+    one SAC gradient step (Pendulum-v1), with each variant's ratio to eager; compiling not timed. ``--quick`` leaves
+    this part out unless ``--parts`` names it (each captured program compiles for 20-40 s on a small CPU).
 
 Writes ``<out>/gpu_check.md`` and ``.json`` (``gpu_check_cpu.*`` with ``--device cpu``, so a test on the CPU never
-overwrites a GPU report; ``--quick`` adds ``_quick``; ``--parts throughput`` or ``--parts ppo`` alone adds the
-part's name, so the two halves can run as two commands where a machine's time per command is limited). Without
-CUDA, ``--device cuda`` (the default) stops at once with exit status 2 and says to use ``--device cpu``.
+overwrites a GPU report; ``--quick`` adds ``_quick``; ``--parts throughput``, ``--parts ppo`` or ``--parts capture``
+alone adds the part's name, so the parts can run as separate commands where a machine's time per command is
+limited). Without CUDA, ``--device cuda`` (the default) stops at once with exit status 2 and says to use
+``--device cpu``.
 """
 
 from __future__ import annotations
@@ -347,6 +353,30 @@ def versions_section(info: dict[str, Any]) -> list[str]:
     return ["## (c) Versions", "", *[f"- {key}: {value}" for key, value in info.items()], ""]
 
 
+# ---- (d) the captured step ---------------------------------------------------------------------------------------
+
+
+def measure_capture(device: str, repeats: int) -> list[dict[str, Any]]:
+    """benchmarks/capture_ab.py's rows on ``device``: seconds per call of each variant and its ratio to eager."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import capture_ab
+
+    with tempfile.TemporaryDirectory(prefix="gpu-check-capture-") as run_root:
+        return capture_ab.measure(device, repeats, run_root)
+
+
+def capture_section(rows: list[dict[str, Any]] | None, device: str) -> list[str]:
+    lines = ["## (d) The captured training step against eager", ""]
+    if rows is None:
+        return lines + ["Not measured with --quick (each captured program compiles for 20-40 s on a small CPU); "
+                        "run with --parts capture.", ""]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import capture_ab
+
+    return lines + [f"On {device}; median of the interleaved repeats, compiling not timed.", "",
+                    *capture_ab.table(rows), ""]
+
+
 # ---- main ----------------------------------------------------------------------------------------------------------
 
 
@@ -357,8 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gymnax-python", default=None, help="interpreter with jax (CUDA on a GPU) and gymnax")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="PPO seeds (default 0 1 2)")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="copy counts of the throughput part")
-    parser.add_argument("--parts", nargs="+", choices=("throughput", "ppo", "versions"),
-                        default=["throughput", "ppo", "versions"], help="which parts to run (default: all)")
+    parser.add_argument("--parts", nargs="+", choices=("throughput", "ppo", "capture", "versions"), default=None,
+                        help="which parts to run (default: all; with --quick all but capture)")
+    parser.add_argument("--capture-repeats", type=int, default=5, help="interleaved repeats of part (d)")
     parser.add_argument("--tasks", nargs="+", choices=("CartPole-v1", "Pendulum-v1"),
                         default=["CartPole-v1", "Pendulum-v1"], help="PPO tasks (default: both)")
     parser.add_argument("--throughput-timeout", type=float, default=1800, help="seconds env_throughput.py may run")
@@ -368,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device: run with --device cpu to test the script", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
+    if args.parts is None:
+        args.parts = ["throughput", "ppo", "versions"] + ([] if args.quick else ["capture"])
     seeds = args.seeds[:1] if args.quick else args.seeds
     sizes = args.sizes or list(QUICK_SIZES if args.quick else SIZES)
     command = " ".join(["python", *(os.path.relpath(a) if a == sys.argv[0] else a for a in sys.argv)]
@@ -384,10 +417,14 @@ def main(argv: list[str] | None = None) -> int:
     if "ppo" in args.parts:
         report["ppo"] = measure_ppo(args.device, seeds, args.quick, args.tasks)
         lines += ppo_section(report["ppo"], args.device, args.quick)
+    if "capture" in args.parts:
+        report["capture"] = measure_capture(args.device, args.capture_repeats)
     if "versions" in args.parts:
         lines += versions_section(report["versions"])
+    if "capture" in args.parts or args.quick:
+        lines += capture_section(report.get("capture"), args.device)
     stem = "gpu_check" + ("_cpu" if args.device == "cpu" else "") + ("_quick" if args.quick else "")
-    measured = [part for part in ("throughput", "ppo") if part in args.parts]
+    measured = [part for part in ("throughput", "ppo", "capture") if part in args.parts]
     if len(measured) == 1:  # a part run on its own (e.g. to fit a time limit) does not overwrite the full report
         stem += f"_{measured[0]}"
     args.out.mkdir(parents=True, exist_ok=True)

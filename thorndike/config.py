@@ -93,7 +93,8 @@ class RunOptions:
     eval_episodes: int = describe("episodes per evaluation", 10)
     stop_return: float | None = describe("stop once the deterministic evaluation mean reaches this", None)
     compile: bool = describe("torch.compile the rollouts (on a native env each rollout is one program) and the "
-                             "update (CUDA graphs on GPU); eager if it fails", False)
+                             "update (PPO, DQN, SAC: each gradient step one captured program; GAE compiled); "
+                             "CUDA graphs on GPU; eager if it fails", False)
     progress: bool = describe("show a progress bar", True)
     tensorboard: bool = describe("write TensorBoard events", True)
     pictures: bool = describe("draw curve.png (tabular learners: also episodes.png, values.png) when learn ends",

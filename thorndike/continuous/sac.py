@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from thorndike.agent import Agent
 from thorndike.config import check, describe
 from thorndike.continuous.common import check_box_actions, require_networks
+from thorndike.core.capture import GradientStep, capture, capture_by_default
 from thorndike.core.entropy import Temperature, continuous_target_entropy, temperature_loss
 from thorndike.core.networks import adam
 from thorndike.core.off_policy import (
@@ -138,6 +139,10 @@ class SAC(Agent):
         target_entropy = (continuous_target_entropy(math.prod(envs.action_space.shape))
                           if config.target_entropy is None else config.target_entropy)
         build_soft_actor_critic(self, envs, actor, target_entropy)
+        # With the run option compile, each gradient step (critics, actor, temperature, targets) is one captured
+        # program (settable before the first update: ``capture``).
+        self.capture = capture_by_default(self.options.compile, self.device)
+        self.captured_update = None
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
 
@@ -153,16 +158,21 @@ class SAC(Agent):
         loop.store(actions, scale_action(actions, self.action_space))
 
     @torch.no_grad()
-    def targets(self, batch: dict[str, Tensor], alpha: Tensor) -> Tensor:
-        """y = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s')), a' ~ pi(.|s')."""
-        next_actions, next_log_prob = self.actor.distribution(batch["next_obs"]).sample(self.generator)
+    def targets(self, batch: dict[str, Tensor], alpha: Tensor, noise: Tensor | None = None) -> Tensor:
+        """y = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s')), a' ~ pi(.|s') (from the
+        standard normal ``noise`` when given)."""
+        dist = self.actor.distribution(batch["next_obs"])
+        next_actions, next_log_prob = dist.sample(self.generator) if noise is None else dist.reparameterize(noise)
         q_next = self.critic_target(batch["next_obs"], next_actions)
         return soft_q_target(batch["rewards"].float(), self.loop.bootstrap_discounts(batch), q_next, next_log_prob,
                              alpha)
 
     def gradient_step(self) -> Tensor:
-        """The critics, the actor and the temperature on one minibatch, then the targets; returns the critics' loss."""
+        """The critics, the actor and the temperature on one minibatch, then the targets; returns the critics' loss.
+        With ``capture`` all of it is one program (:meth:`captured_gradient_step`)."""
         batch, _ = self.loop.sample()
+        if self.capture:
+            return self.captured_gradient_step(batch)
         alpha = self.temperature.alpha
         y = self.targets(batch, alpha)
         critic_loss = self.loop.descend(twin_critic_loss(self.critic(batch["obs"], batch["actions"]), y), None, batch)
@@ -171,6 +181,41 @@ class SAC(Agent):
         q_min = self.critic(batch["obs"], actions, frozen=True).amin(0)  # the actor's gradient only
         actor_and_temperature_step(self, sac_actor_loss(log_prob, q_min, alpha), log_prob, alpha)
         return critic_loss
+
+    def captured_gradient_step(self, batch: dict[str, Tensor]) -> Tensor:
+        """:meth:`gradient_step`'s work as one captured program (:mod:`thorndike.core.capture`), with the same
+        random numbers: the noise of a' and of the actor's actions drawn first, in the eager step's order."""
+        if self.captured_update is None:
+            critic_step = GradientStep({"critic": self.critic}, self.critic_optimizer)
+            modules, optimizers = {"actor": self.actor}, [self.actor_optimizer]
+            if self.config.auto_alpha:
+                modules["temperature"], optimizers = self.temperature, optimizers + [self.temperature_optimizer]
+            actor_step = GradientStep(modules, optimizers)  # one gradient of the summed losses, as joint_step
+
+            def critic_loss(batch: dict[str, Tensor], y: Tensor) -> tuple[Tensor, tuple[()]]:
+                return twin_critic_loss(self.critic(batch["obs"], batch["actions"]), y).mean(), ()
+
+            def actor_loss(obs: Tensor, noise: Tensor, alpha: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+                actions, log_prob = self.actor.distribution(obs).reparameterize(noise)
+                loss = sac_actor_loss(log_prob, self.critic(obs, actions, frozen=True).amin(0), alpha)
+                total = loss + temperature_loss(self.temperature.log_alpha, log_prob, self.target_entropy) \
+                    if self.config.auto_alpha else loss
+                return total, (loss.detach(), log_prob.detach())
+
+            def update(batch: dict[str, Tensor], next_noise: Tensor, noise: Tensor) -> tuple[Tensor, ...]:
+                alpha = self.temperature.alpha
+                critic, _ = critic_step(critic_loss, batch, self.targets(batch, alpha, next_noise))
+                _, (actor, log_prob) = actor_step(actor_loss, batch["obs"], noise, alpha)
+                soft_update(self.critic_target, self.critic, self.config.tau)
+                return critic, actor, alpha, -log_prob.mean()
+
+            self.captured_update = capture(update, [critic_step, actor_step], self.device, "the SAC gradient step",
+                                           static=list(self.critic_target.parameters()))
+        shape = (batch["obs"].shape[0], *self.actor.mean.bias.shape)
+        next_noise, noise = (torch.randn(shape, generator=self.generator, device=self.device) for _ in range(2))
+        critic, actor, alpha, entropy = self.captured_update(batch, next_noise, noise)
+        self.stats.add(actor_loss=actor, alpha=alpha, entropy=entropy)
+        return critic
 
     def learn(self, total_steps: int) -> SAC:
         """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``: collect, then

@@ -66,6 +66,10 @@ class DiagGaussian:
         eps = torch.randn(
             self.mean.shape, generator=generator, dtype=self.mean.dtype, device=self.mean.device
         )
+        return self.reparameterize(eps)
+
+    def reparameterize(self, eps: Tensor) -> Tensor:
+        """mean + std * eps for given standard normal noise ``eps`` [..., D] (drawn outside a compiled program)."""
         return self.mean + self.std * eps
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
@@ -100,7 +104,13 @@ class TanhGaussian:
 
     def rsample(self, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Reparameterised (action [..., D], log_prob [...]); log_prob uses u, not atanh(action)."""
-        u = self.base.rsample(generator)
+        return self._squash(self.base.rsample(generator))
+
+    def reparameterize(self, eps: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`rsample` from given standard normal noise ``eps`` [..., D] (drawn outside a compiled program)."""
+        return self._squash(self.base.reparameterize(eps))
+
+    def _squash(self, u: Tensor) -> tuple[Tensor, Tensor]:
         return torch.tanh(u), self.base.log_prob(u) - self._log_det_jacobian(u)
 
     def sample(self, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

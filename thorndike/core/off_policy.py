@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from thorndike.config import check, check_limits, check_network, describe
+from thorndike.core.capture import GradientStep, capture
 from thorndike.core.diagnostics import StepChecks
 from thorndike.core.encoders import make_encoder
 from thorndike.core.replay import PrioritizedReplayBuffer, ReplayBuffer
@@ -491,6 +492,29 @@ class OffPolicyLoop:
         if self.config.prioritized:
             self.buffer.update_priorities(batch["indices"], (per_sample if priorities is None else priorities).detach())
         return loss.detach()
+
+    def captured_descent(self, per_sample_loss: Callable[[dict[str, Tensor]], tuple[Tensor, Tensor]],
+                         name: str) -> Callable[[dict[str, Tensor], Tensor | None], Tensor]:
+        """:meth:`descend` as one captured program (:mod:`thorndike.core.capture`): ``per_sample_loss(batch) ->
+        (per-sample losses, priorities)``, the loss's gradient, the clip and Adam's update in one call of the
+        returned ``descent(batch, weights) -> loss`` (detached); with prioritised replay the sampled priorities are
+        updated after it, outside the program. For the online network's single optimiser."""
+        step = GradientStep({"online": self.online}, self.optimizer, self.config.max_grad_norm)
+
+        def loss(batch: dict[str, Tensor], weights: Tensor | None) -> tuple[Tensor, Tensor]:
+            per_sample, priorities = per_sample_loss(batch)
+            loss = (per_sample * weights).mean() if weights is not None else per_sample.mean()
+            return loss, priorities.detach()
+
+        program = capture(lambda batch, weights: step(loss, batch, weights), [step], self.agent.device, name)
+
+        def descent(batch: dict[str, Tensor], weights: Tensor | None) -> Tensor:
+            loss, priorities = program(batch, weights)
+            if self.config.prioritized:
+                self.buffer.update_priorities(batch["indices"], priorities)
+            return loss
+
+        return descent
 
     def update_target(self) -> None:
         """theta^- <- theta (tau = 1), or theta^- <- theta^- + tau (theta - theta^-); nothing without a target (the

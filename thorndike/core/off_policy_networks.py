@@ -41,13 +41,17 @@ class _EnsembleDot(torch.autograd.Function):
     On CPU ``bmm`` runs such a batched matrix-vector product and its input gradient (an outer product) 5-15x slower
     than the same arithmetic done elementwise (measured: 140 us against 26 us at K=2, B=256, in=256), so the forward
     pass and the input gradient are a broadcast multiply (and a sum), and the weight gradient is the product with
-    the one-row matrix on the left, the layout ``bmm`` runs fast."""
+    the one-row matrix on the left, the layout ``bmm`` runs fast. ``forward`` and ``setup_context`` are apart, the
+    form ``torch.func``'s transforms need (a captured gradient step takes its gradient with ``grad_and_value``)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        row = weight.transpose(1, 2)  # [K, 1, in]
-        ctx.save_for_backward(x, row)
-        return (x * row).sum(-1, keepdim=True).add_(bias)
+    def forward(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        return (x * weight.transpose(1, 2)).sum(-1, keepdim=True).add_(bias)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor, Tensor], output: Tensor) -> None:
+        x, weight, _ = inputs
+        ctx.save_for_backward(x, weight.transpose(1, 2))  # [K, 1, in]
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
@@ -73,7 +77,9 @@ class EnsembleLinear(nn.Module):
         weight, bias = (self.weight.detach(), self.bias.detach()) if frozen else (self.weight, self.bias)
         if members is not None:
             weight, bias = weight[members], bias[members]
-        if weight.shape[-1] == 1:
+        # Compiled (a captured gradient step), the plain product: inductor writes its own kernel, and torch 2.13
+        # computes wrong weight gradients for the custom Function under torch.compile with torch.func.grad.
+        if weight.shape[-1] == 1 and not torch.compiler.is_compiling():
             return _EnsembleDot.apply(x, weight, bias)
         return torch.baddbmm(bias, x, weight)
 

@@ -65,17 +65,19 @@ def gae(
     truncated: Tensor,
     gamma: float,
     lam: float,
+    next_advantage: Tensor | None = None,
 ) -> Tensor:
     """Generalised advantage estimates A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1}.
 
-    done = terminated | truncated; A_T = 0 (the last step's bootstrap lives in delta_{T-1}).
+    done = terminated | truncated; A_T = 0 (the last step's bootstrap lives in delta_{T-1}), or ``next_advantage``
+    (``[...]``) when the steps are the first part of a longer rollout whose later part gave A_T.
     All inputs [T, ...] -> advantages [T, ...].
     """
     deltas = td_errors(rewards, values, next_values, terminated, gamma)
     # A truncation still bootstraps inside delta_t, but the next step belongs to another episode.
     carry = gamma * lam * (~(terminated | truncated)).to(rewards.dtype)
     adv = torch.empty_like(deltas)
-    running = torch.zeros_like(deltas[0])
+    running = torch.zeros_like(deltas[0]) if next_advantage is None else next_advantage
     for t in range(deltas.shape[0] - 1, -1, -1):
         running = deltas[t] + carry[t] * running
         adv[t] = running

@@ -21,7 +21,7 @@ from torch import Tensor
 from thorndike.agent import Agent
 from thorndike.config import check, check_network
 from thorndike.core.actor_critic import ACTIVATIONS, ActorCritic
-from thorndike.core.on_policy import gae_targets, rollout_buffer
+from thorndike.core.on_policy import CompiledGAE, gae_targets, rollout_buffer
 from thorndike.core.rollout import NativeCollection, collect_rollout
 from thorndike.core.schedules import Linear
 
@@ -67,6 +67,9 @@ class OnPolicyAgent(Agent):
         # With the run option compile, a native env's rollouts are played as one compiled program each.
         self.native_collection = (NativeCollection.build(self.interaction, self.model, config.n_steps, compile=True)
                                   if self.options.compile else None)
+        # and GAE runs as compiled programs (the loop over time unrolled).
+        self.compiled_gae = (CompiledGAE(config.n_steps, config.gamma, config.gae_lambda, self.device)
+                             if self.options.compile else None)
         return envs
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
@@ -95,8 +98,9 @@ class OnPolicyAgent(Agent):
         self.global_step += self.config.n_steps * self.config.n_envs
 
     def targets(self) -> tuple[Tensor, Tensor]:
-        """GAE(lambda) advantages and the critic's regression targets (lambda-returns)."""
-        return gae_targets(self.buffer, self.config.gamma, self.config.gae_lambda)
+        """GAE(lambda) advantages and the critic's regression targets (lambda-returns); compiled with the run option
+        ``compile``."""
+        return gae_targets(self.buffer, self.config.gamma, self.config.gae_lambda, self.compiled_gae)
 
     @abstractmethod
     def update(self, advantages: Tensor, returns: Tensor) -> dict[str, float]:

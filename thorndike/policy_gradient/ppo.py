@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from thorndike.config import check, check_limits, describe
 from thorndike.core.buffers import minibatches
+from thorndike.core.capture import GradientStep, capture, capture_by_default
 from thorndike.core.compile import maybe_compile
 from thorndike.core.diagnostics import explained_variance
 from thorndike.core.distributions import Categorical, DiagGaussian
@@ -142,10 +143,15 @@ class PPO(OnPolicyAgent):
         if config.objective == "kl_penalty":
             self.kl_penalty = KLPenalty(config.kl_beta_init, self.device)
             self.components["kl_penalty"] = self.kl_penalty
-        # The two hot functions, compiled when options.compile is set (eager if compiling fails).
+        # The hot functions, compiled when options.compile is set (eager if compiling fails). The gradient step
+        # (loss, backward, clip, Adam) then runs as one captured program (``capture``, which may be set before the
+        # first update; not with target_kl, whose early stop reads each minibatch's KL before its step); without
+        # it the loss alone is compiled.
         compile_on = self.options.compile
         self.rollout_step = maybe_compile(self.sample_actions, compile_on, self.device, "the PPO rollout step")
         self.loss = maybe_compile(self.minibatch_loss, compile_on, self.device, "the PPO loss")
+        self.capture = capture_by_default(compile_on, self.device) and config.target_kl is None
+        self.captured_step = None
 
     def learn(self, total_steps: int) -> PPO:
         """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``."""
@@ -183,6 +189,26 @@ class PPO(OnPolicyAgent):
         if config.target_kl is not None:
             parts["approx_kl"] = approx_kl(log_ratio.detach())
         return loss, parts
+
+    def gradient_step(self, mb: dict[str, Tensor]) -> dict[str, Tensor] | None:
+        """One step on a minibatch's loss (backward, the gradient's norm clipped, Adam); returns its losses, or None
+        without a step when ``target_kl`` stops the epochs (the minibatch's KL above it). Captured as one program
+        when ``capture`` is set (:mod:`thorndike.core.capture`; not with ``target_kl``)."""
+        if self.capture and self.config.target_kl is None:
+            if self.captured_step is None:
+                step = GradientStep({"model": self.model}, self.optimizer, self.config.max_grad_norm)
+                self.captured_step = capture(lambda mb: step(self.minibatch_loss, mb)[1], [step], self.device,
+                                             "the PPO gradient step")
+            return self.captured_step(mb)
+        loss, parts = self.loss(mb)
+        if self.config.target_kl is not None and parts["approx_kl"] > self.config.target_kl:
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        return parts
 
     @torch.no_grad()
     def old_parameters(self, obs: Tensor) -> dict[str, Tensor]:
@@ -234,15 +260,10 @@ class PPO(OnPolicyAgent):
         n_updates, stopped_early = 0, False
         for _ in range(config.n_epochs):
             for mb in minibatches(batch, config.minibatch_size, self.generator):
-                loss, parts = self.loss(mb)
-                if config.target_kl is not None and parts["approx_kl"] > config.target_kl:
+                parts = self.gradient_step(mb)
+                if parts is None:
                     stopped_early = True
                     break
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
-                self.optimizer.step()
                 n_updates += 1
                 totals["policy_loss"] += parts["policy_loss"]  # summed on device; read once per iteration
                 totals["value_loss"] += parts["value_loss"]

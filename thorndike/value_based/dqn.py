@@ -34,6 +34,7 @@ from torch import Tensor
 
 from thorndike.agent import Agent
 from thorndike.config import check, describe
+from thorndike.core.capture import capture_by_default
 from thorndike.core.networks import adam
 from thorndike.core.off_policy import EpsilonGreedyConfig, OffPolicyLoop, online_and_target
 from thorndike.core.q_heads import q_network
@@ -73,6 +74,10 @@ class DQN(Agent):
         self.buffer, self.schedule, self.checks = self.loop.buffer, self.loop.schedule, self.loop.checks
         self.components = {"q": self.q, "q_target": self.q_target, "optimizer": self.optimizer,
                            **self.loop.components()}
+        # With the run option compile, each gradient step is one captured program (settable before the first
+        # update: ``capture``); the target network's updates stay eager (one fused copy every C steps).
+        self.capture = capture_by_default(self.options.compile, self.device)
+        self.captured_descent = None
 
     # ---- collect -> targets -> update -> log ----------------------------------------------------------------
 
@@ -95,14 +100,24 @@ class DQN(Agent):
                 return double_dqn_target(rewards, discount, self.q(batch["next_obs"]), q_next_target)
             return dqn_target(rewards, discount, q_next_target)
 
-    def gradient_step(self) -> Tensor:
-        """One minibatch step on the (weighted) TD loss; PER priorities from |delta|; returns the loss, detached."""
-        batch, weights = self.loop.sample()
+    def td_losses(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The per-sample TD losses L(Q(s, a; theta) - y) of a minibatch, and |delta| (PER's priorities)."""
         y = self.targets(batch)
         q = self.q(batch["obs"]).gather(-1, batch["actions"].long().unsqueeze(-1)).squeeze(-1)
         td = q - y
         losses = F.smooth_l1_loss(q, y, reduction="none") if self.config.loss == "huber" else td.square()
-        return self.loop.descend(losses, weights, batch, priorities=td.abs())
+        return losses, td.abs()
+
+    def gradient_step(self) -> Tensor:
+        """One minibatch step on the (weighted) TD loss; PER priorities from |delta|; returns the loss, detached.
+        With ``capture``, loss, backward, clip and Adam are one program (:mod:`thorndike.core.capture`)."""
+        batch, weights = self.loop.sample()
+        if self.capture:
+            if self.captured_descent is None:
+                self.captured_descent = self.loop.captured_descent(self.td_losses, "the DQN gradient step")
+            return self.captured_descent(batch, weights)
+        losses, priorities = self.td_losses(batch)
+        return self.loop.descend(losses, weights, batch, priorities=priorities)
 
     def learn(self, total_steps: int) -> DQN:
         """Train until ``total_steps`` env steps (counting all copies) or the run's ``stop_return``: collect, then
