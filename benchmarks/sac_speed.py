@@ -25,6 +25,7 @@ Run it (needs the ``[bench]`` extra for SB3):
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/sac_speed.py                 # 2000 timed steps per contender
     PYTHONPATH=$PWD .venv/bin/python benchmarks/sac_speed.py --steps 100     # a quick end-to-end check
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/sac_speed.py --compile       # + thorndike with compile=True
 
 Output: one line per measurement, then a Markdown table written to ``benchmarks/results/sac_speed.md`` (and the
 rows to ``sac_speed.json``).
@@ -112,8 +113,9 @@ def update_flops(algo: str, hidden: int, batch: int = BATCH, obs_dim: int = OBS_
 # ---- the contenders -------------------------------------------------------------------------------------------------
 
 
-def thorndike_runner(algo: str, hidden: int, run_root: str) -> Callable[[int], None]:
-    """Build thorndike's ``algo`` and return ``learn_more(n)``: n more env steps of learning."""
+def thorndike_runner(algo: str, hidden: int, run_root: str, compile: bool = False) -> Callable[[int], None]:
+    """Build thorndike's ``algo`` and return ``learn_more(n)``: n more env steps of learning. ``compile``: the run
+    option (SAC's whole update one captured program, ``thorndike/core/capture.py``; compiled in the warm-up)."""
     import thorndike as th
 
     fields: dict[str, Any] = dict(hidden_sizes=(hidden, hidden), learning_starts=LEARNING_STARTS, batch_size=BATCH,
@@ -122,7 +124,7 @@ def thorndike_runner(algo: str, hidden: int, run_root: str) -> Callable[[int], N
     if algo == "td3":
         fields |= dict(policy_delay=POLICY_DELAY, action_noise="gaussian", noise_std=0.1)
     agent = th.make(algo, env="Pendulum-v1", seed=0, run_root=run_root, progress=False, tensorboard=False,
-                    pictures=False, **fields)
+                    pictures=False, compile=compile, **fields)
 
     def learn_more(n: int) -> None:
         agent.learn(agent.global_step + n)
@@ -168,10 +170,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 64])
     parser.add_argument("--algos", nargs="+", default=["sac", "td3"], choices=["sac", "td3"])
     parser.add_argument("--no-sb3", action="store_true", help="thorndike only (SB3 not needed)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also run thorndike with compile=True (the captured update; SAC only captures it)")
     parser.add_argument("--tag", default="")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    libraries = {"thorndike": thorndike_runner}
+    libraries: dict[str, Callable[..., Callable[[int], None]]] = {"thorndike": thorndike_runner}
+    if args.compile:
+        libraries["thorndike compile"] = lambda algo, hidden, root: thorndike_runner(algo, hidden, root, compile=True)
     if not args.no_sb3:
         try:
             import stable_baselines3  # noqa: F401
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
                                steps=args.steps, matmul_gflops=now, peak_limit_updates_per_s=gflops * 1e9 / flops,
                                fraction_of_peak_limit=rate * flops / (gflops * 1e9))
                     rows.append(row)
-                    print(f"{library:9s} {algo} {hidden}x{hidden}: {rate:7.1f} steps/s = {rate / limit:5.1%} of the "
+                    print(f"{library:17s} {algo} {hidden}x{hidden}: {rate:7.1f} steps/s = {rate / limit:5.1%} of the "
                           f"limit {limit:.0f} updates/s ({flops / 1e9:.3f} GFLOP/update at {now:.1f} GFLOP/s; "
                           f"{row['fraction_of_peak_limit']:.1%} of the quiet peak's); load {load:.2f}", flush=True)
 
@@ -217,11 +223,11 @@ def main(argv: list[str] | None = None) -> None:
               for r in rows]
     ratios = []
     for r in rows:
-        if r["library"] == "thorndike":
+        if r["library"].startswith("thorndike"):
             other = next((o for o in rows if o["library"] == "sb3" and o["algo"] == r["algo"]
                           and o["hidden"] == r["hidden"]), None)
             if other:
-                ratios.append(f"- {r['algo']} {r['hidden']}x{r['hidden']}: thorndike / SB3 = "
+                ratios.append(f"- {r['algo']} {r['hidden']}x{r['hidden']}: {r['library']} / SB3 = "
                               f"{r['steps_per_s'] / other['steps_per_s']:.2f}")
     lines += ["", *ratios] if ratios else []
     name = f"sac_speed{'_' + args.tag if args.tag else ''}"

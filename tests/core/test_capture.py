@@ -134,7 +134,7 @@ def test_compiled_gae_equals_eager_gae_with_episode_ends_inside() -> None:
 
 
 def test_failed_compile_warns_and_runs_the_step_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken_compile(fn: Any, mode: Any = None, dynamic: Any = None) -> Any:
+    def broken_compile(fn: Any, mode: Any = None, dynamic: Any = None, options: Any = None) -> Any:
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(torch, "compile", broken_compile)
@@ -168,7 +168,7 @@ def test_gradient_step_refuses_optimisers_that_do_not_match_the_modules() -> Non
 def test_the_step_updates_the_state_a_checkpoint_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     """load_state_dict replaces the optimiser's state and groups: the step must update the new ones (eagerly here:
     the bookkeeping is outside the program)."""
-    monkeypatch.setattr(torch, "compile", lambda fn, mode=None, dynamic=None: fn)
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None, dynamic=None, options=None: fn)
     torch.manual_seed(0)
     net = nn.Linear(3, 1)
     optimizer = adam(net.parameters(), lr=0.1)
