@@ -179,7 +179,8 @@ def logged_fields(algo: str, index: int) -> dict[str, Any]:
     raise SystemExit(f"no candidate {index} of {algo} in {LOG}")
 
 
-def search(algo: str, count: int, search_seed: int, seeds: list[int], around: int | None) -> None:
+def search(algo: str, count: int, search_seed: int, seeds: list[int], around: int | None,
+           chosen: list[dict[str, Any]] | None = None) -> None:
     done = load_log()
     # the best median so far (for pruning) counts every full candidate of this algorithm already in the log
     full = {}
@@ -190,7 +191,9 @@ def search(algo: str, count: int, search_seed: int, seeds: list[int], around: in
     base, first = (None, 0) if around is None else (logged_fields(algo, around), 100 * (1 + around))
     with tempfile.TemporaryDirectory(prefix="thorndike-pg-search-") as run_root:
         warm_up(algo, run_root)
-        for index, fields in candidates(algo, count, search_seed, base, first):
+        pool = (candidates(algo, count, search_seed, base, first) if chosen is None else
+                [(900 + i, {**tuned_config(algo, ENV_ID), **fields}) for i, fields in enumerate(chosen)])
+        for index, fields in pool:
             name = key(algo, fields)
             runs = [r for r in done if r["key"] == name and r["phase"] == "search"]
             pruned = False
@@ -244,6 +247,29 @@ def fields_text(fields: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in fields.items())
 
 
+# What the runs of 2026-11-30/12-01 showed (the tables below are generated from the log; this is read from them).
+CONCLUSIONS = """\
+## What came of it (2026-12-01)
+
+- Most of the search ran on a heavily loaded machine (load average 2.5-3.9 on 2 cores): times moved by up to 1.6x
+  between runs of the same config (A2C #0 and #47 differ only in spelling a default: 0.892 s and 0.546 s; #52, the
+  same again, was pruned on time). Steps and the "by 1st / 2nd eval" counts are the steady figures. The machine
+  was quiet for the last runs (VPG #35xx, REINFORCE #90x, the VPG check of #3504 and #3502): their times read low
+  beside the others.
+- VPG: normalised observations, gamma 0.98, lambda 0.9 (#3504) solved all 20 held-out seeds at the first evaluation
+  (median 0.243 s, quiet machine); now the tuned config. On seeds 0-9 (quiet, interleaved, not logged here) it had
+  8/10 at the first evaluation, median 0.281 s, against 0.883 s for the previous config.
+- REINFORCE: #15 (8 episodes, no baseline, gamma 0.95) needs a third of the steps on held-out seeds (median 10.6k
+  against 31.4k) but plays half the samples per lockstep step, so on seeds 0-9 (quiet, interleaved) it took 0.571 s
+  against 0.496 s for the tuned config, and solved 9/10 in pg_learning.py against 10/10: not adopted.
+- A2C: #41 (RMSprop, no clipping, vf_coef 1) took 32.8k steps on held-out seeds against 41k (18/20 both), but held
+  the target at the end in 4/10 pg_learning.py seeds against 8/10: not adopted. No config solved at the first
+  evaluation in more than 3 of 20 held-out seeds.
+- A3C: 8 candidates; on held-out seeds the best (#7, 16 copies per worker, Adam 5e-3) solved 6/20 at the first
+  evaluation (the first iteration boundary past 8,192 steps), median 32k steps.
+"""
+
+
 def report() -> str:
     rows = load_log()
     lines = ["# Random search over the CartPole-v1 configs of the policy-gradient family (time to solve)", "",
@@ -256,7 +282,10 @@ def report() -> str:
              "tuned config as it was when the search ran. Pruned: dropped after 4 runs over "
              f"{PRUNE_FACTOR}x the best median so far.", "",
              "Commands: `PYTHONPATH=$PWD .venv/bin/python benchmarks/pg_config_search.py --algo ALGO --candidates N` "
-             "(search), `... --algo ALGO --check I J K` (held-out seeds 10-29), `... --report` (this file).", ""]
+             "(search), `... --algo ALGO --around I --candidates N` (a second round around candidate I), "
+             "`... --algo ALGO --fields JSON...` (hand-picked candidates, numbered from 900), "
+             "`... --algo ALGO --check I J K` (held-out seeds 10-29), `... --report` (this file).", "",
+             CONCLUSIONS]
     for algo in ALGOS:
         search_rows = [r for r in rows if r["algo"] == algo and r["phase"] == "search"]
         if not search_rows:
@@ -311,6 +340,9 @@ def main() -> None:
     parser.add_argument("--check", type=int, nargs="+", default=None, help="candidate numbers to replay")
     parser.add_argument("--around", type=int, default=None,
                         help="a second round: perturb this candidate (numbered 100 x (1 + it) on)")
+    parser.add_argument("--fields", nargs="+", default=None,
+                        help="hand-picked candidates instead of random ones: JSON objects of fields over the tuned "
+                             "config (numbered from 900)")
     parser.add_argument("--report", action="store_true", help="only rewrite the Markdown from the log")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -320,7 +352,8 @@ def main() -> None:
         if args.check:
             check(args.algo, args.check, args.seeds or list(range(10, 30)))
         else:
-            search(args.algo, args.candidates, args.search_seed, args.seeds or list(range(6)), args.around)
+            chosen = [json.loads(text) for text in args.fields] if args.fields else None
+            search(args.algo, args.candidates, args.search_seed, args.seeds or list(range(6)), args.around, chosen)
     print(report())
 
 
