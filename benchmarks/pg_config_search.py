@@ -264,7 +264,8 @@ CONCLUSIONS = """\
   against 0.496 s for the tuned config, and solved 9/10 in pg_learning.py against 10/10: not adopted.
 - A2C: #41 (RMSprop, no clipping, vf_coef 1) took 32.8k steps on held-out seeds against 41k (18/20 both), but held
   the target at the end in 4/10 pg_learning.py seeds against 8/10: not adopted. No config solved at the first
-  evaluation in more than 3 of 20 held-out seeds.
+  evaluation in more than 3 of 20 held-out seeds; 64 copies (#90x, cheaper per sample, as VPG #3502 showed) needed
+  45k-57k steps.
 - A3C: 8 candidates; on held-out seeds the best (#7, 16 copies per worker, Adam 5e-3) solved 6/20 at the first
   evaluation (the first iteration boundary past 8,192 steps), median 32k steps.
 """
