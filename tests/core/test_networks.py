@@ -42,6 +42,23 @@ def test_mlp_output_shape_and_default_activation():
     assert net(torch.randn(2, 7, 5)).shape == (2, 7, 3)
 
 
+def test_mlp_forward_equals_the_sequential_one_bit_for_bit():
+    # MLP runs each layer's forward directly: the same numbers, values and gradients, as nn.Sequential's call, and
+    # the same state_dict keys (checkpoints of either load into the other).
+    torch.manual_seed(0)
+    for activation in (nn.Tanh, nn.ReLU):
+        net = mlp([4, 32, 32, 2], activation)
+        plain = nn.Sequential(*net)
+        x = torch.randn(16, 4, requires_grad=True)
+        out, ref = net(x), nn.Sequential.forward(plain, x)
+        assert torch.equal(out, ref)
+        (grad,) = torch.autograd.grad(out.square().sum(), x)
+        (ref_grad,) = torch.autograd.grad(ref.square().sum(), x)
+        assert torch.equal(grad, ref_grad)
+        assert list(net.state_dict()) == list(plain.state_dict())
+        assert type(net[:2]) is type(net) and torch.equal(net[:2](x), plain[:2](x))
+
+
 def test_nature_cnn_shapes_and_scaling():
     torch.manual_seed(0)
     net = NatureCNN(in_channels=4, features=512)

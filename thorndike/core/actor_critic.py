@@ -82,19 +82,21 @@ class ActorCritic(nn.Module):
 
     def features(self, obs: Tensor) -> Tensor:
         """Normalised, encoded observations: [N, *storage_shape] -> float32 [N, encoder.out_features]."""
-        return self.encoder(self.normalizer(obs))
+        # Their forward methods directly, as MLP does with its layers: one rollout or evaluation step runs this, and at
+        # classic-control sizes nn.Module's call machinery costs more than the two (often no-op) transforms.
+        return self.encoder.forward(self.normalizer.forward(obs))
 
     def _distribution(self, actor_out: Tensor) -> Categorical | DiagGaussian:
         return Categorical(actor_out) if self.discrete else DiagGaussian(actor_out, self.log_std)
 
     def distribution(self, obs: Tensor) -> Categorical | DiagGaussian:
         """pi(. | obs) for a batch of observations."""
-        return self.distribution_of_normalized(self.normalizer(obs))
+        return self.distribution_of_normalized(self.normalizer.forward(obs))  # .forward: see features
 
     def distribution_of_normalized(self, normalized_obs: Tensor) -> Categorical | DiagGaussian:
         """pi(. | obs) from observations already normalised (by the normaliser's statistics, or ones a compiled
         rollout carries: :class:`thorndike.core.rollout.NativeCollection`)."""
-        return self._distribution(self.actor(self.encoder(normalized_obs)))
+        return self._distribution(self.actor(self.encoder.forward(normalized_obs)))
 
     def value(self, obs: Tensor) -> Tensor:
         """V(obs) [N]."""

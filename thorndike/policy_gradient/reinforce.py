@@ -86,15 +86,18 @@ class REINFORCEConfig:
 
 
 def episode_weights(rewards: Tensor, active: Tensor, gamma: float, returns: str = "reward_to_go",
-                    baseline: Tensor | float | None = None, normalize_weights: bool = False) -> Tensor:
+                    baseline: Tensor | float | None = None, normalize_weights: bool = False,
+                    to_go: Tensor | None = None) -> Tensor:
     """The weight A_t of grad log pi(a_t | s_t) for every step ``[T, N]`` of N whole episodes (0 where not active).
 
     ``rewards`` ``[T, N]`` are 0 after an episode ended (as :class:`~thorndike.core.episodes.Sessions` keeps them).
     ``returns="total"``: R(tau) = sum_t gamma^t r_t at every step of the episode; ``"reward_to_go"``: G_t. Then the
     ``baseline`` (a number, or ``[T, N]`` values b(s_t)) is subtracted, and with ``normalize_weights`` the active
-    weights are standardised together (population std; all equal gives 0, 004 L1118).
+    weights are standardised together (population std; all equal gives 0, 004 L1118). ``to_go``: G_t of these
+    rewards when the caller has it already (a loop over the steps: worth computing once per batch).
     """
-    to_go = reward_to_go(rewards, gamma)  # G_t; the zeros after an episode's end add nothing to its G_t
+    if to_go is None:
+        to_go = reward_to_go(rewards, gamma)  # G_t; the zeros after an episode's end add nothing to its G_t
     weights = to_go if returns == "reward_to_go" else to_go[:1].expand_as(to_go)
     if baseline is not None:
         weights = weights - baseline
@@ -147,16 +150,17 @@ class REINFORCE(Agent):
     def targets(self, sessions: Sessions) -> tuple[Tensor, Tensor]:
         """The weights A_t ``[T, m]`` of the policy step and V's regression targets G_t ``[T, m]``."""
         config = self.config
+        to_go = reward_to_go(sessions.rewards, config.gamma)  # G_t once: the weights and V's targets start from it
         baseline: Tensor | float | None = None
         if config.baseline == "value":
             with torch.no_grad():
                 baseline = self.values(sessions.states).double()
         elif config.baseline == "mean":
-            raw = episode_weights(sessions.rewards, sessions.active, config.gamma, config.returns)
+            raw = episode_weights(sessions.rewards, sessions.active, config.gamma, config.returns, to_go=to_go)
             baseline = raw[sessions.active].mean()
         weights = episode_weights(sessions.rewards, sessions.active, config.gamma, config.returns, baseline,
-                                  config.normalize)
-        return weights, reward_to_go(sessions.rewards, config.gamma)
+                                  config.normalize, to_go=to_go)
+        return weights, to_go
 
     def values(self, states: Tensor) -> Tensor:
         """V(s) for a ``[T, m, ...]`` batch of states -> ``[T, m]``."""

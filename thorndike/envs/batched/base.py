@@ -120,6 +120,8 @@ class BatchedEnv(ABC):
         self._returns = torch.zeros(n_envs, dtype=torch.float64, device=self.device)
         self._started = False
         space = self.single_action_space
+        self._discrete_actions = isinstance(space, gym.spaces.Discrete)
+        self._actions_shape = torch.Size((n_envs,))
         if isinstance(space, gym.spaces.Box):
             # every Box action space here has one bound for all components, so clamp takes plain numbers
             self._action_low, self._action_high = float(space.low.min()), float(space.high.max())
@@ -375,6 +377,9 @@ class BatchedEnv(ABC):
 
     def _prepare_actions(self, actions: Tensor) -> Tensor:
         """Actions on the device in the layout ``_dynamics`` expects; Box actions clipped to the space."""
+        if self._discrete_actions and isinstance(actions, Tensor) and actions.dtype == torch.int64 \
+                and actions.shape == self._actions_shape and actions.device == self.device:
+            return actions  # a policy's actions as they usually come: nothing to convert (checked once per step)
         space = self.single_action_space
         actions = torch.as_tensor(actions, device=self.device)
         shape = (self.n_envs, *space.shape)
