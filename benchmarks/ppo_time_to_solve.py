@@ -492,9 +492,9 @@ def train_time_markdown(summary: dict[str, Any], seeds: list[int], device: str, 
                       f"(largest ratio {max(native):.3f})."]
     compile_s = summary.get("compile_s")
     if compile_s:
-        lines += ["", f"{NATIVE_COMPILED}: torch.compile of the rollout program and the loss took {min(compile_s):.1f}-"
-                  f"{max(compile_s):.1f} s per run, in one untimed iteration before the timed steps (not in the learn "
-                  "seconds above)."]
+        lines += ["", f"{NATIVE_COMPILED}: torch.compile of the rollout programs, GAE and the captured gradient step "
+                  f"took {min(compile_s):.1f}-{max(compile_s):.1f} s per run, in one untimed iteration before the "
+                  "timed steps (not in the learn seconds above)."]
     return lines
 
 
