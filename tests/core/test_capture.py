@@ -6,6 +6,7 @@ of seconds on a small CPU)."""
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ def assert_same_state(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 def eager_then_captured(agent: Any, step: Any, steps: int = 3) -> tuple[dict[str, Any], dict[str, Any]]:
     """The agent's state after ``steps`` calls of ``step()`` eagerly, and after the same calls captured, from the
-    same state (the same minibatches: the generator is restored too)."""
+    same state (the same minibatches: the generator is restored too). The captured calls must really have run
+    compiled: a fall back to eager (which warns) would make the comparison say nothing."""
     start = state_of(agent)
     agent.capture = False
     for _ in range(steps):
@@ -64,8 +66,12 @@ def eager_then_captured(agent: Any, step: Any, steps: int = 3) -> tuple[dict[str
     eager = state_of(agent)
     restore(agent, start)
     agent.capture = True
-    for _ in range(steps):
-        step()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(steps):
+            step()
+    fallbacks = [str(w.message) for w in caught if "eagerly" in str(w.message)]
+    assert not fallbacks, fallbacks
     return eager, state_of(agent)
 
 
