@@ -42,6 +42,7 @@ def test_an_eager_rollout_is_the_envs_own_steps_bit_for_bit(env_class) -> None:
             assert out[name].shape[:2] == (30, 16)
             assert torch.equal(out[name], expected[name]), name
     assert bool(out["done"].any())
+    assert torch.equal(generator.get_state(), replay.get_state())  # the caller's stream moved on as torch.rand's
     assert torch.equal(rolled.state_dict()["generator"], reference.state_dict()["generator"])
     assert torch.equal(rolled.get_state()[0], reference.get_state()[0])
     actions = torch.zeros(16, *rolled.single_action_space.shape, dtype=out["actions"].dtype)
@@ -64,6 +65,24 @@ def test_a_policy_of_the_observation_is_played_inside_the_rollout() -> None:
         obs = reference.step(action)[0]
         assert torch.equal(out["obs"][t], obs)
     assert int(out["done"].sum()) < 8  # the lean policy balances for a while: it really acts on the observation
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_policys_uniform_noise_is_torch_rand_to_the_bit(dtype) -> None:
+    """On the CPU the rollout draws its uniforms as raw bits and converts them inside the program: the noise a
+    policy sees is exactly what torch.rand draws from the same generator, for both float widths, and the generator
+    ends where torch.rand leaves it."""
+    def noise_out(obs: torch.Tensor, uniforms: torch.Tensor, carry: tuple = ()) -> tuple:
+        return (uniforms[:, 0] * 2).to(torch.int64).clamp_max(1), {"noise": uniforms}
+
+    env = CartPole(8, dtype=dtype)
+    env.reset(seed=0)
+    generator, replay = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    out = BatchedRollout(env, 5, policy=noise_out, policy_draws=3)(generator)
+    expected = torch.rand((5, 8, 3), generator=replay, dtype=dtype)
+    assert out["noise"].dtype == dtype
+    assert torch.equal(out["noise"], expected)
+    assert torch.equal(generator.get_state(), replay.get_state())
 
 
 def test_a_compiled_rollout_matches_the_eager_one(recwarn: pytest.WarningsRecorder) -> None:

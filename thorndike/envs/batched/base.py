@@ -28,7 +28,7 @@ from torch import Tensor
 # widths match what ``torch.rand`` uses (24 bits for float32, 53 for float64), so every value k / 2**bits is equally
 # likely. (Filling int32 bits as int64, two per draw, is about a third faster on CPU, but it would change every seed's
 # initial states, and with them the outcomes the learning tests pin at fixed seeds.)
-_UNIFORM_BITS = {torch.float32: (torch.int32, 24), torch.float64: (torch.int64, 53)}
+UNIFORM_BITS = {torch.float32: (torch.int32, 24), torch.float64: (torch.int64, 53)}
 
 # Replicating a row's flag into every byte of a wider integer gives a contiguous [N, width] bool mask in two
 # elementwise ops; ``torch.where`` with the broadcast [N, 1] mask instead runs a scalar inner loop of length
@@ -93,7 +93,7 @@ class BatchedEnv(ABC):
     ):
         if not isinstance(n_envs, int) or n_envs < 1:
             raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
-        if dtype not in _UNIFORM_BITS:
+        if dtype not in UNIFORM_BITS:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         limit = self.default_max_episode_steps if max_episode_steps is None else max_episode_steps
         if limit is not None and (not isinstance(limit, int) or limit < 1):
@@ -163,7 +163,7 @@ class BatchedEnv(ABC):
         dtype, n_envs = self.dtype, self.n_envs
         low = torch.tensor(self.reset_low, dtype=dtype, device=self.device)
         high = torch.tensor(self.reset_high, dtype=dtype, device=self.device)
-        bits_dtype, self._uniform_bits = _UNIFORM_BITS[dtype]
+        bits_dtype, self._uniform_bits = UNIFORM_BITS[dtype]
         self._reset_low = low
         # The 2**-bits of the integer-to-uniform conversion is folded into the width: one op fewer per step.
         self._reset_scale = (high - low) * 2.0**-self._uniform_bits
