@@ -15,6 +15,10 @@ Steps per second (transitions of all copies together) with uniformly random acti
   runs twice, with XLA on every core and pinned to one core, and the better rate per size counts. gymnax is not a
   thorndike dependency: install it in a separate virtual environment, e.g.
   ``python3.11 -m venv /tmp/gymnax-venv && /tmp/gymnax-venv/bin/pip install "jax[cpu]" gymnax six``.
+  That scan sums each step's rewards and keeps nothing else, so XLA stores no per-step outputs; a second gymnax row,
+  "storing transitions", returns each step's observations, actions, rewards, terminations, truncations and final
+  observations stacked ``[T, N]``, as a training rollout does and as the compiled rollout stores its outputs. The
+  issue's goal reads against the first; the second is reported beside it.
 
 Each figure is the best of three timed windows after a warm-up (the machine may be shared; the load average is
 recorded). Every peer draws its random actions inside the timed loop and resets ended episodes. Compilation (the
@@ -58,15 +62,17 @@ SYNC = "Gymnasium SyncVectorEnv"
 ADAPTER = "thorndike GymnasiumVecEnv"
 NUMPY = "Gymnasium CartPoleVectorEnv (NumPy)"
 GYMNAX = "gymnax (jax jit + vmap + scan)"
-PEERS = (NATIVE, COMPILED, GYMNAX, NUMPY, SYNC, ADAPTER)
+GYMNAX_STORING = "gymnax storing transitions"
+PEERS = (NATIVE, COMPILED, GYMNAX, GYMNAX_STORING, NUMPY, SYNC, ADAPTER)
 
-# Run by the gymnax interpreter: argv = [sizes as JSON, transitions per timed call]. Prints one JSON line.
+# Run by the gymnax interpreter: argv = [sizes as JSON, transitions per timed call, "sum" or "store"]. Prints one
+# JSON line.
 GYMNAX_SCRIPT = r"""
 import json, sys, time
 from importlib.metadata import version
 import jax, gymnax
 
-sizes, transitions = json.loads(sys.argv[1]), int(sys.argv[2])
+sizes, transitions, store = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "store"
 env, params = gymnax.make("CartPole-v1")
 
 
@@ -81,10 +87,13 @@ def build(n, length):
             actions = jax.random.randint(action_key, (n,), 0, 2)
             # gymnax's step resets the copies that end (its autoreset), like thorndike's same-step autoreset
             out = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(step_key, n), state, actions, params)
-            return (key, out[1]), out[2].sum()
+            obs, state, reward, terminated, truncated, info = out
+            if store:  # each step's transition, stacked [T, N] by the scan
+                return (key, state), (obs, actions, reward, terminated, truncated, info["final_observation"])
+            return (key, state), reward.sum()
 
-        _, rewards = jax.lax.scan(one_step, (key, state), None, length=length)
-        return rewards.sum()
+        _, outputs = jax.lax.scan(one_step, (key, state), None, length=length)
+        return outputs if store else outputs.sum()
 
     return jax.jit(rollout)
 
@@ -196,11 +205,12 @@ def gymnax_python(option: str | None) -> tuple[str | None, str]:
     return None, f"gymnax peer not run: jax/gymnax cannot be imported by {where}: {reason}"
 
 
-def gymnax_rates(python: str, sizes: list[int], transitions: int,
-                 device: str = "cpu") -> tuple[dict[int, float], dict, dict[int, float], dict[int, str]]:
-    """gymnax's rates per size, and how each was run. On the CPU gymnax runs twice, with XLA free to use every core
-    and pinned to one core (as torch's one thread), and keeps the better rate per size: on this 2-core machine XLA's
-    thread pool made the scan 1.7x slower than one pinned core (4,096 copies: 7.9M against 13.9M steps/s)."""
+def gymnax_rates(python: str, sizes: list[int], transitions: int, device: str = "cpu",
+                 mode: str = "sum") -> tuple[dict[int, float], dict, dict[int, float], dict[int, str]]:
+    """gymnax's rates per size, and how each was run (``mode``: "sum" the rewards, or "store" every transition). On
+    the CPU gymnax runs twice, with XLA free to use every core and pinned to one core (as torch's one thread), and
+    keeps the better rate per size: on this 2-core machine XLA's thread pool made the scan 1.7x slower than one
+    pinned core (4,096 copies: 7.9M against 13.9M steps/s)."""
     platform_name = "cuda" if torch.device(device).type == "cuda" else "cpu"
     settings: list[tuple[str, Callable[[], None] | None]] = [("all cores", None)]
     if platform_name == "cpu" and hasattr(os, "sched_setaffinity"):
@@ -211,7 +221,8 @@ def gymnax_rates(python: str, sizes: list[int], transitions: int,
     how: dict[int, str] = {}
     versions: dict = {}
     for label, pin in settings:
-        out = subprocess.run([python, "-c", GYMNAX_SCRIPT, json.dumps(sizes), str(transitions)], capture_output=True,
+        out = subprocess.run([python, "-c", GYMNAX_SCRIPT, json.dumps(sizes), str(transitions), mode],
+                             capture_output=True,
                              text=True, check=True, env={**os.environ, "JAX_PLATFORMS": platform_name},
                              preexec_fn=pin)
         report = json.loads(out.stdout.strip().splitlines()[-1])
@@ -228,7 +239,8 @@ def fmt(rate: float | None) -> str:
 
 # The ratio columns: (numerator, denominator, heading).
 RATIOS = ((NATIVE, SYNC, "native / SyncVectorEnv"), (NATIVE, GYMNAX, "native / gymnax"),
-          (COMPILED, NUMPY, "compiled / NumPy"), (COMPILED, GYMNAX, "compiled / gymnax"))
+          (COMPILED, NUMPY, "compiled / NumPy"), (COMPILED, GYMNAX, "compiled / gymnax"),
+          (COMPILED, GYMNAX_STORING, "compiled / gymnax storing"))
 
 
 def write_table(path: Path, sizes: list[int], rates: dict[str, dict[int, float]], notes: list[str],
@@ -259,7 +271,7 @@ def write_plot(path: Path, rates: dict[str, dict[int, float]], device: str) -> N
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    for peer, marker in zip(PEERS, "oPsD^v"):
+    for peer, marker in zip(PEERS, "oPsXD^v"):
         if rates.get(peer):
             sizes = sorted(rates[peer])
             ax.plot(sizes, [rates[peer][n] for n in sizes], marker=marker, label=peer)
@@ -308,8 +320,10 @@ def main() -> None:
         notes.append(f"gymnax: {versions['gymnax']} on jax {versions['jax']} ({versions['devices']}); compile time "
                      f"{compile_range} s per size, not counted; on a CPU the better of XLA on all cores and XLA "
                      f"pinned to one core (as torch's one thread) per size ({settings})")
-        for n in sizes:
-            print(f"{GYMNAX:38s} {n:>6,} copies {rates[GYMNAX][n]:>14,.0f} steps/s", flush=True)
+        rates[GYMNAX_STORING], *_ = gymnax_rates(python, sizes, transitions, args.device, mode="store")
+        for peer in (GYMNAX, GYMNAX_STORING):
+            for n in sizes:
+                print(f"{peer:38s} {n:>6,} copies {rates[peer][n]:>14,.0f} steps/s", flush=True)
     rollout_compile_s: dict[int, float] = {}
     for n in sizes if args.rollout_steps > 0 else []:
         rates[COMPILED][n], rollout_compile_s[n] = compiled_rate(n, args.seconds, args.rollout_steps, args.device)

@@ -65,7 +65,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 THROUGHPUT_SCRIPT = Path(__file__).resolve().parent / "env_throughput.py"
 SIZES = (4_096, 65_536, 1_048_576, 4_194_304)
 QUICK_SIZES = (256, 4_096)
-NATIVE_PEER, GYMNAX_PEER = "thorndike native", "gymnax"
+NATIVE_PEER, GYMNAX_PEER = "thorndike native", "gymnax (jax"  # not the "gymnax storing transitions" column
 
 
 # ---- (a) env throughput -----------------------------------------------------------------------------------------
