@@ -26,8 +26,8 @@ from torch import Tensor
 # Uniform draws are built from raw integer bits: reset states are drawn for every copy on every step (see
 # BatchedEnv.step), and torch's CPU generator fills random integers faster than ``uniform_`` fills floats. The mantissa
 # widths match what ``torch.rand`` uses (24 bits for float32, 53 for float64), so every value k / 2**bits is equally
-# likely. (Filling int32 bits as int64, two per draw, is about a third faster on CPU, but it would change every seed's
-# initial states, and with them the outcomes the learning tests pin at fixed seeds.)
+# likely. (Filling the same bits as int64 gives the same numbers once each pair of 32-bit halves is swapped back, and
+# measured only 5-7% faster here: 0.67 against 0.72 ms for 262,144 numbers; not worth the reshuffle.)
 UNIFORM_BITS = {torch.float32: (torch.int32, 24), torch.float64: (torch.int64, 53)}
 
 # Replicating a row's flag into every byte of a wider integer gives a contiguous [N, width] bool mask in two

@@ -10,7 +10,8 @@ before the program runs, in two draws:
 
 - the env's: the raw bits of ``T`` steps' fresh initial states, ``[T, N, D]``, from the env's own generator
   (:meth:`~thorndike.envs.batched.base.BatchedEnv.draw_initial_bits`): the numbers ``T`` calls of ``step`` draw;
-- the policy's: ``T x N x k`` noise values from the caller's generator, uniform in [0, 1) or standard normal,
+- the policy's: ``T x N x k`` noise values from the caller's generator, uniform in [0, 1) (on a CPU drawn as the
+  raw bits ``torch.rand`` takes and converted inside the program: the same numbers) or standard normal,
   ``k = policy_draws`` per copy and step (inverse-CDF sampling of a categorical needs one uniform; a diagonal
   Gaussian one normal per component).
 
