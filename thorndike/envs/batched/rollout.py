@@ -132,11 +132,10 @@ class BatchedRollout:
         env = self.env
         obs = env.observe(state)
         rows: dict[str, list[Tensor]] = {name: [] for name in ROLLOUT_OUTPUTS}
+        if self._noise_bits:  # raw bits -> the uniforms torch.rand makes of them, all T steps at once
+            noise = (noise & ((1 << self._noise_width) - 1)).to(env.dtype) * 2.0**-self._noise_width
         for t in range(self.n_steps):
-            step_noise = noise[t]
-            if self._noise_bits:
-                step_noise = (step_noise & ((1 << self._noise_width) - 1)).to(env.dtype) * 2.0**-self._noise_width
-            actions = self.policy(obs, step_noise, carry)
+            actions = self.policy(obs, noise[t], carry)
             actions, extras = actions if isinstance(actions, tuple) else (actions, {})
             out = env._advance(state, elapsed, returns, env._prepare_actions(actions),
                                env._initial_states_from(bits[t]))
